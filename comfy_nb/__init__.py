@@ -1,0 +1,1 @@
+"""comfy_nb: drive ComfyUI from Jupyter."""

@@ -1,0 +1,86 @@
+"""The ComfyUI wire protocol as typed models: no I/O.
+
+Shared by the client (which speaks it) and the mock server (which answers it), so both read and
+write the same shapes. See ``../shared/reference/comfyui-protocol.md`` for the contract.
+"""
+
+from ._frames import (
+    BinaryEventType,
+    BinaryFrame,
+    PreviewImage,
+    ProgressText,
+    UnknownFrame,
+    decode_binary_frame,
+    encode_preview_image,
+    encode_preview_with_metadata,
+    encode_progress_text,
+)
+from ._messages import (
+    ExecutedMessage,
+    ExecutingMessage,
+    ExecutionCachedMessage,
+    ExecutionErrorMessage,
+    ExecutionInterruptedMessage,
+    ExecutionStartMessage,
+    ExecutionSuccessMessage,
+    FeatureFlagsMessage,
+    NodeProgress,
+    ProgressMessage,
+    ProgressStateMessage,
+    ServerMessage,
+    StatusMessage,
+    UnknownMessage,
+    feature_flags_request,
+    parse_message,
+)
+from ._object_info import WIDGET_TYPES, InputSpec, NodeDef, parse_node_defs
+from ._rest import (
+    FileRef,
+    HistoryEntry,
+    HistoryStatus,
+    PromptResponse,
+    QueueItem,
+    QueueSnapshot,
+    node_errors_to_list,
+    prompt_validation_error,
+)
+
+__all__ = [
+    "WIDGET_TYPES",
+    "BinaryEventType",
+    "BinaryFrame",
+    "ExecutedMessage",
+    "ExecutingMessage",
+    "ExecutionCachedMessage",
+    "ExecutionErrorMessage",
+    "ExecutionInterruptedMessage",
+    "ExecutionStartMessage",
+    "ExecutionSuccessMessage",
+    "FeatureFlagsMessage",
+    "FileRef",
+    "HistoryEntry",
+    "HistoryStatus",
+    "InputSpec",
+    "NodeDef",
+    "NodeProgress",
+    "PreviewImage",
+    "ProgressMessage",
+    "ProgressStateMessage",
+    "ProgressText",
+    "PromptResponse",
+    "QueueItem",
+    "QueueSnapshot",
+    "ServerMessage",
+    "StatusMessage",
+    "UnknownFrame",
+    "UnknownMessage",
+    "decode_binary_frame",
+    "encode_preview_image",
+    "encode_preview_with_metadata",
+    "encode_progress_text",
+    "feature_flags_request",
+    "node_errors_to_list",
+    "parse_node_defs",
+    "parse_message",
+    "prompt_validation_error",
+]

@@ -1,0 +1,124 @@
+"""``GET /object_info`` node definitions, normalised.
+
+The server describes inputs in two combo styles (legacy ``[[options], {...}]`` and V3
+``["COMBO", {"options": [...]}]``); ``InputSpec`` hides the difference. Widget order (what the UI
+stores positionally in ``widgets_values``) follows ``input_order``: required, then optional.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["WIDGET_TYPES", "InputSpec", "NodeDef", "parse_node_defs"]
+
+WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"})
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One input of a node class."""
+
+    name: str
+    type: str
+    """``INT``/``FLOAT``/``STRING``/``BOOLEAN``/``COMBO`` for widgets, else a link type such as ``IMAGE``."""
+    section: str
+    """``required``, ``optional`` or ``hidden``."""
+    options: list[Any] | None = None
+    """Allowed values of a combo (``None`` for other types)."""
+    legacy_combo: bool = False
+    """True for ``[[...], {...}]`` combos, the only ones the server itself checks."""
+    config: dict[str, Any] = field(default_factory=dict)
+    raw: Any = None
+
+    @property
+    def default(self) -> Any:
+        if "default" in self.config:
+            return self.config["default"]
+        if self.options:
+            return self.options[0]
+        return None
+
+    @property
+    def min(self) -> float | None:
+        return self.config.get("min")
+
+    @property
+    def max(self) -> float | None:
+        return self.config.get("max")
+
+    @property
+    def is_widget(self) -> bool:
+        """True when the UI shows this input as a widget (so it has a slot in ``widgets_values``)."""
+        return self.section != "hidden" and self.type in WIDGET_TYPES and not self.config.get("forceInput")
+
+    @property
+    def control_after_generate(self) -> bool:
+        """Seeds and similar inputs get an extra, unsent ``fixed/increment/...`` widget after them."""
+        return bool(self.config.get("control_after_generate"))
+
+    @property
+    def is_link(self) -> bool:
+        return self.section != "hidden" and not self.is_widget
+
+
+@dataclass(frozen=True)
+class NodeDef:
+    """A node class as ``/object_info`` describes it."""
+
+    name: str
+    display_name: str
+    category: str
+    inputs: dict[str, InputSpec]
+    """All inputs, in widget order: required, then optional, then hidden."""
+    output_types: list[str]
+    output_names: list[str]
+    output_node: bool
+
+    @property
+    def widget_inputs(self) -> list[InputSpec]:
+        return [i for i in self.inputs.values() if i.is_widget]
+
+    def input(self, name: str) -> InputSpec | None:
+        return self.inputs.get(name)
+
+    @classmethod
+    def from_wire(cls, name: str, info: dict[str, Any]) -> NodeDef:
+        spec = info.get("input") or {}
+        order = info.get("input_order") or {}
+        inputs: dict[str, InputSpec] = {}
+        for section in ("required", "optional", "hidden"):
+            sect = spec.get(section) or {}
+            names = list(order.get(section) or []) or list(sect)
+            names += [n for n in sect if n not in names]
+            for input_name in names:
+                if input_name in sect:
+                    inputs[input_name] = _input_spec(input_name, section, sect[input_name])
+        return cls(
+            name=name,
+            display_name=info.get("display_name") or name,
+            category=str(info.get("category") or ""),
+            inputs=inputs,
+            output_types=[t if isinstance(t, str) else "COMBO" for t in info.get("output") or []],
+            output_names=list(info.get("output_name") or []),
+            output_node=bool(info.get("output_node")),
+        )
+
+
+def _input_spec(name: str, section: str, raw: Any) -> InputSpec:
+    if section == "hidden":
+        return InputSpec(name=name, type=str(raw[0] if isinstance(raw, list) else raw), section=section, raw=raw)
+    if not isinstance(raw, (list, tuple)) or not raw:
+        return InputSpec(name=name, type="*", section=section, raw=raw)
+    head = raw[0]
+    config = raw[1] if len(raw) > 1 and isinstance(raw[1], dict) else {}
+    if isinstance(head, list):
+        return InputSpec(name, "COMBO", section, list(head), True, config, raw)
+    if head == "COMBO":
+        return InputSpec(name, "COMBO", section, list(config.get("options") or []), False, config, raw)
+    return InputSpec(name=name, type=str(head), section=section, config=config, raw=raw)
+
+
+def parse_node_defs(object_info: dict[str, Any]) -> dict[str, NodeDef]:
+    """Parse a whole ``/object_info`` body."""
+    return {name: NodeDef.from_wire(name, info) for name, info in object_info.items() if isinstance(info, dict)}
