@@ -44,6 +44,7 @@ from ._rest import (
     node_errors_to_list,
     prompt_validation_error,
 )
+from ._validation import PromptCheck, validate_prompt
 
 __all__ = [
     "WIDGET_TYPES",
@@ -67,6 +68,7 @@ __all__ = [
     "ProgressMessage",
     "ProgressStateMessage",
     "ProgressText",
+    "PromptCheck",
     "PromptResponse",
     "QueueItem",
     "QueueSnapshot",
@@ -83,4 +85,5 @@ __all__ = [
     "parse_node_defs",
     "parse_message",
     "prompt_validation_error",
+    "validate_prompt",
 ]
