@@ -92,7 +92,7 @@ class HistoryStatus(_Model):
         """The data of the last status message called ``name``, if any."""
         for event, data in reversed(self.messages):
             if event == name:
-                return data
+                return dict(data)
         return None
 
 

@@ -1,0 +1,39 @@
+"""The async ComfyUI client, its job model and the blocking facade."""
+
+from ._async_client import AsyncComfyClient, PromptBuilder
+from ._job import Job
+from ._models import (
+    DeviceInfo,
+    ErrorInfo,
+    JobState,
+    JobStatus,
+    NodeRef,
+    Output,
+    Preview,
+    QueueEntry,
+    QueueState,
+    ServerCapabilities,
+)
+from ._retry import retry_delay
+from ._sync import BlockingJob, ComfyClient
+from ._tracker import JobTracker
+
+__all__ = [
+    "AsyncComfyClient",
+    "BlockingJob",
+    "ComfyClient",
+    "DeviceInfo",
+    "ErrorInfo",
+    "Job",
+    "JobState",
+    "JobStatus",
+    "JobTracker",
+    "NodeRef",
+    "Output",
+    "Preview",
+    "PromptBuilder",
+    "QueueEntry",
+    "QueueState",
+    "ServerCapabilities",
+    "retry_delay",
+]

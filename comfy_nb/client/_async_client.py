@@ -1,0 +1,1135 @@
+"""``AsyncComfyClient``: one WebSocket and one HTTP connection pool per server.
+
+How a job is followed (see the protocol reference, §14):
+
+1. The socket is opened (with a stable ``clientId``) before the first submit; the prompt id is made
+   here, so events can never arrive for a job the client does not know yet.
+2. Outputs come from ``executed`` messages; a job ends at ``executing {node: null}`` (or at
+   ``execution_error`` / ``execution_interrupted``). History is read only when the socket was lost
+   while the job ran, so a normal job costs exactly one HTTP request (the submit).
+3. When the socket drops, it is reopened with backoff and the same ``clientId``, and every unfinished
+   job is reconciled from ``/queue`` and ``/history``. With no socket at all, or a socket that has been
+   silent for a while, the same reconciliation runs as polling, so no job can hang and no completion
+   is lost. A prompt gone from both queue and history ends ``failed`` (the server restarted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import concurrent.futures
+import io
+import logging
+import os
+import pathlib
+import ssl
+import time
+import uuid
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping
+from typing import Any, Protocol, TypeVar
+from urllib.parse import urlsplit
+
+import httpx
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+from ..errors import (
+    ComfyConnectionError,
+    ComfyError,
+    ComfyTimeout,
+    ConfigError,
+    JobLost,
+    ProtocolError,
+    RequestInfo,
+    ResponseInfo,
+    ServerError,
+    WorkflowError,
+)
+from ..protocol import (
+    ExecutingMessage,
+    ExecutionErrorMessage,
+    ExecutionInterruptedMessage,
+    ExecutionStartMessage,
+    FeatureFlagsMessage,
+    HistoryEntry,
+    NodeDef,
+    PreviewImage,
+    ProgressMessage,
+    ProgressStateMessage,
+    ProgressText,
+    PromptResponse,
+    QueueSnapshot,
+    StatusMessage,
+    UnknownMessage,
+    decode_binary_frame,
+    feature_flags_request,
+    node_errors_to_list,
+    parse_message,
+    parse_node_defs,
+    prompt_validation_error,
+)
+from ._job import Job
+from ._models import (
+    DeviceInfo,
+    JobState,
+    JobStatus,
+    Output,
+    QueueEntry,
+    QueueState,
+    ServerCapabilities,
+)
+from ._retry import is_retryable_status, retry_delay
+from ._tracker import JobTracker
+
+__all__ = ["AsyncComfyClient", "PromptBuilder"]
+
+log = logging.getLogger("comfy_nb")
+
+T = TypeVar("T")
+
+DEFAULT_URL = "http://127.0.0.1:8188"
+_TARGETED_INTERRUPT_SINCE = (0, 3, 60)
+"""``/interrupt {prompt_id}`` landed upstream in 2025 (ComfyUI PR #9607); older servers ignore the body."""
+
+
+class PromptBuilder(Protocol):
+    """What ``submit_task`` needs from a task: an API graph plus the parameters to record."""
+
+    def to_prompt(self, config: Any, node_defs: dict[str, NodeDef]) -> tuple[dict[str, Any], dict[str, Any]]: ...
+
+
+def _split_url(url: str) -> tuple[str, str, tuple[str, str] | None]:
+    """``(http_base, ws_url, basic_auth_from_url)`` for a server URL that may carry a base path."""
+    text = url.strip()
+    if "://" not in text:
+        raise ConfigError(
+            f"server URL {text!r} has no scheme: write it as http://host:port (or https:// behind a proxy)"
+        )
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https"):
+        raise ConfigError(f"server URL {text!r} must start with http:// or https:// (got {parts.scheme}://)")
+    if not parts.hostname:
+        raise ConfigError(f"server URL {text!r} has no host name")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigError(f"server URL {text!r} has an invalid port") from None
+    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    netloc = f"{host}:{port}" if port else host
+    path = parts.path.rstrip("/")
+    auth = (parts.username or "", parts.password or "") if parts.username else None
+    ws_scheme = "wss" if parts.scheme == "https" else "ws"
+    return f"{parts.scheme}://{netloc}{path}", f"{ws_scheme}://{netloc}{path}/ws", auth
+
+
+def _version_tuple(version: str | None) -> tuple[int, ...]:
+    out: list[int] = []
+    for part in (version or "").split("."):
+        digits = "".join(ch for ch in part if ch.isdigit())
+        if not digits:
+            break
+        out.append(int(digits))
+    return tuple(out)
+
+
+def _looks_like_ui_workflow(prompt: Mapping[str, Any]) -> bool:
+    return "nodes" in prompt and "links" in prompt
+
+
+class AsyncComfyClient:
+    """An async client for one ComfyUI server.
+
+    **Parameters**
+
+    * ``url`` – e.g. ``http://127.0.0.1:8188`` or ``https://host/comfy/`` behind a proxy (``wss`` follows).
+    * ``token`` – sent as ``Authorization: Bearer``; or ``username``/``password`` for basic auth; or
+      ``headers`` for anything else. None of them is ever shown in a repr, log line or exception.
+    * ``config`` – a ``ComfyConfig``; explicit arguments win over it.
+    * ``timeout`` – seconds for one HTTP exchange (connect is capped at 10 s); ``max_retries`` for
+      reads on connection errors, 5xx and 429.
+    * ``websocket`` – False to follow jobs by polling only.
+
+    Use ``async with AsyncComfyClient(...) as client`` (or ``await client.connect()`` /
+    ``await client.aclose()``).
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        token: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        config: Any = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        client_id: str | None = None,
+        websocket: bool = True,
+        verify: bool | str | ssl.SSLContext = True,
+        poll_interval: float = 1.0,
+        quiet_poll: float = 5.0,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.config = config
+        if config is not None:
+            url = url or getattr(config, "server_url", None)
+            token = token or _secret(getattr(config, "token", None))
+            username = username or getattr(config, "username", None)
+            password = password or _secret(getattr(config, "password", None))
+            headers = {**dict(getattr(config, "headers", None) or {}), **dict(headers or {})}
+            if timeout is None:
+                timeout = getattr(config, "timeout", None)
+            if max_retries is None:
+                max_retries = getattr(config, "max_retries", None)
+        self.url, self._ws_url, url_auth = _split_url(str(url or os.environ.get("COMFY_URL") or DEFAULT_URL))
+        if token is None and username is None and url_auth is None:
+            token = os.environ.get("COMFY_TOKEN") or None
+        self._headers: dict[str, str] = {k: _secret(v) or "" for k, v in (headers or {}).items()}
+        if token:
+            self._headers["Authorization"] = f"Bearer {token}"
+        elif username is not None or url_auth is not None:
+            user, pw = (username or "", password or "") if username is not None else url_auth or ("", "")
+            raw = base64.b64encode(f"{user}:{pw}".encode()).decode("ascii")
+            self._headers["Authorization"] = f"Basic {raw}"
+        self.timeout = float(timeout) if timeout else 30.0
+        self.max_retries = 3 if max_retries is None else int(max_retries)
+        self.client_id = client_id or uuid.uuid4().hex
+        self._use_ws = websocket
+        self._verify = verify
+        self.poll_interval = poll_interval
+        self.quiet_poll = quiet_poll
+        self._external_http = http_client
+        self._http: httpx.AsyncClient | None = http_client
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ws: ClientConnection | None = None
+        self._ws_task: asyncio.Task[None] | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._ws_connected: asyncio.Event | None = None
+        self._ws_failed: str | None = None
+        self._closing = False
+        self._connect_lock: asyncio.Lock | None = None
+        self._active: dict[str, Job] = {}
+        self._running_pid: str | None = None
+        self._last_event = 0.0
+        self._object_info: dict[str, Any] | None = None
+        self._node_defs: dict[str, NodeDef] | None = None
+        self._capabilities: ServerCapabilities | None = None
+        self._server_flags: dict[str, Any] = {}
+        self.queue_remaining: int | None = None
+        self._queue_listeners: list[Callable[[QueueState], Any]] = []
+        self._queue_refresh: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def __repr__(self) -> str:
+        auth = " auth=***" if "Authorization" in self._headers else ""
+        return f"AsyncComfyClient(url={self.url!r}{auth})"
+
+    async def __aenter__(self) -> AsyncComfyClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    @property
+    def view_url(self) -> str:
+        return f"{self.url}/view"
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
+    @property
+    def connected(self) -> bool:
+        """True while the WebSocket is open."""
+        return self._ws is not None
+
+    def _http_client(self) -> httpx.AsyncClient:
+        if self._http is None:
+            from httpx_aiohttp import HttpxAiohttpClient
+
+            self._http = HttpxAiohttpClient(
+                base_url=self.url,
+                headers=self._headers,
+                timeout=httpx.Timeout(self.timeout, connect=min(10.0, self.timeout)),
+                verify=self._verify,
+                limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+            )
+        return self._http
+
+    async def connect(self) -> None:
+        """Check the server answers and open the WebSocket (idempotent)."""
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+            self._ws_connected = asyncio.Event()
+            self._connect_lock = asyncio.Lock()
+        assert self._connect_lock is not None and self._ws_connected is not None
+        async with self._connect_lock:
+            if self._ws_task is not None or (not self._use_ws and self._supervisor is not None):
+                return
+            self._closing = False
+            self._http_client()
+            if self._use_ws:
+                self._ws_task = asyncio.create_task(self._ws_main(), name="comfy_nb-ws")
+                ready = asyncio.create_task(self._ws_connected.wait())
+                try:
+                    await asyncio.wait_for(asyncio.shield(ready), min(10.0, self.timeout))
+                except asyncio.TimeoutError:
+                    ready.cancel()
+                if not self._ws_connected.is_set():
+                    # No socket: find out whether the server is there at all (clear error if not).
+                    await self._request("GET", "/prompt", retries=0)
+                    log.warning(
+                        "comfy_nb: WebSocket to %s not available (%s); following jobs by polling",
+                        self._ws_url, self._ws_failed or "timed out",
+                    )
+            else:
+                await self._request("GET", "/prompt")
+            self._supervisor = asyncio.create_task(self._supervise(), name="comfy_nb-supervisor")
+
+    async def aclose(self) -> None:
+        """Close the socket and the connection pool; unfinished jobs stay on the server."""
+        self._closing = True
+        tasks = [t for t in (self._ws_task, self._supervisor, self._queue_refresh) if t is not None]
+        tasks += list(self._background)
+        for task in tasks:
+            task.cancel()
+        if self._ws is not None:
+            await self._ws.close()
+        for task in tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        self._ws_task = self._supervisor = self._queue_refresh = None
+        self._ws = None
+        if self._http is not None and self._external_http is None:
+            await self._http.aclose()
+            self._http = None
+
+    def spawn(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Run ``coro`` on this client's event loop from any thread (button handlers, callbacks)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            coro.close()
+            raise ComfyError("the client is not connected: call `await client.connect()` first")
+        return asyncio.run_coroutine_threadsafe(coro, loop)
+
+    def _task(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # ------------------------------------------------------------------ HTTP
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        files: Any = None,
+        data: Any = None,
+        retries: int | None = None,
+        ok: tuple[int, ...] = (200,),
+    ) -> httpx.Response:
+        """One exchange with retries for connection errors, 5xx and 429; errors name the URL."""
+        http = self._http_client()
+        attempts = (self.max_retries if retries is None else retries) + 1
+        url = f"{self.url}{path}"
+        request = RequestInfo(method, url)
+        for attempt in range(attempts):
+            last = attempt == attempts - 1
+            try:
+                response = await http.request(method, url, json=json, params=params, files=files, data=data)
+            except httpx.TimeoutException as exc:
+                if last:
+                    raise ComfyTimeout(
+                        f"{method} {url} timed out after {self.timeout} s ({type(exc).__name__}); the server "
+                        "may be overloaded or a proxy is holding the request: raise `timeout=` or check the server",
+                        request=request,
+                    ) from None
+                await asyncio.sleep(retry_delay(attempt))
+                continue
+            except httpx.TransportError as exc:
+                if last:
+                    raise _connection_error(exc, method, url, request) from None
+                await asyncio.sleep(retry_delay(attempt))
+                continue
+            if response.status_code in ok:
+                return response
+            if is_retryable_status(response.status_code) and not last:
+                await response.aread()
+                await asyncio.sleep(retry_delay(attempt, response.headers))
+                continue
+            await response.aread()
+            raise _status_error(response, method, url, request)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        response = await self._request("GET", path, params=params)
+        return _json_body(response, "GET", f"{self.url}{path}")
+
+    # ------------------------------------------------------------------ server info
+
+    async def system_stats(self) -> dict[str, Any]:
+        body = await self._get_json("/system_stats")
+        if not isinstance(body, dict):
+            raise ServerError(f"GET {self.url}/system_stats did not return a JSON object")
+        return body
+
+    async def object_info(self, refresh: bool = False) -> dict[str, Any]:
+        """Every node definition (cached per client; ``refresh=True`` re-reads it)."""
+        if self._object_info is None or refresh:
+            body = await self._get_json("/object_info")
+            if not isinstance(body, dict):
+                raise ServerError(f"GET {self.url}/object_info did not return a JSON object")
+            self._object_info = body
+            self._node_defs = None
+        return self._object_info
+
+    async def node_defs(self, refresh: bool = False) -> dict[str, NodeDef]:
+        info = await self.object_info(refresh)
+        if self._node_defs is None or refresh:
+            self._node_defs = parse_node_defs(info)
+        return self._node_defs
+
+    async def choices(self, class_type: str, input_name: str) -> list[Any]:
+        """The allowed values of a combo input, e.g. ``choices("KSampler", "sampler_name")``."""
+        defs = await self.node_defs()
+        node = defs.get(class_type)
+        if node is None:
+            raise WorkflowError(f"the server has no node class {class_type!r}")
+        spec = node.input(input_name)
+        if spec is None:
+            raise WorkflowError(
+                f"node class {class_type!r} has no input {input_name!r}; it has: {', '.join(node.inputs)}"
+            )
+        return list(spec.options or [])
+
+    async def models(self, folder: str) -> list[str]:
+        """File names in a model folder (``checkpoints``, ``loras``, ``vae``, ``upscale_models``...)."""
+        response = await self._request("GET", f"/models/{folder}", ok=(200, 404))
+        if response.status_code == 404:
+            folders = await self._get_json("/models")
+            raise ComfyError(f"the server has no model folder {folder!r}; it has: {', '.join(map(str, folders))}")
+        body = _json_body(response, "GET", f"{self.url}/models/{folder}")
+        return [str(x) for x in body] if isinstance(body, list) else []
+
+    async def capabilities(self, refresh: bool = False) -> ServerCapabilities:
+        """Version, devices and what the server supports (previews, jobs API, targeted interrupt)."""
+        if self._capabilities is not None and not refresh:
+            return self._capabilities
+        stats = await self.system_stats()
+        features: dict[str, Any] = {}
+        response = await self._request("GET", "/features", ok=(200, 404), retries=1)
+        if response.status_code == 200:
+            body = _json_body(response, "GET", f"{self.url}/features")
+            features = body if isinstance(body, dict) else {}
+        jobs = await self._request("GET", "/api/jobs", params={"limit": 1}, ok=(200, 400, 404, 405), retries=0)
+        jobs_api = jobs.status_code == 200 and "jobs" in _safe_json(jobs)
+        system = stats.get("system") or {}
+        version = system.get("comfyui_version")
+        self._capabilities = ServerCapabilities(
+            version=version,
+            python_version=system.get("python_version"),
+            pytorch_version=system.get("pytorch_version"),
+            devices=tuple(
+                DeviceInfo(str(d.get("name")), str(d.get("type")), d.get("vram_total"), d.get("vram_free"))
+                for d in stats.get("devices") or []
+                if isinstance(d, dict)
+            ),
+            supports_preview_metadata=bool(features.get("supports_preview_metadata")),
+            max_upload_size=features.get("max_upload_size"),
+            targeted_interrupt=_version_tuple(version) >= _TARGETED_INTERRUPT_SINCE,
+            jobs_api=jobs_api,
+            extra={"features": features, "system": system},
+        )
+        return self._capabilities
+
+    # ------------------------------------------------------------------ submitting
+
+    async def submit(
+        self,
+        prompt: Mapping[str, Any] | Any,
+        *,
+        extra_data: Mapping[str, Any] | None = None,
+        front: bool = False,
+        number: float | None = None,
+        partial_targets: list[str] | None = None,
+        meta: Mapping[str, Any] | None = None,
+        prompt_id: str | None = None,
+    ) -> Job:
+        """Queue an API-format graph and return its ``Job`` at once.
+
+        A graph the server refuses raises ``PromptValidationError`` listing every node, input and reason.
+        A 200 that dropped invalid outputs is never silent: ``job.status.node_errors`` lists them and a
+        warning is logged.
+        """
+        graph = _as_api_graph(prompt)
+        await self.connect()
+        pid = prompt_id or str(uuid.uuid4())
+        body: dict[str, Any] = {"prompt": graph, "client_id": self.client_id, "prompt_id": pid}
+        if extra_data:
+            body["extra_data"] = dict(extra_data)
+        if number is not None:
+            body["number"] = number
+        elif front:
+            body["front"] = True
+        if partial_targets:
+            body["partial_execution_targets"] = list(partial_targets)
+        tracker = JobTracker(pid, prompt=graph, outputs_to_execute=partial_targets, view_url=self.view_url)
+        job = Job(self, tracker, meta)
+        self._active[pid] = job  # before the POST: its events may arrive before the response
+        try:
+            accepted = await self._post_prompt(body, graph, pid)
+        except BaseException:
+            self._active.pop(pid, None)
+            raise
+        if accepted is not None and accepted.node_errors:
+            errors = tuple(node_errors_to_list(accepted.node_errors, graph))
+            if tracker.set_node_errors(errors):
+                job._notify()
+            log.warning(
+                "comfy_nb: prompt %s was queued without its invalid outputs:\n%s",
+                pid, "\n".join(f"  - {e.describe()}" for e in errors),
+            )
+        return job
+
+    async def _post_prompt(self, body: dict[str, Any], graph: dict[str, Any], pid: str) -> PromptResponse | None:
+        """POST /prompt, retried only after checking the server does not already have this prompt id."""
+        url = f"{self.url}/prompt"
+        request = RequestInfo("POST", url)
+        http = self._http_client()
+        for attempt in range(self.max_retries + 1):
+            last = attempt == self.max_retries
+            failure: ComfyError
+            try:
+                response = await http.post(url, json=body)
+            except httpx.TransportError as exc:
+                failure = _connection_error(exc, "POST", url, request)
+                if isinstance(exc, httpx.TimeoutException):
+                    failure = ComfyTimeout(failure.message, request=request)
+            else:
+                if response.status_code == 200:
+                    parsed = _json_body(response, "POST", url)
+                    try:
+                        return PromptResponse.model_validate(parsed)
+                    except Exception:
+                        raise ServerError(
+                            f"POST {url} answered 200 with an unexpected body", request=request,
+                            response=ResponseInfo.from_parts(200, response.content),
+                        ) from None
+                if response.status_code == 400:
+                    raise prompt_validation_error(
+                        _safe_json(response), prompt=graph, request=request,
+                        response=ResponseInfo.from_parts(400, response.content),
+                    )
+                failure = _status_error(response, "POST", url, request)
+                if not is_retryable_status(response.status_code):
+                    raise failure
+            if last:
+                raise failure
+            await asyncio.sleep(retry_delay(attempt))
+            if await self._server_knows(pid):
+                return None  # the first attempt got through; its answer was lost
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _server_knows(self, pid: str) -> bool:
+        try:
+            if pid in await self.queue():
+                return True
+            return await self._history(pid) is not None
+        except ComfyError:
+            return False
+
+    async def submit_task(self, task: PromptBuilder, **kwargs: Any) -> Job:
+        """Build the task's graph (config's workflow for its type, preferred models) and submit it."""
+        defs = await self.node_defs()
+        prompt, meta = task.to_prompt(self.config, defs)
+        return await self.submit(prompt, meta=meta, **kwargs)
+
+    async def run(self, prompt: Mapping[str, Any] | Any, *, timeout: float | None = None, **kwargs: Any) -> list[Output]:
+        """Submit and wait for the outputs in one call."""
+        job = await self.submit(prompt, **kwargs)
+        return await job.result(timeout)
+
+    # ------------------------------------------------------------------ following jobs
+
+    @property
+    def jobs(self) -> dict[str, Job]:
+        """The unfinished jobs this client is following."""
+        return dict(self._active)
+
+    async def _history(self, pid: str) -> HistoryEntry | None:
+        body = await self._get_json(f"/history/{pid}")
+        entry = body.get(pid) if isinstance(body, dict) else None
+        return HistoryEntry.model_validate(entry) if isinstance(entry, dict) else None
+
+    async def history(self, max_items: int | None = None, offset: int | None = None) -> dict[str, HistoryEntry]:
+        params = {k: v for k, v in (("max_items", max_items), ("offset", offset)) if v is not None}
+        body = await self._get_json("/history", params)
+        return {k: HistoryEntry.model_validate(v) for k, v in (body or {}).items() if isinstance(v, dict)}
+
+    async def queue(self) -> QueueState:
+        """The server's queue, pending in run order."""
+        snap = QueueSnapshot.from_wire(await self._get_json("/queue"))
+
+        def entry(item: Any) -> QueueEntry:
+            return QueueEntry(item.prompt_id, item.number, item.client_id, item.client_id == self.client_id)
+
+        return QueueState(tuple(entry(i) for i in snap.running), tuple(entry(i) for i in snap.pending))
+
+    async def status(self, prompt_id: str) -> JobStatus:
+        """The status of any prompt, including ones submitted by other clients."""
+        job = self._active.get(prompt_id)
+        if job is not None:
+            return job.status
+        entry = await self._history(prompt_id)
+        if entry is not None:
+            tracker = JobTracker(prompt_id, prompt=entry.api_prompt, view_url=self.view_url)
+            tracker.gap = True
+            tracker.apply_history(entry)
+            return tracker.status
+        queue = await self.queue()
+        tracker = JobTracker(prompt_id, view_url=self.view_url)
+        if any(e.prompt_id == prompt_id for e in queue.running):
+            tracker.apply(ExecutionStartMessage(prompt_id=prompt_id))
+        elif prompt_id in queue:
+            tracker.set_queue_position(queue.position(prompt_id))
+        else:
+            raise JobLost(prompt_id, f"prompt {prompt_id} is in neither the queue nor the history of {self.url}")
+        return tracker.status
+
+    async def track(self, prompt_id: str) -> Job:
+        """A ``Job`` for a prompt submitted elsewhere, kept up to date by polling."""
+        await self.connect()
+        job = self._active.get(prompt_id)
+        if job is not None:
+            return job
+        status = await self.status(prompt_id)
+        tracker = JobTracker(prompt_id, view_url=self.view_url)
+        tracker.status = status
+        job = Job(self, tracker)
+        job.foreign = True
+        if not status.terminal:
+            self._active[prompt_id] = job
+        else:
+            job._done.set()
+        return job
+
+    async def watch(self, prompt_id: str) -> AsyncGenerator[JobStatus, None]:
+        """Each new status of a prompt until it ends."""
+        job = self._active.get(prompt_id) or await self.track(prompt_id)
+        async for status in job.updates():
+            yield status
+
+    # ------------------------------------------------------------------ cancelling and the queue
+
+    async def cancel(self, prompt_id: str) -> bool:
+        """Cancel one prompt: removed if pending, interrupted if running. Never touches another prompt.
+
+        Returns True when this call cancelled it (False if it had already finished or is unknown).
+        """
+        job = self._active.get(prompt_id)
+        if job is not None and job.done:
+            return False
+        caps = await self.capabilities()
+        if caps.jobs_api:
+            response = await self._request("POST", f"/api/jobs/{prompt_id}/cancel", ok=(200, 404, 409))
+            if response.status_code == 200:
+                return await self._confirm_cancelled(prompt_id, job)
+            return False
+        queue = await self.queue()
+        if prompt_id in {e.prompt_id for e in queue.pending}:
+            await self._request("POST", "/queue", json={"delete": [prompt_id]})
+            queue = await self.queue()
+            if prompt_id not in queue:
+                if job is not None and await self._history(prompt_id) is None and job._tracker.cancel():
+                    job._notify()
+                    self._forget(job)
+                    return True
+                return job is None
+        if any(e.prompt_id == prompt_id for e in queue.running):
+            # The targeted form only hits this prompt; on older servers a bare interrupt is sent only
+            # after seeing that this prompt is the one running (a small window remains; see README).
+            body = {"prompt_id": prompt_id} if caps.targeted_interrupt else {}
+            await self._request("POST", "/interrupt", json=body)
+            return await self._confirm_cancelled(prompt_id, job)
+        return False
+
+    async def _confirm_cancelled(self, prompt_id: str, job: Job | None) -> bool:
+        if job is None:
+            return True
+        try:
+            status = await job.wait(timeout=max(10.0, self.timeout))
+        except ComfyTimeout:
+            return False
+        return status.state is JobState.CANCELLED
+
+    async def clear_queue(self, *, mine_only: bool = False) -> int:
+        """Remove pending prompts (all, or only this client's); returns how many were removed."""
+        queue = await self.queue()
+        ids = [e.prompt_id for e in queue.pending if e.mine or not mine_only]
+        if not ids:
+            return 0
+        await self._request("POST", "/queue", json={"delete": ids})
+        after = await self.queue()
+        removed = [pid for pid in ids if pid not in after]
+        for pid in removed:
+            job = self._active.get(pid)
+            if job is not None and job._tracker.cancel():
+                job._notify()
+                self._forget(job)
+        return len(removed)
+
+    async def interrupt(self) -> None:
+        """Global interrupt of whatever runs now (any client's prompt); prefer ``cancel(prompt_id)``."""
+        await self._request("POST", "/interrupt", json={})
+
+    def on_queue_change(self, callback: Callable[[QueueState], Any]) -> Callable[[], None]:
+        """Call ``callback(QueueState)`` whenever the server's queue changes (pushed by the socket)."""
+        self._queue_listeners.append(callback)
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._schedule_queue_refresh)
+
+        def unsubscribe() -> None:
+            try:
+                self._queue_listeners.remove(callback)
+            except ValueError:
+                pass
+
+        return unsubscribe
+
+    def _schedule_queue_refresh(self) -> None:
+        if self._loop is None or (self._queue_refresh is not None and not self._queue_refresh.done()):
+            return
+        if not self._queue_listeners and not any(
+            j.status.state is JobState.QUEUED for j in self._active.values()
+        ):
+            return
+        self._queue_refresh = asyncio.ensure_future(self._refresh_queue())
+
+    async def _refresh_queue(self) -> None:
+        """Re-read ``/queue`` after a burst of status messages (at most a few times a second)."""
+        await asyncio.sleep(0.05)  # coalesce a burst of status broadcasts into one read
+        try:
+            state = await self.queue()
+        except ComfyError as exc:
+            log.debug("comfy_nb: queue refresh failed: %s", exc)
+            return
+        for job in list(self._active.values()):
+            if job._tracker.set_queue_position(state.position(job.prompt_id)):
+                job._notify()
+        for listener in tuple(self._queue_listeners):
+            try:
+                listener(state)
+            except Exception:
+                log.exception("queue listener raised")
+        await asyncio.sleep(0.2)  # rate limit: the next refresh starts no sooner
+
+    # ------------------------------------------------------------------ files
+
+    async def upload_image(
+        self,
+        image: Any,
+        *,
+        name: str | None = None,
+        subfolder: str = "",
+        overwrite: bool = False,
+        type: str = "input",
+        mask_for: Output | str | None = None,
+    ) -> str:
+        """Upload a path, bytes, PIL image or NumPy array; returns the name ``LoadImage`` takes.
+
+        The server may rename the file (``name (1).png``) when another file has that name: always use
+        the returned value. With ``mask_for`` (an uploaded image), the upload's alpha becomes its mask.
+        """
+        data, filename, mime = _image_bytes(image, name)
+        caps = self._capabilities
+        if caps is not None and caps.max_upload_size and len(data) > caps.max_upload_size:
+            raise ComfyError(
+                f"{filename} is {len(data)} bytes, over the server's upload limit of {caps.max_upload_size} bytes "
+                "(ComfyUI's --max-upload-size, in MB): send a smaller file or raise the limit"
+            )
+        form: dict[str, str] = {"type": type, "subfolder": subfolder, "overwrite": "true" if overwrite else "false"}
+        path = "/upload/image"
+        if mask_for is not None:
+            ref = mask_for.view_params() if isinstance(mask_for, Output) else _ref_from_name(mask_for)
+            import json as _json
+
+            form["original_ref"] = _json.dumps(ref)
+            path = "/upload/mask"
+        response = await self._request(
+            "POST", path, files={"image": (filename, data, mime)}, data=form, ok=(200,), retries=1
+        )
+        body = _json_body(response, "POST", f"{self.url}{path}")
+        if not isinstance(body, dict) or "name" not in body:
+            raise ServerError(f"POST {self.url}{path} did not return the stored name")
+        sub = str(body.get("subfolder") or "")
+        return f"{sub}/{body['name']}" if sub else str(body["name"])
+
+    async def download(self, output: Output, *, preview: str | None = None) -> bytes:
+        """The bytes of an output file (``preview="webp;60"`` asks the server for a small re-encode)."""
+        if not output.is_file:
+            return (output.text or "").encode("utf-8")
+        params = output.view_params()
+        if preview:
+            params["preview"] = preview
+        response = await self._request("GET", "/view", params=params)
+        return response.content
+
+    async def load_image(self, output: Output) -> Any:
+        """An output as a ``PIL.Image`` (fully loaded)."""
+        from PIL import Image
+
+        image = Image.open(io.BytesIO(await self.download(output)))
+        image.load()
+        return image
+
+    async def save_output(self, output: Output, directory: str | os.PathLike[str]) -> pathlib.Path:
+        """Save an output under ``directory`` (its subfolder kept); never writes outside it."""
+        root = pathlib.Path(directory).resolve()
+        target = _safe_target(root, output)
+        data = await self.download(output)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        return target
+
+    # ------------------------------------------------------------------ the socket
+
+    async def _ws_main(self) -> None:
+        assert self._ws_connected is not None
+        attempt = 0
+        url = f"{self._ws_url}?clientId={self.client_id}"
+        while not self._closing:
+            try:
+                async with websockets.connect(
+                    url,
+                    additional_headers=self._headers or None,
+                    max_size=None,
+                    open_timeout=min(10.0, self.timeout),
+                    compression=None,
+                    ping_interval=20,
+                    ping_timeout=20,
+                    ssl=self._ssl_context(),
+                    user_agent_header="comfy_nb",
+                ) as ws:
+                    await ws.send(feature_flags_request())
+                    self._ws = ws
+                    self._ws_failed = None
+                    reconnected = attempt > 0 or any(j._tracker.gap for j in self._active.values())
+                    attempt = 0
+                    self._ws_connected.set()
+                    if reconnected:
+                        self._task(self._reconcile("socket reconnected"))
+                    async for frame in ws:
+                        self._on_frame(frame)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # any socket failure: note it, back off, reconnect
+                self._ws_failed = _describe_ws_failure(exc)
+                log.debug("comfy_nb: WebSocket %s: %s", self._ws_url, self._ws_failed)
+            finally:
+                self._ws = None
+                self._ws_connected.clear()
+            if self.closing:
+                return
+            for job in self._active.values():
+                job._tracker.gap = True
+            await asyncio.sleep(retry_delay(min(attempt, 5), base=0.2, cap=5.0))
+            attempt += 1
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        if not self._ws_url.startswith("wss://"):
+            return None
+        if isinstance(self._verify, ssl.SSLContext):
+            return self._verify
+        if self._verify is False:
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            return ctx
+        if isinstance(self._verify, str):
+            return ssl.create_default_context(cafile=self._verify)
+        return ssl.create_default_context()
+
+    def _on_frame(self, frame: str | bytes) -> None:
+        if isinstance(frame, bytes):
+            self._on_binary(frame)
+            return
+        try:
+            msg = parse_message(frame)
+        except ProtocolError as exc:
+            log.debug("comfy_nb: ignored a malformed message: %s", exc)
+            return
+        if isinstance(msg, StatusMessage):
+            self.queue_remaining = msg.queue_remaining
+            self._schedule_queue_refresh()
+            return
+        if isinstance(msg, UnknownMessage):
+            return
+        if isinstance(msg, FeatureFlagsMessage):
+            self._server_flags = dict(msg.flags)
+            return
+        pid = msg.prompt_id
+        if isinstance(msg, (ExecutionStartMessage, ProgressMessage, ProgressStateMessage)):
+            self._running_pid = pid  # unlabelled previews (binary event 1) belong to this prompt
+        elif isinstance(msg, ExecutingMessage):
+            if pid is None:  # the replay a reconnect gets: it is about the running prompt
+                pid = self._running_pid
+            elif msg.node is None and pid == self._running_pid:
+                self._running_pid = None
+        job = self._active.get(pid) if pid is not None else None
+        if job is None:
+            return
+        self._last_event = time.monotonic()
+        tracker = job._tracker
+        terminal = isinstance(msg, (ExecutionErrorMessage, ExecutionInterruptedMessage)) or (
+            isinstance(msg, ExecutingMessage) and msg.node is None and msg.prompt_id is not None
+        )
+        if terminal and tracker.gap and not isinstance(msg, (ExecutionErrorMessage, ExecutionInterruptedMessage)):
+            self._task(self._finish_from_history(job))
+            return
+        if tracker.apply(msg):
+            job._notify()
+        if terminal and job.done:
+            self._forget(job)
+
+    def _on_binary(self, frame: bytes) -> None:
+        try:
+            decoded = decode_binary_frame(frame)
+        except ProtocolError as exc:
+            log.debug("comfy_nb: ignored a malformed binary frame: %s", exc)
+            return
+        if isinstance(decoded, PreviewImage):
+            job = self._active.get(decoded.prompt_id or self._running_pid or "")
+            if job is not None and job._tracker.apply_preview(decoded):
+                self._last_event = time.monotonic()
+                job._notify()
+        elif isinstance(decoded, ProgressText):
+            job = self._active.get(self._running_pid or "")
+            if job is not None and job._tracker.apply_text(decoded):
+                job._notify()
+
+    def _forget(self, job: Job) -> None:
+        self._active.pop(job.prompt_id, None)
+
+    async def _finish_from_history(self, job: Job) -> None:
+        """A job ended while messages may have been missed: its outputs come from history."""
+        for attempt in range(self.max_retries + 3):
+            try:
+                entry = await self._history(job.prompt_id)
+            except ComfyError as exc:
+                log.debug("comfy_nb: history of %s: %s", job.prompt_id, exc)
+                entry = None
+            if entry is not None:
+                job._tracker.gap = True
+                if job._tracker.apply_history(entry):
+                    job._notify()
+                if job.done:
+                    self._forget(job)
+                    return
+            await asyncio.sleep(retry_delay(attempt))
+        # Still nothing after retries: the supervisor's reconciliation takes over.
+
+    # ------------------------------------------------------------------ reconciliation
+
+    async def _supervise(self) -> None:
+        """Poll ``/queue`` and ``/history`` when the socket cannot be trusted to tell us everything."""
+        while not self._closing:
+            await asyncio.sleep(self.poll_interval)
+            unfinished = [j for j in self._active.values() if not j.done]
+            if not unfinished:
+                continue
+            quiet = time.monotonic() - self._last_event
+            if self._ws is None:
+                await self._reconcile("no socket")
+            elif any(j.foreign for j in unfinished) or quiet >= self.quiet_poll:
+                await self._reconcile("socket quiet")
+
+    async def _reconcile(self, reason: str) -> None:
+        unfinished = [j for j in self._active.values() if not j.done]
+        if not unfinished:
+            return
+        try:
+            queue = await self.queue()
+        except ComfyError as exc:
+            log.debug("comfy_nb: reconcile (%s) could not read the queue: %s", reason, exc)
+            return
+        running = {e.prompt_id for e in queue.running}
+        pending = {e.prompt_id for e in queue.pending}
+        for job in unfinished:
+            pid = job.prompt_id
+            if pid in running:
+                job.vanished = 0
+                if job.status.state is JobState.QUEUED and job._tracker.apply(ExecutionStartMessage(prompt_id=pid)):
+                    job._notify()
+                continue
+            if pid in pending:
+                job.vanished = 0
+                if job._tracker.set_queue_position(queue.position(pid)):
+                    job._notify()
+                continue
+            try:
+                entry = await self._history(pid)
+            except ComfyError:
+                continue
+            if entry is not None:
+                job._tracker.gap = True
+                if job._tracker.apply_history(entry):
+                    job._notify()
+                if job.done:
+                    self._forget(job)
+                continue
+            job.vanished += 1
+            if job.vanished >= 2:  # seen missing twice: not a history write in flight
+                if job._tracker.fail(
+                    f"prompt {pid} vanished from the queue and history of {self.url}: the server was probably "
+                    "restarted (it keeps both in memory), or another client deleted it. Submit it again."
+                ):
+                    job._notify()
+                self._forget(job)
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _secret(value: Any) -> str | None:
+    if value is None:
+        return None
+    getter = getattr(value, "get_secret_value", None)
+    return str(getter()) if callable(getter) else str(value)
+
+
+def _as_api_graph(prompt: Any) -> dict[str, Any]:
+    to_api = getattr(prompt, "to_api", None)
+    if callable(to_api):
+        prompt = to_api()
+    if not isinstance(prompt, Mapping):
+        raise WorkflowError(f"a prompt must be an API-format graph (a dict of nodes), not {type(prompt).__name__}")
+    if _looks_like_ui_workflow(prompt):
+        raise WorkflowError(
+            "this is a UI-format workflow (it has 'nodes' and 'links'); convert it first with "
+            "Workflow.from_ui(workflow, await client.object_info()), or save it from ComfyUI with "
+            "'Export (API)'"
+        )
+    graph: dict[str, Any] = {}
+    for node_id, node in prompt.items():
+        if not isinstance(node, Mapping) or "class_type" not in node:
+            raise WorkflowError(
+                f"node {node_id!r} is not an API-format node: each node needs 'class_type' and 'inputs'"
+            )
+        graph[str(node_id)] = dict(node)
+    return graph
+
+
+def _describe_ws_failure(exc: BaseException) -> str:
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if status == 403:
+        return "403 Forbidden on the WebSocket upgrade (an Origin or auth check refused it)"
+    if status in (401, 407):
+        return f"{status} on the WebSocket upgrade: check the token or password"
+    if status is not None:
+        return f"HTTP {status} on the WebSocket upgrade"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _connection_error(exc: BaseException, method: str, url: str, request: RequestInfo) -> ComfyConnectionError:
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ssl.SSLError):
+            return ComfyConnectionError(
+                f"TLS handshake with {url} failed ({cause.__class__.__name__}: {cause}). For a self-signed "
+                "certificate pass verify='path/to/ca.pem' (or verify=False on a trusted network)",
+                request=request,
+            )
+        cause = cause.__cause__ or cause.__context__
+    return ComfyConnectionError(
+        f"cannot reach ComfyUI at {url} ({type(exc).__name__}: {exc or 'connection failed'}). Check that the "
+        "server is running, that the host and port are right (ComfyUI listens on 8188 by default) and that "
+        "no proxy or firewall is in the way",
+        request=request,
+    )
+
+
+def _status_error(response: httpx.Response, method: str, url: str, request: RequestInfo) -> ServerError:
+    info = ResponseInfo.from_parts(response.status_code, response.content)
+    hint = ""
+    if response.status_code in (401, 403):
+        hint = ": check the token, user name and password (or the proxy's auth)"
+    elif response.status_code == 404:
+        hint = ": is the URL's base path right? (a proxy may serve ComfyUI under a prefix)"
+    elif response.status_code == 413:
+        hint = f": the body is over the server's upload limit ({info.body.strip()})"
+    return ServerError(f"{method} {url} answered {response.status_code}{hint}", request=request, response=info)
+
+
+def _json_body(response: httpx.Response, method: str, url: str) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise ServerError(
+            f"{method} {url} did not answer JSON (is this a ComfyUI server?)",
+            request=RequestInfo(method, url),
+            response=ResponseInfo.from_parts(response.status_code, response.content),
+        ) from None
+
+
+def _safe_json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return {}
+
+
+def _ref_from_name(name: str) -> dict[str, str]:
+    sub, _, base = name.rpartition("/")
+    return {"filename": base, "subfolder": sub, "type": "input"}
+
+
+def _safe_target(root: pathlib.Path, output: Output) -> pathlib.Path:
+    parts = [p for p in output.subfolder.replace("\\", "/").split("/") if p not in ("", ".")]
+    name = os.path.basename(output.filename.replace("\\", "/"))
+    if not name or name in (".", "..") or ".." in parts:
+        raise ComfyError(f"refusing to save {output.path!r}: its name would leave {root}")
+    target = root.joinpath(*parts, name).resolve()
+    if root != target and root not in target.parents:
+        raise ComfyError(f"refusing to save {output.path!r}: its name would leave {root}")
+    return target
+
+
+def _image_bytes(image: Any, name: str | None) -> tuple[bytes, str, str]:
+    """Bytes, a file name and a MIME type for anything that can be uploaded."""
+    if isinstance(image, (str, os.PathLike)):
+        path = pathlib.Path(image)
+        if not path.is_file():
+            raise ComfyError(f"cannot upload {str(path)!r}: no such file")
+        return path.read_bytes(), name or path.name, _mime_for(path.name)
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return bytes(image), name or "upload.png", _mime_for(name or "upload.png")
+    if type(image).__module__.startswith("numpy"):
+        from PIL import Image
+
+        import numpy as np
+
+        array = np.asarray(image)
+        if array.dtype != np.uint8:
+            scale = 255.0 if array.size and float(array.max()) <= 1.0 else 1.0
+            array = np.clip(array * scale, 0, 255).astype(np.uint8)
+        image = Image.fromarray(array)
+    if hasattr(image, "save") and hasattr(image, "mode"):
+        buf = io.BytesIO()
+        image.save(buf, format="PNG")
+        return buf.getvalue(), name or "upload.png", "image/png"
+    raise ComfyError(f"cannot upload a {type(image).__name__}: give a path, bytes, a PIL image or a NumPy array")
+
+
+def _mime_for(filename: str) -> str:
+    import mimetypes
+
+    return mimetypes.guess_type(filename)[0] or "application/octet-stream"

@@ -1,0 +1,70 @@
+"""The one event-loop thread the library owns, for the blocking facade.
+
+No global asyncio patching: blocking calls hand their coroutine to this loop and wait for the
+answer, so they work the same in a script, in pytest and inside a running Jupyter cell.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+__all__ = ["library_loop", "on_library_thread", "run_sync"]
+
+T = TypeVar("T")
+
+_lock = threading.Lock()
+_loop: asyncio.AbstractEventLoop | None = None
+_thread: threading.Thread | None = None
+
+
+def library_loop() -> asyncio.AbstractEventLoop:
+    """The library's background loop, started on first use and stopped at interpreter exit."""
+    global _loop, _thread
+    with _lock:
+        if _loop is None or _loop.is_closed() or _thread is None or not _thread.is_alive():
+            loop = asyncio.new_event_loop()
+            ready = threading.Event()
+
+            def run() -> None:
+                asyncio.set_event_loop(loop)
+                loop.call_soon(ready.set)
+                loop.run_forever()
+
+            thread = threading.Thread(target=run, name="comfy_nb-loop", daemon=True)
+            thread.start()
+            ready.wait()
+            _loop, _thread = loop, thread
+        return _loop
+
+
+def on_library_thread() -> bool:
+    return _thread is not None and threading.current_thread() is _thread
+
+
+def run_sync(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+    """Run ``coro`` on the library loop and block until it is done."""
+    if on_library_thread():
+        coro.close()
+        raise RuntimeError(
+            "a blocking comfy_nb call was made from the library's own event loop (inside a job callback?); "
+            "use the async client and `await` there instead"
+        )
+    future = asyncio.run_coroutine_threadsafe(coro, library_loop())
+    try:
+        return future.result(timeout)
+    except KeyboardInterrupt:
+        future.cancel()
+        raise
+
+
+def _shutdown() -> None:
+    loop = _loop
+    if loop is not None and not loop.is_closed():
+        loop.call_soon_threadsafe(loop.stop)
+
+
+atexit.register(_shutdown)

@@ -1,0 +1,315 @@
+"""The job state machine: protocol messages in, ``JobStatus`` snapshots out. No I/O.
+
+Kept pure so every captured trace can be replayed through it in unit tests. The rules follow the
+protocol reference: a prompt is over at ``executing {node: null}`` for its id (or at
+``execution_error`` / ``execution_interrupted``); cached nodes count as done; ``executing`` is not
+counted (cached nodes send none); progress never goes backwards and is 100 only when completed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Any
+
+from ..errors import NodeInputError
+from ..protocol import (
+    ExecutedMessage,
+    ExecutingMessage,
+    ExecutionCachedMessage,
+    ExecutionErrorMessage,
+    ExecutionInterruptedMessage,
+    ExecutionStartMessage,
+    ExecutionSuccessMessage,
+    HistoryEntry,
+    PreviewImage,
+    ProgressMessage,
+    ProgressStateMessage,
+    ProgressText,
+    ServerMessage,
+)
+from ._models import ErrorInfo, JobState, JobStatus, NodeRef, Output, Preview, outputs_from_ui
+
+__all__ = ["JobTracker", "nodes_to_run"]
+
+_RUNNING_CAP = 99.0
+
+
+def _links(inputs: Any) -> list[str]:
+    if not isinstance(inputs, dict):
+        return []
+    return [str(v[0]) for v in inputs.values() if isinstance(v, list) and len(v) == 2 and isinstance(v[1], int)]
+
+
+def nodes_to_run(
+    prompt: dict[str, Any], outputs: list[str] | None = None, dropped_outputs: set[str] | None = None
+) -> set[str]:
+    """The nodes a prompt will execute: ancestors of its outputs.
+
+    When the output list is not known, the graph's sinks stand in for it (output nodes are sinks),
+    minus outputs the server dropped as invalid.
+    """
+    if outputs is None:
+        consumed = {src for node in prompt.values() if isinstance(node, dict) for src in _links(node.get("inputs"))}
+        outputs = [nid for nid in prompt if nid not in consumed]
+    wanted = [o for o in outputs if o not in (dropped_outputs or set())]
+    seen: set[str] = set()
+    stack = list(wanted)
+    while stack:
+        nid = stack.pop()
+        if nid in seen or nid not in prompt:
+            continue
+        seen.add(nid)
+        node = prompt[nid]
+        if isinstance(node, dict):
+            stack.extend(_links(node.get("inputs")))
+    return seen
+
+
+class JobTracker:
+    """Follows one prompt. ``apply*`` methods return True when the status changed."""
+
+    __slots__ = (
+        "_done",
+        "_fractions",
+        "_interrupted",
+        "_outputs",
+        "_prompt",
+        "_success",
+        "_to_run",
+        "_view_url",
+        "gap",
+        "status",
+    )
+
+    def __init__(
+        self,
+        prompt_id: str,
+        *,
+        prompt: dict[str, Any] | None = None,
+        outputs_to_execute: list[str] | None = None,
+        node_errors: tuple[NodeInputError, ...] = (),
+        view_url: str = "/view",
+        queued_at: float | None = None,
+    ) -> None:
+        self._prompt: dict[str, Any] = prompt or {}
+        dropped = {o for e in node_errors for o in e.dependent_outputs}
+        self._to_run = nodes_to_run(self._prompt, outputs_to_execute, dropped) if self._prompt else set()
+        self._done: set[str] = set()
+        self._fractions: dict[str, float] = {}
+        self._outputs: dict[str, list[Output]] = {}
+        self._view_url = view_url
+        self._success = False
+        self._interrupted = False
+        self.gap = False
+        """True when messages may have been missed (socket lost): outputs must come from history."""
+        self.status = JobStatus(
+            prompt_id=prompt_id,
+            total_nodes=len(self._to_run),
+            node_errors=node_errors,
+            queued_at=queued_at if queued_at is not None else time.time(),
+        )
+
+    @property
+    def prompt_id(self) -> str:
+        return self.status.prompt_id
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _node_ref(self, node_id: str) -> NodeRef:
+        node = self._prompt.get(node_id)
+        if not isinstance(node, dict):
+            return NodeRef(node_id)
+        meta = node.get("_meta")
+        title = meta.get("title") if isinstance(meta, dict) else None
+        return NodeRef(node_id, node.get("class_type"), title)
+
+    def _mark_done(self, node_id: str | None) -> None:
+        if node_id is None:
+            return
+        self._done.add(node_id)
+        self._fractions.pop(node_id, None)
+        if node_id not in self._to_run and self._prompt and node_id in self._prompt:
+            self._to_run.add(node_id)
+
+    def _progress(self) -> float:
+        total = len(self._to_run) or max(len(self._done), 1)
+        done = len(self._done & self._to_run) if self._to_run else len(self._done)
+        frac = sum(self._fractions.values())
+        value = min(_RUNNING_CAP, 100.0 * (done + frac) / total)
+        return max(self.status.progress, value)
+
+    def _update(self, **changes: Any) -> bool:
+        if self.status.terminal:
+            return False
+        if "progress" not in changes:
+            changes["progress"] = self._progress()
+        changes.setdefault("completed_nodes", len(self._done & self._to_run) if self._to_run else len(self._done))
+        changes.setdefault("total_nodes", len(self._to_run))
+        new = replace(self.status, **changes)
+        if new == self.status:
+            return False
+        self.status = new
+        return True
+
+    def _outputs_tuple(self) -> tuple[Output, ...]:
+        return tuple(o for outs in self._outputs.values() for o in outs)
+
+    def _finish(self, state: JobState, *, timestamp: int | None = None, error: ErrorInfo | None = None) -> bool:
+        if self.status.terminal:
+            return False
+        finished = timestamp / 1000.0 if timestamp else time.time()
+        completed = state is JobState.COMPLETED
+        if completed:
+            self._done |= self._to_run
+        self.status = replace(
+            self.status,
+            state=state,
+            queue_position=None,
+            progress=100.0 if completed else self._progress(),
+            completed_nodes=len(self._done & self._to_run) if self._to_run else len(self._done),
+            total_nodes=len(self._to_run),
+            current_node=None if completed else self.status.current_node,
+            step=None if completed else self.status.step,
+            steps=None if completed else self.status.steps,
+            outputs=self._outputs_tuple(),
+            error=error,
+            finished_at=finished,
+            started_at=self.status.started_at or (finished if completed else None),
+        )
+        return True
+
+    def _start(self, timestamp: int | None) -> dict[str, Any]:
+        changes: dict[str, Any] = {"state": JobState.RUNNING, "queue_position": None}
+        if self.status.started_at is None:
+            changes["started_at"] = timestamp / 1000.0 if timestamp else time.time()
+        return changes
+
+    # -- inputs ----------------------------------------------------------------------------------
+
+    def apply(self, msg: ServerMessage) -> bool:
+        """Feed one parsed WebSocket message that belongs to this prompt."""
+        if isinstance(msg, ProgressMessage):
+            node = msg.node
+            if node is None:
+                return False
+            if msg.max > 0:
+                self._fractions = {node: min(1.0, msg.value / msg.max)}
+            changes = {"current_node": self._node_ref(node), "step": int(msg.value), "steps": int(msg.max)}
+            if self.status.state is JobState.QUEUED:
+                changes.update(self._start(None))
+            return self._update(**changes)
+        if isinstance(msg, ProgressStateMessage):
+            running: dict[str, float] = {}
+            for node_id, np in msg.nodes.items():
+                if np.state == "finished":
+                    self._mark_done(node_id)
+                elif np.max > 0:
+                    running[node_id] = min(1.0, np.value / np.max)
+            self._fractions = running
+            if self.status.state is JobState.QUEUED:
+                return self._update(**self._start(None))
+            return self._update()
+        if isinstance(msg, ExecutingMessage):
+            if msg.node is None:
+                if self._interrupted:
+                    return self._finish(JobState.CANCELLED)
+                return self._finish(JobState.COMPLETED)
+            current = self.status.current_node
+            if current is not None and current.id != msg.node:
+                self._mark_done(current.id)
+            changes = {"current_node": self._node_ref(msg.node), "step": None, "steps": None}
+            if self.status.state is JobState.QUEUED:
+                changes.update(self._start(None))
+            return self._update(**changes)
+        if isinstance(msg, ExecutedMessage):
+            self._outputs[msg.node] = outputs_from_ui(msg.node, msg.output, self._view_url)
+            self._mark_done(msg.node)
+            return self._update(outputs=self._outputs_tuple())
+        if isinstance(msg, ExecutionCachedMessage):
+            for node_id in msg.nodes:
+                self._mark_done(node_id)
+            changes = self._start(msg.timestamp) if self.status.state is JobState.QUEUED else {}
+            return self._update(**changes)
+        if isinstance(msg, ExecutionStartMessage):
+            return self._update(**self._start(msg.timestamp))
+        if isinstance(msg, ExecutionSuccessMessage):
+            self._success = True
+            return False
+        if isinstance(msg, ExecutionErrorMessage):
+            ref = self._node_ref(msg.node_id) if msg.node_id else None
+            error = ErrorInfo(
+                message=msg.exception_message.strip() or msg.exception_type or "execution failed",
+                node_id=msg.node_id,
+                class_type=msg.node_type or (ref.class_type if ref else None),
+                exception_type=msg.exception_type or None,
+                traceback=tuple(msg.traceback),
+            )
+            return self._finish(JobState.FAILED, timestamp=msg.timestamp, error=error)
+        if isinstance(msg, ExecutionInterruptedMessage):
+            self._interrupted = True
+            return self._finish(JobState.CANCELLED, timestamp=msg.timestamp)
+        return False
+
+    def apply_preview(self, preview: PreviewImage) -> bool:
+        if self.status.terminal:
+            return False
+        self.status = replace(self.status, preview=Preview(preview.image, preview.mime, preview.node_id))
+        return True
+
+    def apply_text(self, text: ProgressText) -> bool:
+        if self.status.terminal or text.text == self.status.text:
+            return False
+        self.status = replace(self.status, text=text.text)
+        return True
+
+    def set_queue_position(self, position: int | None) -> bool:
+        if self.status.state is not JobState.QUEUED or position == self.status.queue_position:
+            return False
+        self.status = replace(self.status, queue_position=position)
+        return True
+
+    def apply_history(self, entry: HistoryEntry) -> bool:
+        """Finish from a ``/history`` entry: the record of last resort after a lost socket."""
+        if self.status.terminal and not self.gap:
+            return False
+        for node_id, ui in entry.outputs.items():
+            self._outputs[node_id] = outputs_from_ui(node_id, ui, self._view_url)
+        if not self._to_run and len(entry.prompt) > 4 and isinstance(entry.prompt[2], dict):
+            self._prompt = entry.prompt[2]
+            self._to_run = nodes_to_run(self._prompt, [str(x) for x in entry.prompt[4] or []])
+        start = entry.status.message("execution_start")
+        if start and self.status.started_at is None:
+            self.status = replace(self.status, started_at=start.get("timestamp", 0) / 1000.0 or None)
+        was_terminal = self.status.terminal
+        if was_terminal:  # a terminal state reached with a gap: refresh outputs only
+            self.status = replace(self.status, outputs=self._outputs_tuple())
+            self.gap = False
+            return True
+        self.gap = False
+        err = entry.status.message("execution_error")
+        if err is not None:
+            msg = ExecutionErrorMessage.model_validate({**err, "prompt_id": self.prompt_id})
+            return self.apply(msg)
+        interrupted = entry.status.message("execution_interrupted")
+        if interrupted is not None:
+            return self._finish(JobState.CANCELLED, timestamp=interrupted.get("timestamp"))
+        success = entry.status.message("execution_success")
+        if entry.status.status_str == "success" or entry.status.completed:
+            return self._finish(JobState.COMPLETED, timestamp=success.get("timestamp") if success else None)
+        return False
+
+    def set_node_errors(self, errors: tuple[NodeInputError, ...]) -> bool:
+        """Outputs the server dropped as invalid (a 200 with ``node_errors``): recorded, not run."""
+        dropped = {o for e in errors for o in e.dependent_outputs}
+        if self._prompt:
+            self._to_run = nodes_to_run(self._prompt, None, dropped)
+        return self._update(node_errors=errors)
+
+    def cancel(self) -> bool:
+        """The prompt left the queue without running (deleted): cancelled."""
+        return self._finish(JobState.CANCELLED)
+
+    def fail(self, message: str) -> bool:
+        """The prompt is gone for a reason the server never reported (e.g. it restarted)."""
+        return self._finish(JobState.FAILED, error=ErrorInfo(message=message))
