@@ -1,0 +1,66 @@
+"""Helpers shared by the benchmarks: a mock server in its own process, trivial prompts, timing."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def mock_server_process(step_delay: float = 0.0) -> Iterator[str]:
+    """A MockServer in a child process (so it does not share the client's GIL); yields its URL."""
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="comfy_nb-bench-") as root:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "comfy_nb.mock", "--host", "127.0.0.1", "--port", str(port),
+             "--step-delay", str(step_delay), "--output-dir", root],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{url}/prompt", timeout=1) as r:
+                        if r.status == 200:
+                            break
+                except OSError:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        err = proc.stderr.read().decode() if proc.stderr else ""
+                        raise RuntimeError(f"mock server did not start: {err[-2000:]}") from None
+                    time.sleep(0.05)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def trivial_prompt(i: int, prefix: str = "bench/img") -> dict[str, Any]:
+    """A tiny model-free graph; ``i`` changes the colour so no run is a cache hit."""
+    return {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": i % 16777216}},
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": prefix}},
+    }
+
+
+def record(name: str, value: float, unit: str, baseline: float, **details: Any) -> dict[str, Any]:
+    ratio = value / baseline if baseline else float("nan")
+    return {"name": name, "value": round(value, 4), "unit": unit, "baseline": round(baseline, 4),
+            "ratio": round(ratio, 3), **details}
