@@ -1,0 +1,330 @@
+"""ConfigPanel: server URL (validated as typed), auth, connection test, workflows, preferred models."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import threading
+from typing import Any
+from urllib.parse import urlsplit
+
+import ipywidgets as W
+
+from . import _bg
+from ._forms import LoraStack, field_layout, section, set_options, status_html
+
+__all__ = ["ConfigPanel", "validate_url"]
+
+log = logging.getLogger("comfy_nb.widgets")
+_TASK_TYPES = ("txt2img", "img2img", "inpaint", "upscale")
+_SECRET_FIELDS = ("token", "password")
+
+
+def validate_url(text: str) -> str | None:
+    """Why ``text`` is not a usable server URL, or ``None`` when it is (no request is made)."""
+    text = text.strip()
+    if not text:
+        return "Enter the server's URL, e.g. http://127.0.0.1:8188"
+    if any(c.isspace() for c in text):
+        return "The URL contains spaces"
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        return f"Not a valid URL: {exc}"
+    if parts.scheme not in ("http", "https"):
+        return "The URL must start with http:// or https://"
+    host = parts.hostname
+    if not host:
+        return "The URL has no host name"
+    if port is not None and not 0 < port < 65536:
+        return "The port must be between 1 and 65535"
+    if parts.query or parts.fragment:
+        return "The URL must not have a query (?…) or fragment (#…)"
+    if host.replace(".", "").isdigit():
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            return f"{host} is not a valid IP address"
+    elif not all(label and len(label) < 64 and label.replace("-", "").replace("_", "").isalnum()
+                 for label in host.split(".")) and not host.startswith("["):
+        return f"{host} is not a valid host name"
+    return None
+
+
+def _config_class() -> Any:
+    from ..config import ComfyConfig
+
+    return ComfyConfig
+
+
+def _secret_value(v: Any) -> str:
+    if v is None:
+        return ""
+    getter = getattr(v, "get_secret_value", None)
+    return str(getter()) if getter is not None else str(v)
+
+
+class ConfigPanel(W.VBox):  # type: ignore[misc]
+    """Edit a ``ComfyConfig``: URL, auth, connection test, workflow per task type, preferred models.
+
+    Secrets typed into the token / password fields go straight into the config's ``SecretStr``; the
+    fields are then cleared, so the secret is never echoed back or kept in widget state.
+
+    Parameters
+    ----------
+    config:
+        The ``ComfyConfig`` to edit (a default one when omitted). ``panel.config`` is always current.
+    """
+
+    def __init__(self, config: Any = None) -> None:
+        self._lock = threading.Lock()
+        self.config = config if config is not None else _config_class()()
+        self.capabilities: Any = None
+        """ServerCapabilities from the last successful Test connection."""
+        lab = {"description_width": "90px"}
+        self.url = W.Text(value=str(self._get("server_url") or ""), description="Server URL",
+                          placeholder="http://127.0.0.1:8188", continuous_update=True, style=lab,
+                          layout=field_layout("460px"))
+        self.url_status = W.HTML("")
+        self.url_status.add_class("cnb-url-status")
+        self.username = W.Text(value=str(self._get("username") or ""), description="Username", style=lab,
+                               layout=field_layout("300px"), continuous_update=False)
+        self.token = W.Password(description="Token", style=lab, layout=field_layout("300px"),
+                                continuous_update=False)
+        self.password = W.Password(description="Password", style=lab, layout=field_layout("300px"),
+                                   continuous_update=False)
+        self.test_button = W.Button(description="Test connection", icon="plug", layout=field_layout("160px"))
+        self.test_button.add_class("cnb-test-button")
+        self.test_status = W.HTML("")
+        self.test_status.add_class("cnb-test-status")
+        self.workflows: dict[str, W.Text] = {}
+        wf = self._get("workflows") or {}
+        for tt in sorted(set(_TASK_TYPES) | set(wf)):
+            self.workflows[tt] = W.Text(value=str(wf.get(tt) or ""), description=tt, style=lab,
+                                        placeholder="template name or path to a workflow .json",
+                                        layout=field_layout("460px"), continuous_update=False)
+        self.checkpoint = W.Dropdown(description="Checkpoint", style=lab, layout=field_layout("460px"))
+        self.vae = W.Dropdown(description="VAE", style=lab, layout=field_layout("460px"))
+        set_options(self.checkpoint, [], keep=self._get("checkpoint"), allow_none=True)
+        set_options(self.vae, [], keep=self._get("vae"), allow_none=True)
+        loras = [(str(n), float(s)) for n, s in (tuple(x) for x in (self._get("loras") or []))]
+        self.loras = LoraStack((), loras)
+        self.path = W.Text(description="File", placeholder="default location", style=lab,
+                           layout=field_layout("460px"))
+        self.save_button = W.Button(description="Save", icon="save", layout=field_layout("90px"))
+        self.load_button = W.Button(description="Load", icon="folder-open", layout=field_layout("90px"))
+        self.file_status = W.HTML("")
+
+        self.url.observe(self._on_url, "value")
+        self.username.observe(lambda c: self._set_auth("username", c["new"] or None), "value")
+        self.token.observe(lambda c: self._on_secret("token", c), "value")
+        self.password.observe(lambda c: self._on_secret("password", c), "value")
+        for tt, box in self.workflows.items():
+            box.observe(lambda c, tt=tt: self._on_workflow(tt, c["new"]), "value")
+        self.checkpoint.observe(lambda c: self._set("checkpoint", c["new"]), "value")
+        self.vae.observe(lambda c: self._set("vae", c["new"]), "value")
+        self.loras.on_change(lambda: self._set("loras", self.loras.value))
+        self.test_button.on_click(lambda _b: self.test_connection())
+        self.save_button.on_click(lambda _b: self.save())
+        self.load_button.on_click(lambda _b: self.load())
+
+        super().__init__([
+            section("Server"),
+            W.HBox([self.url, self.url_status], layout=W.Layout(align_items="center")),
+            W.HBox([self.username], layout=W.Layout(flex_flow="row wrap")),
+            W.HBox([self.token, self.password], layout=W.Layout(flex_flow="row wrap")),
+            W.HBox([self.test_button, self.test_status], layout=W.Layout(align_items="center")),
+            section("Workflow per task type"),
+            *self.workflows.values(),
+            section("Preferred models"),
+            self.checkpoint,
+            self.vae,
+            self.loras,
+            section("Configuration file"),
+            W.HBox([self.path, self.save_button, self.load_button], layout=W.Layout(flex_flow="row wrap")),
+            self.file_status,
+        ], layout=W.Layout(max_width="820px"))
+        self.add_class("cnb-config-panel")
+        self._on_url({"new": self.url.value})
+        self._show_secret_state()
+
+    # -- config access ----------------------------------------------------------------------
+    def _auth_holder(self) -> Any:
+        auth = getattr(self.config, "auth", None)
+        return auth if auth is not None and not isinstance(auth, (str, bytes)) else self.config
+
+    def _get(self, name: str) -> Any:
+        if name in ("username", "token", "password"):
+            return getattr(self._auth_holder(), name, None)
+        return getattr(self.config, name, None)
+
+    def _set(self, name: str, value: Any) -> None:
+        try:
+            setattr(self.config, name, value)
+        except Exception as exc:  # pydantic validation (validate_assignment)
+            self.file_status.value = status_html(f"{name}: {exc}", "error")
+
+    def _set_auth(self, name: str, value: Any) -> None:
+        holder = self._auth_holder()
+        try:
+            if name in _SECRET_FIELDS and value is not None:
+                from pydantic import SecretStr
+
+                value = SecretStr(value)
+            setattr(holder, name, value)
+        except Exception as exc:
+            # never include the value: it may be a secret
+            self.test_status.value = status_html(f"Cannot set {name}: {type(exc).__name__}", "error")
+
+    # -- reactions --------------------------------------------------------------------------
+    def _on_url(self, change: Any) -> None:
+        problem = validate_url(change["new"])
+        if problem is None:
+            self.url_status.value = status_html("✓", "ok")
+            self.test_button.disabled = False
+            self._set("server_url", change["new"].strip().rstrip("/"))
+        else:
+            self.url_status.value = status_html(problem, "error")
+            self.test_button.disabled = True
+
+    def _on_secret(self, name: str, change: Any) -> None:
+        value = change["new"]
+        if not value:
+            return
+        self._set_auth(name, value)
+        box = self.token if name == "token" else self.password
+        box.value = ""  # never keep (or echo) the secret in widget state
+        self._show_secret_state()
+
+    def _show_secret_state(self) -> None:
+        for name, box in (("token", self.token), ("password", self.password)):
+            box.placeholder = "•••••• (set — type to replace)" if _secret_value(self._get(name)) else "not set"
+
+    def _on_workflow(self, task_type: str, value: str) -> None:
+        wf = dict(self._get("workflows") or {})
+        if value.strip():
+            wf[task_type] = value.strip()
+        else:
+            wf.pop(task_type, None)
+        self._set("workflows", wf)
+
+    # -- actions ----------------------------------------------------------------------------
+    def _make_client(self) -> Any:
+        from ..client import ComfyClient
+
+        return ComfyClient(self.config.server_url, config=self.config)
+
+    def test_connection(self) -> Any:
+        """Connect with the current settings in the background; the result shows under the button.
+
+        Returns a Future of the ``ServerCapabilities`` (or of the error).
+        """
+        problem = validate_url(self.url.value)
+        if problem is not None:
+            self.test_status.value = status_html(problem, "error")
+            return None
+        self.test_status.value = status_html("Connecting…")
+        self.test_button.disabled = True
+
+        def _probe() -> tuple[Any, list[str], list[str], list[str]]:
+            client = self._make_client()
+            try:
+                caps = client.capabilities()
+                lists = []
+                for folder in ("checkpoints", "vae", "loras"):
+                    try:
+                        lists.append(list(client.models(folder)))
+                    except Exception:
+                        lists.append([])
+                return caps, lists[0], lists[1], lists[2]
+            finally:
+                client.close()
+
+        fut = _bg.run_in_pool(_probe)
+        _bg.on_done(fut, self._tested, self._test_failed)
+        return fut
+
+    def _tested(self, result: tuple[Any, list[str], list[str], list[str]]) -> None:
+        caps, ckpts, vaes, loras = result
+        self.capabilities = caps
+        self.test_button.disabled = False
+        self.test_status.value = _caps_html(caps)
+        set_options(self.checkpoint, ckpts, allow_none=True)
+        set_options(self.vae, vaes, allow_none=True)
+        self.loras.names = loras
+
+    def _test_failed(self, exc: BaseException) -> None:
+        self.capabilities = None
+        self.test_button.disabled = False
+        self.test_status.value = status_html(f"Connection failed: {type(exc).__name__}: {exc}", "error")
+
+    def save(self, path: str | None = None) -> Any:
+        """Save the config (to ``path``, the File field, or the default location); returns the path."""
+        target = path or self.path.value.strip() or None
+        try:
+            where = self.config.save(target)
+        except Exception as exc:
+            self.file_status.value = status_html(f"Could not save: {exc}", "error")
+            return None
+        self.file_status.value = status_html(f"Saved to {where or target or 'the default location'}", "ok")
+        return where
+
+    def load(self, path: str | None = None) -> Any:
+        """Load a config (from ``path``, the File field, or the default location) into the form."""
+        target = path or self.path.value.strip() or None
+        try:
+            cfg = _config_class().load(target)
+        except Exception as exc:
+            self.file_status.value = status_html(f"Could not load: {exc}", "error")
+            return None
+        self.set_config(cfg)
+        self.file_status.value = status_html(f"Loaded {target or 'the default configuration'}", "ok")
+        return cfg
+
+    def set_config(self, config: Any) -> None:
+        """Show ``config`` in the form (it becomes ``self.config``)."""
+        self.config = config
+        self.url.value = str(self._get("server_url") or "")
+        self.username.value = str(self._get("username") or "")
+        wf = self._get("workflows") or {}
+        for tt, box in self.workflows.items():
+            box.value = str(wf.get(tt) or "")
+        set_options(self.checkpoint, [o[1] for o in self.checkpoint.options if o[1]], keep=self._get("checkpoint"),
+                    allow_none=True)
+        set_options(self.vae, [o[1] for o in self.vae.options if o[1]], keep=self._get("vae"), allow_none=True)
+        self.loras.value = [(str(n), float(s)) for n, s in (tuple(x) for x in (self._get("loras") or []))]
+        self._show_secret_state()
+
+    def __repr__(self) -> str:
+        url = self.url.value.strip()
+        return f"ConfigPanel(server_url={url!r})"
+
+
+def _fmt_bytes(n: Any) -> str:
+    if not isinstance(n, (int, float)) or n <= 0:
+        return "?"
+    return f"{n / 2**30:.1f} GiB"
+
+
+def _caps_html(caps: Any) -> str:
+    import html
+
+    def yes(b: Any) -> str:
+        return "✓" if b else "✗"
+
+    devices = list(getattr(caps, "devices", ()) or ())
+    dev = devices[0] if devices else None
+    dev_text = (f"{dev.name} ({dev.type}) · VRAM {_fmt_bytes(dev.vram_free)} free of {_fmt_bytes(dev.vram_total)}"
+                if dev is not None else "no device reported")
+    rows = [
+        ("Version", str(getattr(caps, "version", None) or "unknown")),
+        ("Device", dev_text),
+        ("Supports", f"previews {yes(getattr(caps, 'supports_preview_metadata', False))} · "
+                     f"jobs API {yes(getattr(caps, 'jobs_api', False))} · "
+                     f"targeted interrupt {yes(getattr(caps, 'targeted_interrupt', False))}"),
+    ]
+    body = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
+    return (f'<div class="cnb-caps"><span class="cnb-status cnb-status-ok" '
+            f'style="color:var(--jp-success-color1,#388e3c)">Connected</span>'
+            f'<table class="cnb-caps-table">{body}</table></div>')

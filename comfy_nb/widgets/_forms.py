@@ -1,0 +1,117 @@
+"""Form pieces shared by TaskBuilder and ConfigPanel: LoRA stack, dropdown filling, styles."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import ipywidgets as W
+
+__all__ = ["LoraStack", "NONE_LABEL", "field_layout", "section", "set_options", "status_html"]
+
+NONE_LABEL = "(none)"
+
+
+def field_layout(width: str = "auto") -> W.Layout:
+    return W.Layout(width=width)
+
+
+def set_options(dd: W.Dropdown, values: Sequence[Any], *, keep: Any = None, allow_none: bool = False) -> None:
+    """Replace a dropdown's options, keeping the current (or ``keep``) value when it is still offered."""
+    current = keep if keep is not None else dd.value
+    opts: list[Any] = [(NONE_LABEL, None)] if allow_none else []
+    opts += [(str(v), v) for v in values]
+    if current is not None and current not in values:
+        opts.append((f"{current} (not on server)", current))
+    with dd.hold_trait_notifications():
+        dd.options = opts
+        dd.value = current if (current is not None or allow_none) else (values[0] if values else None)
+
+
+def section(title: str) -> W.HTML:
+    """A small section heading (inline-styled: form widgets carry no stylesheet)."""
+    return W.HTML(
+        f'<div class="cnb-section" style="font-weight:600;font-size:var(--jp-ui-font-size1,13px);'
+        f'color:var(--jp-ui-font-color1,#222);border-bottom:1px solid var(--jp-border-color2,#e0e0e0);'
+        f'margin:8px 0 2px;padding-bottom:2px">{html.escape(title)}</div>'
+    )
+
+
+def status_html(text: str, kind: str = "info") -> str:
+    """A one-line status message (escaped) colored by ``kind``: info, ok, error."""
+    color = {"ok": "var(--jp-success-color1, #388e3c)", "error": "var(--jp-error-color1, #d32f2f)"}.get(
+        kind, "var(--jp-ui-font-color2, #616161)"
+    )
+    return f'<span class="cnb-status cnb-status-{kind}" style="color:{color}">{html.escape(text)}</span>'
+
+
+class LoraStack(W.VBox):  # type: ignore[misc]
+    """Rows of (LoRA name, strength) with add / remove buttons."""
+
+    def __init__(self, names: Sequence[str] = (), loras: Sequence[tuple[str, float]] = ()) -> None:
+        self._names: list[str] = list(names)
+        self._rows = W.VBox([])
+        self._add = W.Button(description="Add LoRA", icon="plus", layout=W.Layout(width="110px"))
+        self._add.add_class("cnb-lora-add")
+        self._add.on_click(lambda _b: self.add_row())
+        self._listeners: list[Callable[[], None]] = []
+        super().__init__([self._rows, self._add])
+        self.add_class("cnb-lora-stack")
+        for name, strength in loras:
+            self.add_row(name, strength)
+
+    def on_change(self, fn: Callable[[], None]) -> None:
+        self._listeners.append(fn)
+
+    def _changed(self, *_args: Any) -> None:
+        for fn in self._listeners:
+            fn()
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._names)
+
+    @names.setter
+    def names(self, names: Sequence[str]) -> None:
+        self._names = list(names)
+        for row in self._rows.children:
+            set_options(row.children[0], self._names)
+
+    def add_row(self, name: str | None = None, strength: float = 1.0) -> None:
+        dd = W.Dropdown(description="", layout=W.Layout(width="260px"))
+        set_options(dd, self._names, keep=name)
+        if dd.value is None and self._names:
+            dd.value = self._names[0]
+        st = W.FloatSlider(value=strength, min=-2.0, max=2.0, step=0.05, description="strength",
+                           readout_format=".2f", style={"description_width": "56px"},
+                           layout=W.Layout(width="260px"))
+        rm = W.Button(icon="times", tooltip="Remove this LoRA", layout=W.Layout(width="32px"))
+        row = W.HBox([dd, st, rm])
+        row.add_class("cnb-lora-row")
+
+        def _remove(_b: Any) -> None:
+            self._rows.children = tuple(c for c in self._rows.children if c is not row)
+            self._changed()
+
+        rm.on_click(_remove)
+        dd.observe(self._changed, "value")
+        st.observe(self._changed, "value")
+        self._rows.children = (*self._rows.children, row)
+        self._changed()
+
+    @property
+    def value(self) -> list[tuple[str, float]]:
+        """The stack as ``[(name, strength), ...]`` (rows without a name are skipped)."""
+        out = []
+        for row in self._rows.children:
+            name, strength = row.children[0].value, row.children[1].value
+            if name:
+                out.append((str(name), float(strength)))
+        return out
+
+    @value.setter
+    def value(self, loras: Sequence[tuple[str, float]]) -> None:
+        self._rows.children = ()
+        for name, strength in loras:
+            self.add_row(name, strength)

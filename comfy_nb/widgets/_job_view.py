@@ -1,0 +1,206 @@
+"""JobView: the live view of one job (what a ``Job`` shows as the last line of a cell)."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import pathlib
+import threading
+import time
+from typing import Any
+
+import anywidget
+import traitlets as t
+
+from . import _bg
+from ._images import downscale, fetch_thumbnail, mime_for
+from ._throttle import DEFAULT_INTERVAL, Throttle
+from ._util import css, meta_params, short, state_name
+
+__all__ = ["JobView"]
+
+log = logging.getLogger("comfy_nb.widgets")
+_STATIC = pathlib.Path(__file__).parent / "static"
+_PREVIEW_SIDE = 256
+_THUMB_SIDE = 160
+_MAX_OUTPUT_THUMBS = 8
+
+
+class JobView(anywidget.AnyWidget):
+    """Live state of one job: progress, node steps, preview, timing, cancel, error, outputs.
+
+    Parameters
+    ----------
+    job:
+        A ``Job`` (async client) or ``BlockingJob`` (blocking client).
+    """
+
+    _esm = _STATIC / "job_view.js"
+    _css = css("job_view.css")
+
+    title = t.Unicode("").tag(sync=True)
+    """str: the prompt (from ``job.meta``), shown as the header; default ``""``."""
+    state = t.Unicode("queued").tag(sync=True)
+    """str: queued | running | completed | failed | cancelled."""
+    queue_position = t.Int(None, allow_none=True).tag(sync=True)
+    """int | None: prompts ahead of this one while queued."""
+    progress = t.Float(0.0).tag(sync=True)
+    """float: whole-workflow progress, 0..100."""
+    node = t.Unicode("").tag(sync=True)
+    """str: the running node's name (title or class type)."""
+    step = t.Int(0).tag(sync=True)
+    """int: current step of the running node."""
+    steps = t.Int(0).tag(sync=True)
+    """int: steps of the running node (0 when it reports none)."""
+    nodes_done = t.Int(0).tag(sync=True)
+    """int: nodes finished."""
+    nodes_total = t.Int(0).tag(sync=True)
+    """int: nodes to run."""
+    elapsed = t.Float(None, allow_none=True).tag(sync=True)
+    """float | None: seconds running at the last update (the front end keeps counting)."""
+    eta = t.Float(None, allow_none=True).tag(sync=True)
+    """float | None: estimated seconds remaining."""
+    preview = t.Bytes(b"").tag(sync=True)
+    """bytes: the latest preview, downscaled to 256 px."""
+    preview_mime = t.Unicode("").tag(sync=True)
+    """str: mime type of ``preview``."""
+    error = t.Dict({}).tag(sync=True)
+    """dict: ``{node, class_type, type, message}`` when the job failed."""
+    outputs : t.List[Any] = t.List([]).tag(sync=True)
+    """list[dict]: ``{kind, filename, thumb}`` per output once completed."""
+    cancel_requested = t.Bool(False).tag(sync=True)
+    """bool: the Cancel button was pressed."""
+
+    def __init__(self, job: Any) -> None:
+        super().__init__()
+        self._job = job
+        self._lock = threading.Lock()
+        self._preview_src: object = None
+        self._thumbs_started = False
+        self._unsubscribe: Any = None
+        meta = getattr(job, "meta", None) or {}
+        self.title = str(meta.get("prompt") or meta.get("title") or "")
+        self._throttle: Throttle[Any] = Throttle(self._apply, interval=DEFAULT_INTERVAL)
+        self._apply(job.status)
+        self._unsubscribe = job.subscribe(self._on_status) if not job.status.terminal else None
+        if self._unsubscribe is not None and job.status.terminal:  # finished while subscribing
+            self._on_status(job.status)
+        self.on_msg(self._on_front_msg)
+
+    @property
+    def job(self) -> Any:
+        """The job this view follows."""
+        return self._job
+
+    # -- client side -------------------------------------------------------------------------
+    def _on_status(self, status: Any) -> None:
+        self._throttle.push(status, final=bool(status.terminal))
+
+    def _apply(self, st: Any) -> None:
+        """Copy a JobStatus snapshot into the traits (runs at most ~20 times per second)."""
+        with self._lock, self.hold_sync():
+            state = state_name(st.state)
+            self.state = state
+            self.queue_position = st.queue_position if state == "queued" else None
+            self.progress = float(st.progress)
+            cur = st.current_node
+            self.node = "" if cur is None or st.terminal else str(cur.title or cur.class_type or cur.id)
+            self.step = int(st.step or 0)
+            self.steps = int(st.steps or 0)
+            self.nodes_done = int(st.completed_nodes or 0)
+            self.nodes_total = int(st.total_nodes or 0)
+            elapsed = _elapsed(st)
+            self.elapsed = elapsed
+            self.eta = _eta(elapsed, float(st.progress)) if state == "running" else None
+            if st.preview is not None and st.preview is not self._preview_src and not st.terminal:
+                self._preview_src = st.preview
+                try:
+                    data, mime = downscale(st.preview.data, _PREVIEW_SIDE)
+                except ValueError:
+                    data, mime = b"", ""
+                self.preview, self.preview_mime = data, mime
+            err = st.error
+            if err is not None:
+                self.error = {
+                    "node": str(err.node_id or ""),
+                    "class_type": str(err.class_type or ""),
+                    "type": str(err.exception_type or ""),
+                    "message": str(err.message or ""),
+                }
+            elif state == "failed" and st.node_errors:
+                ne = st.node_errors[0]
+                self.error = {"node": str(getattr(ne, "node_id", "") or ""), "class_type": "",
+                              "type": "validation", "message": str(ne)}
+            if state == "completed" and not self._thumbs_started:
+                self._thumbs_started = True
+                self._show_outputs(tuple(st.outputs))
+        if st.terminal and self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    def _show_outputs(self, outputs: tuple[Any, ...]) -> None:
+        files = [o for o in outputs if getattr(o, "kind", "") != "text"]
+        texts = [o for o in outputs if getattr(o, "kind", "") == "text"]
+        self.outputs = [
+            {"kind": o.kind, "filename": o.filename, "thumb": "", "mime": mime_for(o.filename)} for o in files
+        ] + [{"kind": "text", "filename": "", "thumb": "", "mime": "", "text": short(o.text or "", 500)}
+             for o in texts]
+        client = getattr(self._job, "client", None)
+        if client is None:
+            return
+        for i, out in enumerate(files[:_MAX_OUTPUT_THUMBS]):
+            if out.kind not in ("image", "animated"):
+                continue
+            fut = fetch_thumbnail(client, out, _THUMB_SIDE)
+            _bg.on_done(fut, functools.partial(self._set_thumb, i), _log_thumb_error)
+
+    def _set_thumb(self, index: int, url: str) -> None:
+        with self._lock:
+            outs = [dict(o) for o in self.outputs]
+            if index < len(outs):
+                outs[index]["thumb"] = url
+                self.outputs = outs
+
+    # -- front end ---------------------------------------------------------------------------
+    def _on_front_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        if isinstance(content, dict) and content.get("type") == "cancel":
+            self.cancel()
+
+    def cancel(self) -> Any:
+        """Ask the server to stop this job (what the Cancel button does); never blocks."""
+        if self._job.status.terminal:
+            return None
+        self.cancel_requested = True
+        return self._job.cancel_nowait()
+
+    def close(self) -> None:
+        """Stop following the job and close the widget."""
+        if getattr(self, "_unsubscribe", None) is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        if hasattr(self, "_throttle"):
+            self._throttle.close()
+        super().close()
+
+    def __repr__(self) -> str:
+        meta = getattr(getattr(self, "_job", None), "meta", None) or {}
+        params = meta_params(meta)
+        parts = [f"{k}={v!r}" for k, v in params.items() if k in ("prompt", "steps", "sampler")]
+        return f"JobView({', '.join(parts)})"
+
+
+def _elapsed(st: Any) -> float | None:
+    if st.started_at is None:
+        return None
+    end = st.finished_at if st.finished_at is not None else time.time()
+    return max(0.0, float(end) - float(st.started_at))
+
+
+def _eta(elapsed: float | None, progress: float) -> float | None:
+    if elapsed is None or progress <= 0.5 or progress >= 100:
+        return None
+    return elapsed * (100.0 - progress) / progress
+
+
+def _log_thumb_error(exc: BaseException) -> None:
+    log.warning("thumbnail failed: %s", exc)
