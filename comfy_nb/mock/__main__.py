@@ -1,0 +1,25 @@
+"""``python -m comfy_nb.mock`` / ``comfy-nb-mock``: run the mock ComfyUI server in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+
+from ._server import MockServer
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="comfy-nb-mock", description="Mock ComfyUI server (no GPU, no models).")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8188, help="port (default 8188; 0 picks a free one)")
+    parser.add_argument("--step-delay", type=float, default=0.05, help="seconds per sampler step (default 0.05)")
+    parser.add_argument("--output-dir", default=None, help="where SaveImage writes (default: a temporary dir)")
+    parser.add_argument("--root-dir", default=None, help="holds output/, input/ and temp/ (default: temporary)")
+    args = parser.parse_args(argv)
+    server = MockServer(
+        args.host, args.port, step_delay=args.step_delay, output_dir=args.output_dir, root_dir=args.root_dir
+    )
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,605 @@
+"""The prompt queue, the single worker and the classic output cache, as ComfyUI runs them.
+
+Message order per prompt (reference §10.5): ``execution_start``, ``execution_cached``, then per node
+``progress_state``(running) → ``executing`` → [``progress_state`` → ``progress`` → preview]* →
+``executed`` → ``progress_state``(finished); then ``execution_success`` / ``_error`` / ``_interrupted``,
+history written, ``status`` broadcast, and ``executing {node: null}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import json
+import os
+import random
+import re
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ._nodes import NODE_IMPLS, NodeImpl, encode_for_error
+
+if TYPE_CHECKING:
+    from ._server import _App
+
+__all__ = ["Executor", "Interrupted"]
+
+_SENSITIVE = ("auth_token_comfy_org", "api_key_comfy_org")
+MAX_HISTORY = 10000
+
+
+class Interrupted(Exception):
+    """The interrupt flag was seen at a checkpoint."""
+
+
+class _InjectedFailure(Exception):
+    def __init__(self, message: str, type_name: str) -> None:
+        super().__init__(message)
+        self.type_name = type_name
+
+
+@dataclass
+class _CacheEntry:
+    outputs: tuple[Any, ...]
+    ui: dict[str, Any] | None
+
+
+@dataclass(order=True)
+class _HeapEntry:
+    number: float
+    prompt_id: str
+    seq: int
+    item: list[Any]
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+class _NodeCtx:
+    """What a running node sees (``_nodes.NodeContext``)."""
+
+    __slots__ = ("app", "node_id", "prompt_id", "run")
+
+    def __init__(self, app: _App, run: _Run, node_id: str) -> None:
+        self.app = app
+        self.run = run
+        self.node_id = node_id
+        self.prompt_id = run.prompt_id
+
+    async def progress(
+        self, value: int | float, total: int | float, preview: bytes | None = None, mime: str = "image/jpeg"
+    ) -> None:
+        await self.app.executor.checkpoint()
+        self.run.progress_update(self.node_id, value, total, preview, mime)
+
+    async def text(self, text: str) -> None:
+        self.app.send_text(self.node_id, text)
+
+    async def step_sleep(self) -> None:
+        delay = self.app.step_delay
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            await asyncio.sleep(seconds)
+
+    @property
+    def preview_size(self) -> int:
+        return self.app.preview_size
+
+    @property
+    def sampler_previews(self) -> bool:
+        return self.app.sampler_previews
+
+    def folder(self, kind: str) -> str:
+        return self.app.folder(kind) or self.app.folder("output") or ""
+
+    def models(self, folder: str) -> list[str]:
+        return self.app.catalog.models.get(folder, [])
+
+    def next_counter(self, folder: str, filename: str, count: int = 1) -> int:
+        return self.app.executor.next_counter(folder, filename, count)
+
+    def temp_prefix(self) -> str:
+        return self.app.executor.temp_prefix(self.node_id)
+
+    def input_changed(self) -> None:
+        self.app.catalog.invalidate()
+
+
+class _Run:
+    """One prompt's execution state and its messages."""
+
+    def __init__(self, app: _App, item: list[Any]) -> None:
+        self.app = app
+        self.number, self.prompt_id, self.prompt, self.extra_data, self.outputs_to_execute = item[:5]
+        cid = self.extra_data.get("client_id") if isinstance(self.extra_data, dict) else None
+        self.client_id: str | None = cid if isinstance(cid, str) else None
+        self.messages: list[list[Any]] = []
+        self.nodes_state: dict[str, dict[str, Any]] = {}
+        self.ui_outputs: dict[str, Any] = {}
+        self.meta: dict[str, Any] = {}
+        self.executed: list[str] = []
+        self.sigs: dict[str, Any] = {}
+        self.order: list[str] = []
+
+    # messages -----------------------------------------------------------------
+
+    def add_message(self, event: str, data: dict[str, Any], broadcast: bool) -> None:
+        data["timestamp"] = _now_ms()
+        self.messages.append([event, data])
+        if self.client_id is not None or broadcast:
+            self.app.send(event, data, self.client_id)
+
+    def to_client(self, event: str, data: dict[str, Any]) -> None:
+        if self.client_id is not None:
+            self.app.send(event, data, self.client_id)
+
+    def _state(self, node_id: str) -> dict[str, Any]:
+        st = self.nodes_state.get(node_id)
+        if st is None:
+            st = {
+                "value": 0.0,
+                "max": 1.0,
+                "state": "running",
+                "node_id": node_id,
+                "prompt_id": self.prompt_id,
+                "display_node_id": node_id,
+                "parent_node_id": None,
+                "real_node_id": node_id,
+            }
+            self.nodes_state[node_id] = st
+        return st
+
+    def _send_state(self) -> None:
+        self.app.send("progress_state", {"prompt_id": self.prompt_id, "nodes": self.nodes_state}, self.client_id)
+
+    def progress_start(self, node_id: str) -> None:
+        self._state(node_id)
+        self._send_state()
+
+    def progress_finish(self, node_id: str) -> None:
+        st = self._state(node_id)
+        st["state"] = "finished"
+        st["value"] = st["max"]
+        self._send_state()
+
+    def progress_update(
+        self, node_id: str, value: int | float, total: int | float, preview: bytes | None, mime: str
+    ) -> None:
+        st = self._state(node_id)
+        st["value"] = value
+        st["max"] = total
+        st["state"] = "running"
+        self._send_state()
+        progress = {"value": value, "max": total, "prompt_id": self.prompt_id, "node": node_id}
+        if preview is None:
+            self.app.send("progress", progress, self.client_id)
+            return
+        if self.app.wants_metadata(self.client_id):
+            self.app.send_preview(preview, mime, self.client_id, self.prompt_id, node_id)
+            self.app.send("progress", progress, self.client_id)
+        else:
+            self.app.send("progress", progress, self.client_id)
+            self.app.send_preview(preview, mime, self.client_id, None, None)
+
+    def record_ui(self, node_id: str, ui: dict[str, Any]) -> None:
+        self.ui_outputs[node_id] = ui
+        self.meta[node_id] = {
+            "node_id": node_id,
+            "display_node": node_id,
+            "parent_node": None,
+            "real_node_id": node_id,
+        }
+        self.to_client(
+            "executed", {"node": node_id, "display_node": node_id, "output": ui, "prompt_id": self.prompt_id}
+        )
+
+
+class Executor:
+    """Queue (a min-heap on ``number``), history, the worker task and the classic cache."""
+
+    def __init__(self, app: _App) -> None:
+        self.app = app
+        self.heap: list[_HeapEntry] = []
+        self.running: dict[str, list[Any]] = {}
+        self.history: dict[str, dict[str, Any]] = {}
+        self.number = 0
+        self._seq = 0
+        self._wake = asyncio.Event()
+        self.interrupt_flag = False
+        self.client_id: str | None = None
+        self.last_node_id: str | None = None
+        self.current_prompt_id: str | None = None
+        self._cache: dict[Any, _CacheEntry] = {}
+        self._counters: dict[tuple[str, str], int] = {}
+        self._temp_prefixes: dict[str, str] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ queue
+
+    def remaining(self) -> int:
+        return len(self.heap) + len(self.running)
+
+    def put(self, item: list[Any]) -> None:
+        self._seq += 1
+        heapq.heappush(self.heap, _HeapEntry(item[0], item[1], self._seq, item))
+        self.app.queue_updated()
+        self._wake.set()
+
+    def pending_items(self) -> list[list[Any]]:
+        return [e.item for e in self.heap]
+
+    def running_items(self) -> list[list[Any]]:
+        return list(self.running.values())
+
+    def wipe(self) -> None:
+        self.heap = []
+        self.app.queue_updated()
+
+    def delete(self, prompt_id: str) -> bool:
+        for i, entry in enumerate(self.heap):
+            if entry.prompt_id == prompt_id:
+                if len(self.heap) == 1:
+                    self.wipe()
+                else:
+                    self.heap.pop(i)
+                    heapq.heapify(self.heap)
+                self.app.queue_updated()
+                return True
+        return False
+
+    def interrupt(self, prompt_id: str | None) -> None:
+        if prompt_id is None or prompt_id == self.current_prompt_id:
+            self.interrupt_flag = True
+
+    async def checkpoint(self) -> None:
+        """A place where the worker honours stalls and interrupts (node start, each progress step)."""
+        stall = self.app.faults.stall_remaining("worker")
+        while stall > 0:
+            await asyncio.sleep(stall)
+            stall = self.app.faults.stall_remaining("worker")
+        if self.interrupt_flag:
+            raise Interrupted()
+
+    # ------------------------------------------------------------------ history
+
+    def history_slice(self, max_items: int | None, offset: int) -> dict[str, Any]:
+        if offset < 0 and max_items is not None:
+            offset = len(self.history) - max_items
+        out: dict[str, Any] = {}
+        for i, key in enumerate(self.history):
+            if i >= offset:
+                out[key] = self.history[key]
+                if max_items is not None and len(out) >= max_items:
+                    break
+        return out
+
+    # ------------------------------------------------------------------ files
+
+    def next_counter(self, folder: str, filename: str, count: int = 1) -> int:
+        """The next free ``filename_NNNNN_`` number in ``folder``; reserves ``count`` numbers."""
+        key = (folder, filename)
+        counter = self._counters.get(key)
+        if counter is None:
+            pattern = re.compile(re.escape(filename) + r"_(\d+)_")
+            counter = 0
+            try:
+                for name in os.listdir(folder):
+                    m = pattern.match(name)
+                    if m:
+                        counter = max(counter, int(m.group(1)))
+            except OSError:
+                pass
+            counter += 1
+        self._counters[key] = counter + max(1, count)
+        return counter
+
+    def temp_prefix(self, node_id: str) -> str:
+        prefix = self._temp_prefixes.get(node_id)
+        if prefix is None:
+            letters = "".join(random.choice("abcdefghijklmnopqrstupvxyz") for _ in range(5))
+            prefix = self._temp_prefixes[node_id] = f"ComfyUI_temp_{letters}"
+        return prefix
+
+    # ------------------------------------------------------------------ worker
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._worker(), name="comfy-nb-mock-worker")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._task = None
+
+    async def _worker(self) -> None:
+        while True:
+            while not self.heap:
+                self._wake.clear()
+                await self._wake.wait()
+            stall = self.app.faults.stall_remaining("worker")
+            if stall > 0:
+                await asyncio.sleep(stall)
+                continue
+            entry = heapq.heappop(self.heap)
+            item = entry.item
+            self.running[item[1]] = item
+            self.app.queue_updated()
+            try:
+                await self._execute(item)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug in the mock must not kill the worker
+                traceback.print_exc()
+                self.running.pop(item[1], None)
+                self.app.queue_updated()
+
+    async def _execute(self, item: list[Any]) -> None:
+        run = _Run(self.app, item)
+        self.interrupt_flag = False
+        self.client_id = run.client_id
+        self.current_prompt_id = run.prompt_id
+        prompt: dict[str, Any] = run.prompt
+        run.add_message("execution_start", {"prompt_id": run.prompt_id}, False)
+
+        sigs = run.sigs = self._signatures(prompt)
+        wanted = set(sigs.values())
+        if len(self._cache) > len(wanted) or any(k not in wanted for k in self._cache):
+            self._cache = {k: v for k, v in self._cache.items() if k in wanted}
+        cache = self._cache
+        cached = [nid for nid in prompt if sigs.get(nid) in cache]
+        run.add_message("execution_cached", {"nodes": cached, "prompt_id": run.prompt_id}, False)
+
+        # the execution list: requested outputs plus their uncached ancestors
+        pending: dict[str, None] = {}
+        blockers: dict[str, set[str]] = {}
+        blocking: dict[str, set[str]] = {}
+
+        def add(nid: str) -> None:
+            if nid in pending:
+                return
+            pending[nid] = None
+            blockers.setdefault(nid, set())
+            for value in (prompt[nid].get("inputs") or {}).values():
+                if _is_link(value):
+                    src = str(value[0])
+                    if src not in prompt or sigs.get(src) in cache:
+                        continue
+                    blockers[nid].add(src)
+                    blocking.setdefault(src, set()).add(nid)
+                    add(src)
+
+        for out in run.outputs_to_execute:
+            if out in prompt:
+                add(str(out))
+
+        run.order = list(pending)
+        is_output = self.app.catalog.is_output
+        success = False
+        current: str | None = None
+        try:
+            while pending:
+                ready = [n for n in pending if not blockers[n]]
+                current = _pick(ready, prompt, blocking, is_output)
+                await self._run_node(run, current, sigs, cache)
+                del pending[current]
+                for child in blocking.get(current, ()):
+                    blockers[child].discard(current)
+            run.add_message("execution_success", {"prompt_id": run.prompt_id}, False)
+            success = True
+        except Interrupted:
+            nid = current or ""
+            run.add_message(
+                "execution_interrupted",
+                {
+                    "prompt_id": run.prompt_id,
+                    "node_id": nid,
+                    "node_type": str((prompt.get(nid) or {}).get("class_type", "")),
+                    "executed": list(run.executed),
+                },
+                True,
+            )
+        except _NodeFailed as failed:
+            run.add_message("execution_error", failed.details, False)
+
+        delay = self.app.faults.take_history_delay()
+        if delay:
+            await asyncio.sleep(delay)
+        extra = dict(run.extra_data) if isinstance(run.extra_data, dict) else {}
+        for key in _SENSITIVE:
+            extra.pop(key, None)
+        self.history[run.prompt_id] = {
+            "prompt": [run.number, run.prompt_id, prompt, extra, list(run.outputs_to_execute)],
+            "outputs": run.ui_outputs,
+            "status": {"status_str": "success" if success else "error", "completed": success, "messages": run.messages},
+            "meta": run.meta,
+        }
+        while len(self.history) > MAX_HISTORY:
+            del self.history[next(iter(self.history))]
+        self.running.pop(run.prompt_id, None)
+        self.app.stats.prompts_completed += 1
+        self.app.queue_updated()
+        run.to_client("executing", {"node": None, "prompt_id": run.prompt_id})
+        self.client_id = None
+        self.last_node_id = None
+        self.current_prompt_id = None
+
+    async def _run_node(self, run: _Run, nid: str, sigs: dict[str, Any], cache: dict[Any, _CacheEntry]) -> None:
+        node = run.prompt[nid]
+        class_type = str(node.get("class_type"))
+        sig = sigs[nid]
+        hit = cache.get(sig)
+        if hit is not None:
+            if hit.ui is not None:
+                run.record_ui(nid, hit.ui)
+            run.progress_finish(nid)
+            run.executed.append(nid)
+            return
+        run.progress_start(nid)
+        self.last_node_id = nid
+        run.to_client("executing", {"node": nid, "display_node": nid, "prompt_id": run.prompt_id})
+        await self.checkpoint()
+        impl = NODE_IMPLS.get(class_type)
+        kwargs = self._inputs(run, nid, node, class_type, impl)
+        try:
+            if impl is None:
+                raise NotImplementedError(f"the mock has no implementation of {class_type}")
+            fault = self.app.faults.take_node_fault(nid, class_type)
+            if fault is not None:
+                raise _InjectedFailure(*fault)
+            outputs, ui = await impl.fn(_NodeCtx(self.app, run, nid), **kwargs)
+        except (Interrupted, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            type_name = exc.type_name if isinstance(exc, _InjectedFailure) else _type_name(exc)
+            raise _NodeFailed(
+                {
+                    "prompt_id": run.prompt_id,
+                    "node_id": nid,
+                    "node_type": class_type,
+                    "executed": list(run.executed),
+                    "exception_message": f"{exc}\n",
+                    "exception_type": type_name,
+                    "traceback": traceback.format_tb(exc.__traceback__),
+                    "current_inputs": {k: [encode_for_error(v)] for k, v in kwargs.items()},
+                    "current_outputs": list(run.order),
+                }
+            ) from None
+        cache[sig] = _CacheEntry(outputs, ui)
+        if ui is not None:
+            run.record_ui(nid, ui)
+        run.progress_finish(nid)
+        run.executed.append(nid)
+
+    def _inputs(
+        self, run: _Run, nid: str, node: dict[str, Any], class_type: str, impl: NodeImpl | None
+    ) -> dict[str, Any]:
+        types = self.app.catalog.input_types(class_type)
+        kwargs: dict[str, Any] = {}
+        for name, value in (node.get("inputs") or {}).items():
+            kind = types.get(name)
+            if kind is None or kind == "HIDDEN":
+                continue  # undeclared inputs are ignored, like the real server
+            if _is_link(value):
+                entry = self._cache.get(run.sigs.get(str(value[0])))
+                if entry is None:
+                    raise RuntimeError(f"node {nid}: input {name} links to {value[0]}, which has no output")
+                kwargs[name] = entry.outputs[int(value[1])]
+                continue
+            if isinstance(value, dict) and "__value__" in value:
+                value = value["__value__"]
+            conv: Callable[[Any], Any] | None = {"INT": int, "FLOAT": float, "STRING": str, "BOOLEAN": bool}.get(
+                kind
+            )
+            if conv is not None:
+                try:
+                    value = conv(value)
+                except (TypeError, ValueError):
+                    pass
+            kwargs[name] = value
+        for name, kind in types.items():
+            if kind == "HIDDEN":
+                if name == "prompt":
+                    kwargs[name] = run.prompt
+                elif name == "extra_pnginfo":
+                    kwargs[name] = (run.extra_data or {}).get("extra_pnginfo")
+                elif name == "unique_id":
+                    kwargs[name] = nid
+        return kwargs
+
+    def _signatures(self, prompt: dict[str, Any]) -> dict[str, Any]:
+        """Input signature per node: class, is_changed, constants and the ancestors' signatures."""
+        sigs: dict[str, Any] = {}
+        catalog = self.app.catalog
+
+        def sig(nid: str, depth: int = 0) -> Any:
+            got = sigs.get(nid)
+            if got is not None:
+                return got
+            node = prompt.get(nid)
+            if not isinstance(node, dict) or depth > 500:
+                return ("missing", nid)
+            class_type = str(node.get("class_type"))
+            impl = NODE_IMPLS.get(class_type)
+            inputs = node.get("inputs") or {}
+            parts: list[Any] = [class_type]
+            if impl is not None and impl.is_changed is not None:
+                parts.append(_freeze(impl.is_changed(_NodeCtxLite(self.app), inputs)))
+            if "unique_id" in catalog.input_types(class_type):
+                parts.append(("id", nid))
+            for name in sorted(inputs):
+                value = inputs[name]
+                if _is_link(value):
+                    parts.append((name, sig(str(value[0]), depth + 1), _freeze(value[1])))
+                else:
+                    parts.append((name, _freeze(value)))
+            result = tuple(parts)
+            sigs[nid] = result
+            return result
+
+        for nid in prompt:
+            sig(nid)
+        return sigs
+
+
+class _NodeCtxLite:
+    """Enough of a node context for ``is_changed`` hooks (folders only)."""
+
+    def __init__(self, app: _App) -> None:
+        self.app = app
+
+    def folder(self, kind: str) -> str:
+        return self.app.folder(kind) or ""
+
+
+class _NodeFailed(Exception):
+    def __init__(self, details: dict[str, Any]) -> None:
+        super().__init__(details.get("exception_message", ""))
+        self.details = details
+
+
+def _type_name(exc: BaseException) -> str:
+    cls = type(exc)
+    module = cls.__module__
+    return cls.__qualname__ if module in ("builtins", "__main__") else f"{module}.{cls.__qualname__}"
+
+
+def _is_link(value: Any) -> bool:
+    return isinstance(value, list) and len(value) == 2 and isinstance(value[0], (str, int)) and isinstance(
+        value[1], int
+    )
+
+
+def _pick(
+    ready: list[str], prompt: dict[str, Any], blocking: dict[str, set[str]], is_output: Callable[[str], bool]
+) -> str:
+    """The server's UX-friendly choice among ready nodes: outputs first, then what feeds them soonest."""
+
+    def out(nid: str) -> bool:
+        return is_output(str(prompt[nid].get("class_type")))
+
+    for nid in ready:
+        if out(nid):
+            return nid
+    for nid in ready:
+        if any(out(b) for b in blocking.get(nid, ())):
+            return nid
+    for nid in ready:
+        if any(out(b2) for b in blocking.get(nid, ()) for b2 in blocking.get(b, ())):
+            return nid
+    return ready[0]
