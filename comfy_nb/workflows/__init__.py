@@ -1,0 +1,22 @@
+"""Workflows: API graphs, UI→API conversion, role binding, built-in templates and generation tasks.
+
+``Workflow`` holds an API-format graph (load it from a file, a PNG, a UI save plus the server's
+``object_info``, or a template) and binds parameters by following the graph. ``GenerationTask``
+turns a request by parameters into a prompt using the workflow the ``ComfyConfig`` sets for its type.
+"""
+
+from ._task import GenerationTask, TaskType
+from ._templates import TEMPLATES, load_template
+from ._ui import is_ui_workflow, ui_to_api
+from ._workflow import Node, Workflow
+
+__all__ = [
+    "TEMPLATES",
+    "GenerationTask",
+    "Node",
+    "TaskType",
+    "Workflow",
+    "is_ui_workflow",
+    "load_template",
+    "ui_to_api",
+]
