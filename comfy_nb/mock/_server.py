@@ -869,7 +869,7 @@ class MockServer:
         app = _App(self)
         runner = web.AppRunner(app.app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port, reuse_address=True, shutdown_timeout=0.5)
+        site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
         await site.start()
         server = getattr(site, "_server", None)
         if self.port == 0 and server is not None and server.sockets:

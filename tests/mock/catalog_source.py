@@ -10,7 +10,11 @@ import json
 import pathlib
 from typing import Any
 
-FIXTURES = pathlib.Path("/work/shared/fixtures/comfyui")
+import os
+
+FIXTURES = pathlib.Path(
+    os.environ.get("COMFY_NB_FIXTURES", pathlib.Path(__file__).resolve().parents[3] / "shared/fixtures/comfyui")
+)
 CATALOG = pathlib.Path(__file__).resolve().parents[2] / "comfy_nb" / "mock" / "nodes.json"
 
 CLASSES = (
