@@ -59,7 +59,8 @@ class GenerationTask:
     frames: int | None = None
     fps: float | None = None
     batch_size: int | None = None
-    resolved_seed: int = field(init=False)
+    resolved_seed: int = field(init=False, default=0)
+    """The seed actually used: ``seed``, or the one drawn for ``seed=None``."""
 
     def __post_init__(self) -> None:
         problems = self._problems()
