@@ -549,6 +549,10 @@ class AsyncComfyClient:
 
     async def submit_task(self, task: PromptBuilder, **kwargs: Any) -> Job:
         """Build the task's graph (config's workflow for its type, preferred models) and submit it."""
+        if self.config is None:
+            from ..config import ComfyConfig
+
+            self.config = ComfyConfig(server_url=self.url)  # the built-in templates, no preferred models
         defs = await self.node_defs()
         prompt, meta = task.to_prompt(self.config, defs)
         return await self.submit(prompt, meta=meta, **kwargs)

@@ -122,7 +122,10 @@ class GenerationTask:
         if defs is not None:
             self._check_against(defs)
         workflow = self._load_workflow(config, node_defs)
+        template = workflow.copy()
         self._bind(workflow, config)
+        if defs is not None and config.workflows.get(self._workflow_key(config)) in TEMPLATES:
+            _use_server_models(workflow, template, defs)
         return workflow
 
     def _workflow_key(self, config: ComfyConfig) -> str:
@@ -252,6 +255,25 @@ def _has_sampler(wf: Workflow) -> bool:
     except WorkflowError:
         return False
     return True
+
+
+_MODEL_INPUTS = ("ckpt_name", "vae_name", "lora_name", "model_name")
+
+
+def _use_server_models(wf: Workflow, template: Workflow, defs: dict[str, NodeDef]) -> None:
+    """A built-in template names placeholder model files; where the task and config chose none and
+    the server lacks the placeholder, take the server's first file of that kind instead."""
+    for node in wf:
+        spec_node = defs.get(node.class_type)
+        if spec_node is None or node.id not in template:
+            continue
+        for name in _MODEL_INPUTS:
+            spec = spec_node.input(name)
+            value = node.inputs.get(name)
+            if spec is None or not spec.options or value in spec.options:
+                continue
+            if template[node.id].inputs.get(name) == value:  # still the template's placeholder
+                node.inputs[name] = spec.options[0]
 
 
 def _server_name(value: Any, field_name: str) -> str:
