@@ -1,0 +1,29 @@
+"""Prompt experiments: sweeps over parameters, resumable runs, labelled grids, a pool of servers.
+
+::
+
+    sweep = Sweep(task, seed=[1, 2, 3], cfg_scale=[4, 7, 10])
+    run = await client.run_sweep(sweep, concurrency=4, output_dir="runs/foxes")
+    run.grid(x="cfg_scale", y="seed")        # live widget; .save("grid.png")
+    run.table(); run.to_pandas()
+    SweepRun.load("runs/foxes")              # read back; run_sweep into the same directory resumes
+"""
+
+from ._pool import PoolJob, ServerLoad, ServerPool
+from ._run import SweepRun
+from ._runner import run_sweep, run_sweep_to_end
+from ._store import CellResult
+from ._sweep import WORKFLOW_PARAMETERS, Cell, Sweep
+
+__all__ = [
+    "WORKFLOW_PARAMETERS",
+    "Cell",
+    "CellResult",
+    "PoolJob",
+    "ServerLoad",
+    "ServerPool",
+    "Sweep",
+    "SweepRun",
+    "run_sweep",
+    "run_sweep_to_end",
+]
