@@ -206,6 +206,7 @@ class AsyncComfyClient:
         self._ws_task: asyncio.Task[None] | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._ws_connected: asyncio.Event | None = None
+        self._ws_attempted: asyncio.Event | None = None
         self._ws_failed: str | None = None
         self._closing = False
         self._connect_lock: asyncio.Lock | None = None
@@ -265,8 +266,9 @@ class AsyncComfyClient:
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
             self._ws_connected = asyncio.Event()
+            self._ws_attempted = asyncio.Event()
             self._connect_lock = asyncio.Lock()
-        assert self._connect_lock is not None and self._ws_connected is not None
+        assert self._connect_lock is not None and self._ws_attempted is not None
         async with self._connect_lock:
             if self._ws_task is not None or (not self._use_ws and self._supervisor is not None):
                 return
@@ -274,12 +276,11 @@ class AsyncComfyClient:
             self._http_client()
             if self._use_ws:
                 self._ws_task = asyncio.create_task(self._ws_main(), name="comfy_nb-ws")
-                ready = asyncio.create_task(self._ws_connected.wait())
-                try:
-                    await asyncio.wait_for(asyncio.shield(ready), min(10.0, self.timeout))
+                try:  # the first attempt either connects or fails; either ends the wait
+                    await asyncio.wait_for(self._ws_attempted.wait(), min(10.0, self.timeout) + 1)
                 except asyncio.TimeoutError:
-                    ready.cancel()
-                if not self._ws_connected.is_set():
+                    pass
+                if self._ws is None:
                     # No socket: find out whether the server is there at all (clear error if not).
                     await self._request("GET", "/prompt", retries=0)
                     log.warning(
@@ -347,6 +348,11 @@ class AsyncComfyClient:
             try:
                 response = await http.request(method, url, json=json, params=params, files=files, data=data)
             except httpx.TimeoutException as exc:
+                if _refused(exc):  # httpx-aiohttp reports a refused connection as a connect timeout
+                    if last:
+                        raise _connection_error(exc, method, url, request) from None
+                    await asyncio.sleep(retry_delay(attempt))
+                    continue
                 if last:
                     raise ComfyTimeout(
                         f"{method} {url} timed out after {self.timeout} s ({type(exc).__name__}); the server "
@@ -512,7 +518,7 @@ class AsyncComfyClient:
                 response = await http.post(url, json=body)
             except httpx.TransportError as exc:
                 failure = _connection_error(exc, "POST", url, request)
-                if isinstance(exc, httpx.TimeoutException):
+                if isinstance(exc, httpx.TimeoutException) and not _refused(exc):
                     failure = ComfyTimeout(failure.message, request=request)
             else:
                 if response.status_code == 200:
@@ -807,7 +813,7 @@ class AsyncComfyClient:
     # ------------------------------------------------------------------ the socket
 
     async def _ws_main(self) -> None:
-        assert self._ws_connected is not None
+        assert self._ws_connected is not None and self._ws_attempted is not None
         attempt = 0
         url = f"{self._ws_url}?clientId={self.client_id}"
         while not self._closing:
@@ -829,6 +835,7 @@ class AsyncComfyClient:
                     reconnected = attempt > 0 or any(j._tracker.gap for j in self._active.values())
                     attempt = 0
                     self._ws_connected.set()
+                    self._ws_attempted.set()
                     if reconnected:
                         self._task(self._reconcile("socket reconnected"))
                     async for frame in ws:
@@ -841,6 +848,7 @@ class AsyncComfyClient:
             finally:
                 self._ws = None
                 self._ws_connected.clear()
+                self._ws_attempted.set()
             if self.closing:
                 return
             for job in self._active.values():
@@ -1030,6 +1038,18 @@ def _as_api_graph(prompt: Any) -> dict[str, Any]:
             )
         graph[str(node_id)] = dict(node)
     return graph
+
+
+def _refused(exc: BaseException) -> bool:
+    """True when a 'timeout' was really a refused or reset connection (no server there)."""
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None:
+        if isinstance(cause, (ConnectionRefusedError, ConnectionResetError)):
+            return True
+        if type(cause).__name__ in ("ClientConnectorError", "ServerDisconnectedError", "ClientOSError"):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def _describe_ws_failure(exc: BaseException) -> str:
