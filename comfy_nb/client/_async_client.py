@@ -220,6 +220,7 @@ class AsyncComfyClient:
         self.queue_remaining: int | None = None
         self._queue_listeners: list[Callable[[QueueState], Any]] = []
         self._queue_refresh: asyncio.Task[None] | None = None
+        self._queue_dirty = False
         self._background: set[asyncio.Task[Any]] = set()
 
     # ------------------------------------------------------------------ lifecycle
@@ -568,6 +569,12 @@ class AsyncComfyClient:
         job = await self.submit(prompt, **kwargs)
         return await job.result(timeout)
 
+    async def run_sweep(self, sweep: Any, **kwargs: Any) -> Any:
+        """Start a ``Sweep`` on this server and return its ``SweepRun`` (see ``comfy_nb.experiments.run_sweep``)."""
+        from ..experiments import run_sweep
+
+        return await run_sweep(self, sweep, **kwargs)
+
     # ------------------------------------------------------------------ following jobs
 
     @property
@@ -716,31 +723,36 @@ class AsyncComfyClient:
         return unsubscribe
 
     def _schedule_queue_refresh(self) -> None:
-        if self._loop is None or (self._queue_refresh is not None and not self._queue_refresh.done()):
+        if self._loop is None or self._closing:
             return
         if not self._queue_listeners and not any(
             j.status.state is JobState.QUEUED for j in self._active.values()
         ):
             return
-        self._queue_refresh = asyncio.ensure_future(self._refresh_queue())
+        self._queue_dirty = True
+        if self._queue_refresh is None or self._queue_refresh.done():
+            self._queue_refresh = asyncio.ensure_future(self._refresh_queue())
 
     async def _refresh_queue(self) -> None:
-        """Re-read ``/queue`` after a burst of status messages (at most a few times a second)."""
-        await asyncio.sleep(0.05)  # coalesce a burst of status broadcasts into one read
-        try:
-            state = await self.queue()
-        except ComfyError as exc:
-            log.debug("comfy_nb: queue refresh failed: %s", exc)
-            return
-        for job in list(self._active.values()):
-            if job._tracker.set_queue_position(state.position(job.prompt_id)):
-                job._notify()
-        for listener in tuple(self._queue_listeners):
+        """Re-read ``/queue`` after status messages: bursts coalesce, at most a few reads a second,
+        and a change that arrives during a read is never lost (it causes one more read)."""
+        while self._queue_dirty:
+            self._queue_dirty = False
+            await asyncio.sleep(0.05)  # coalesce a burst of status broadcasts into one read
             try:
-                listener(state)
-            except Exception:
-                log.exception("queue listener raised")
-        await asyncio.sleep(0.2)  # rate limit: the next refresh starts no sooner
+                state = await self.queue()
+            except ComfyError as exc:
+                log.debug("comfy_nb: queue refresh failed: %s", exc)
+                return
+            for job in list(self._active.values()):
+                if job._tracker.set_queue_position(state.position(job.prompt_id)):
+                    job._notify()
+            for listener in tuple(self._queue_listeners):
+                try:
+                    listener(state)
+                except Exception:
+                    log.exception("queue listener raised")
+            await asyncio.sleep(0.2)  # rate limit: the next read starts no sooner
 
     # ------------------------------------------------------------------ files
 
