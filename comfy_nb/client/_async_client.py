@@ -987,6 +987,7 @@ class AsyncComfyClient:
             return
         running = {e.prompt_id for e in queue.running}
         pending = {e.prompt_id for e in queue.pending}
+        missed = False
         for job in unfinished:
             pid = job.prompt_id
             if pid in running:
@@ -1004,6 +1005,7 @@ class AsyncComfyClient:
             except ComfyError:
                 continue
             if entry is not None:
+                missed = missed or (self._ws is not None and not job._tracker.gap and not job.foreign)
                 job._tracker.gap = True
                 if job._tracker.apply_history(entry):
                     job._notify()
@@ -1018,6 +1020,11 @@ class AsyncComfyClient:
                 ):
                     job._notify()
                 self._forget(job)
+        if missed and self._ws is not None:
+            # An open socket missed a whole prompt: it has gone deaf (e.g. a second connection with our
+            # clientId came and went, which deregisters us server-side). A new connection fixes it.
+            log.warning("comfy_nb: the WebSocket to %s stopped receiving events; reconnecting", self._ws_url)
+            await self._ws.close()
 
 
 # ---------------------------------------------------------------------- helpers

@@ -271,3 +271,18 @@ async def test_queue_listener_gets_pushed_updates(fresh_mock: MockServer) -> Non
         await asyncio.wait_for(got_pending.wait(), 10)
         await first.cancel()
     assert any(s.pending for s in states)
+
+
+async def test_deaf_socket_is_noticed_and_replaced(fresh_mock: MockServer) -> None:
+    import websockets
+
+    async with AsyncComfyClient(fresh_mock.url, poll_interval=0.05, quiet_poll=0.3) as client:
+        connects = fresh_mock.stats.ws_connects
+        # a second socket with our clientId steals the registration; its close leaves ours deaf
+        async with websockets.connect(f"{fresh_mock.ws_url}?clientId={client.client_id}") as other:
+            await other.recv()
+        first = await (await client.submit(tiny(40))).result(timeout=30)
+        assert first  # finished through reconciliation, not lost
+        second = await client.submit(tiny(41))
+        assert await second.result(timeout=30)
+        assert fresh_mock.stats.ws_connects >= connects + 2  # ours was replaced
