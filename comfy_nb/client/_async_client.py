@@ -865,7 +865,8 @@ class AsyncComfyClient:
                 return
             for job in self._active.values():
                 job._tracker.gap = True
-            await asyncio.sleep(retry_delay(min(attempt, 5), base=0.2, cap=5.0))
+            if attempt:  # the first reconnect is immediate; then back off
+                await asyncio.sleep(retry_delay(min(attempt - 1, 5), base=0.2, cap=5.0))
             attempt += 1
 
     def _ssl_context(self) -> ssl.SSLContext | None:
