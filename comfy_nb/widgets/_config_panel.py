@@ -9,14 +9,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import ipywidgets as W
+import traitlets as t
 
 from . import _bg
-from ._forms import LoraStack, field_layout, section, set_options, status_html
+from ._forms import LoraStack, lora_pairs, field_layout, section, set_options, status_html
 
 __all__ = ["ConfigPanel", "validate_url"]
 
 log = logging.getLogger("comfy_nb.widgets")
-_TASK_TYPES = ("txt2img", "img2img", "inpaint", "upscale")
+_TASK_TYPES = ("image", "video", "upscale", "inpaint", "grid")
 _SECRET_FIELDS = ("token", "password")
 
 
@@ -50,6 +51,12 @@ def validate_url(text: str) -> str | None:
                  for label in host.split(".")) and not host.startswith("["):
         return f"{host} is not a valid host name"
     return None
+
+
+class _SecretField(W.Password):  # type: ignore[misc]
+    """A Password box whose typed value is never echoed back to the browser (ipywidgets 8 echoes by default)."""
+
+    value = t.Unicode("", help="String value").tag(sync=True, echo_update=False)
 
 
 def _config_class() -> Any:
@@ -90,9 +97,9 @@ class ConfigPanel(W.VBox):  # type: ignore[misc]
         self.url_status.add_class("cnb-url-status")
         self.username = W.Text(value=str(self._get("username") or ""), description="Username", style=lab,
                                layout=field_layout("300px"), continuous_update=False)
-        self.token = W.Password(description="Token", style=lab, layout=field_layout("300px"),
+        self.token = _SecretField(description="Token", style=lab, layout=field_layout("300px"),
                                 continuous_update=False)
-        self.password = W.Password(description="Password", style=lab, layout=field_layout("300px"),
+        self.password = _SecretField(description="Password", style=lab, layout=field_layout("300px"),
                                    continuous_update=False)
         self.test_button = W.Button(description="Test connection", icon="plug", layout=field_layout("160px"))
         self.test_button.add_class("cnb-test-button")
@@ -108,8 +115,7 @@ class ConfigPanel(W.VBox):  # type: ignore[misc]
         self.vae = W.Dropdown(description="VAE", style=lab, layout=field_layout("460px"))
         set_options(self.checkpoint, [], keep=self._get("checkpoint"), allow_none=True)
         set_options(self.vae, [], keep=self._get("vae"), allow_none=True)
-        loras = [(str(n), float(s)) for n, s in (tuple(x) for x in (self._get("loras") or []))]
-        self.loras = LoraStack((), loras)
+        self.loras = LoraStack((), lora_pairs(self._get("loras")))
         self.path = W.Text(description="File", placeholder="default location", style=lab,
                            layout=field_layout("460px"))
         self.save_button = W.Button(description="Save", icon="save", layout=field_layout("90px"))
@@ -122,8 +128,8 @@ class ConfigPanel(W.VBox):  # type: ignore[misc]
         self.password.observe(lambda c: self._on_secret("password", c), "value")
         for tt, box in self.workflows.items():
             box.observe(lambda c, tt=tt: self._on_workflow(tt, c["new"]), "value")
-        self.checkpoint.observe(lambda c: self._set("checkpoint", c["new"]), "value")
-        self.vae.observe(lambda c: self._set("vae", c["new"]), "value")
+        self.checkpoint.observe(lambda c: self._set("checkpoint", c["new"] or None), "value")
+        self.vae.observe(lambda c: self._set("vae", c["new"] or None), "value")
         self.loras.on_change(lambda: self._set("loras", self.loras.value))
         self.test_button.on_click(lambda _b: self.test_connection())
         self.save_button.on_click(lambda _b: self.save())
@@ -290,10 +296,10 @@ class ConfigPanel(W.VBox):  # type: ignore[misc]
         wf = self._get("workflows") or {}
         for tt, box in self.workflows.items():
             box.value = str(wf.get(tt) or "")
-        set_options(self.checkpoint, [o[1] for o in self.checkpoint.options if o[1]], keep=self._get("checkpoint"),
+        set_options(self.checkpoint, [v for v in self.checkpoint._options_values if v], keep=self._get("checkpoint"),
                     allow_none=True)
-        set_options(self.vae, [o[1] for o in self.vae.options if o[1]], keep=self._get("vae"), allow_none=True)
-        self.loras.value = [(str(n), float(s)) for n, s in (tuple(x) for x in (self._get("loras") or []))]
+        set_options(self.vae, [v for v in self.vae._options_values if v], keep=self._get("vae"), allow_none=True)
+        self.loras.value = lora_pairs(self._get("loras"))
         self._show_secret_state()
 
     def __repr__(self) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 import ipywidgets as W
 
-__all__ = ["LoraStack", "NONE_LABEL", "field_layout", "section", "set_options", "status_html"]
+__all__ = ["LoraStack", "lora_pairs", "NONE_LABEL", "field_layout", "section", "set_options", "status_html"]
 
 NONE_LABEL = "(none)"
 
@@ -20,13 +20,30 @@ def field_layout(width: str = "auto") -> W.Layout:
 def set_options(dd: W.Dropdown, values: Sequence[Any], *, keep: Any = None, allow_none: bool = False) -> None:
     """Replace a dropdown's options, keeping the current (or ``keep``) value when it is still offered."""
     current = keep if keep is not None else dd.value
-    opts: list[Any] = [(NONE_LABEL, None)] if allow_none else []
+    if allow_none and current is None:
+        current = ""
+    opts: list[Any] = [(NONE_LABEL, "")] if allow_none else []
     opts += [(str(v), v) for v in values]
-    if current is not None and current not in values:
+    if current not in (None, "") and current not in values:
         opts.append((f"{current} (not on server)", current))
-    with dd.hold_trait_notifications():
-        dd.options = opts
-        dd.value = current if (current is not None or allow_none) else (values[0] if values else None)
+    target = current if (current is not None or allow_none) else (values[0] if values else None)
+    dd.options = opts
+    if dd.value != target:
+        dd.value = target
+
+
+def lora_pairs(items: Any) -> list[tuple[str, float]]:
+    """``[(name, strength)]`` from config LoRA entries (``LoraSpec``, tuples or names)."""
+    out: list[tuple[str, float]] = []
+    for x in items or ():
+        if hasattr(x, "name"):
+            out.append((str(x.name), float(getattr(x, "strength_model", 1.0))))
+        elif isinstance(x, str):
+            out.append((x, 1.0))
+        else:
+            seq = tuple(x)
+            out.append((str(seq[0]), float(seq[1]) if len(seq) > 1 else 1.0))
+    return out
 
 
 def section(title: str) -> W.HTML:

@@ -71,6 +71,7 @@ class QueuePanel(anywidget.AnyWidget):
                 self.cancelling = [p for p in self.cancelling if p != prompt_id]
             if not ok:
                 self.message = "That prompt had already finished."
+            self.refresh()  # one read after our own action (the server may not broadcast a removal)
 
         _bg.on_done(fut, _done, lambda exc: self._failed("cancel", exc, prompt_id))
         return fut
@@ -81,6 +82,7 @@ class QueuePanel(anywidget.AnyWidget):
 
         def _done(n: Any) -> None:
             self.message = f"Cleared {n} pending prompt{'s' if n != 1 else ''}." if isinstance(n, int) else "Cleared."
+            self.refresh()
 
         _bg.on_done(fut, _done, lambda exc: self._failed("clear", exc))
         return fut

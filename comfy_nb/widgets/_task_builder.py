@@ -13,7 +13,7 @@ from typing import Any
 import ipywidgets as W
 
 from . import _bg
-from ._forms import LoraStack, field_layout, section, set_options, status_html
+from ._forms import LoraStack, lora_pairs, field_layout, section, set_options, status_html
 from ._job_view import JobView
 
 __all__ = ["TaskBuilder"]
@@ -31,8 +31,8 @@ SIZE_PRESETS: dict[str, tuple[int, int]] = {
 }
 _CUSTOM = "custom"
 _FALLBACK_TYPES = ("txt2img", "img2img", "inpaint")
-_NEEDS_IMAGE = ("img2img", "inpaint", "upscale", "outpaint")
-_NEEDS_MASK = ("inpaint", "outpaint")
+_NEEDS_IMAGE = ("img2img", "inpaint", "upscale")
+_NEEDS_MASK = ("inpaint",)
 _MAX_SEED = 2**32 - 1
 _MAX_JOB_VIEWS = 6
 
@@ -123,8 +123,7 @@ class TaskBuilder(W.VBox):  # type: ignore[misc]
         self.vae = W.Dropdown(description="VAE", style=lab, layout=field_layout("420px"))
         set_options(self.checkpoint, [], keep=ckpt, allow_none=True)
         set_options(self.vae, [], keep=vae, allow_none=True)
-        loras = list(getattr(config, "loras", None) or []) if config is not None else []
-        self.loras = LoraStack((), [(str(n), float(s)) for n, s in (tuple(x) for x in loras)])
+        self.loras = LoraStack((), lora_pairs(getattr(config, "loras", None)) if config is not None else [])
         self.init_upload = W.FileUpload(accept="image/*", multiple=False, description="Init image",
                                         layout=field_layout("150px"))
         self.mask_upload = W.FileUpload(accept="image/*", multiple=False, description="Mask",
@@ -201,7 +200,7 @@ class TaskBuilder(W.VBox):  # type: ignore[misc]
     def _set_model(self, dd: W.Dropdown, values: Any) -> None:
         values = list(values)
         set_options(dd, values, allow_none=True)
-        if dd.value is None and values:
+        if not dd.value and values:
             dd.value = values[0]
 
     @property
@@ -256,7 +255,7 @@ class TaskBuilder(W.VBox):  # type: ignore[misc]
         fields: dict[str, Any] = {
             "type": self.type.value,
             "prompt": self.prompt.value,
-            "negative_prompt": self.negative.value,
+            "negative_prompt": self.negative.value or None,
             "width": int(self.width.value),
             "height": int(self.height.value),
             "seed": seed,
@@ -264,8 +263,8 @@ class TaskBuilder(W.VBox):  # type: ignore[misc]
             "cfg_scale": float(self.cfg.value),
             "sampler": self.sampler.value,
             "scheduler": self.scheduler.value,
-            "checkpoint": self.checkpoint.value,
-            "vae": self.vae.value,
+            "checkpoint": self.checkpoint.value or None,
+            "vae": self.vae.value or None,
             "loras": self.loras.value,
         }
         if self.type.value in _NEEDS_IMAGE:

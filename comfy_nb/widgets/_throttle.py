@@ -25,8 +25,8 @@ __all__ = ["DEFAULT_INTERVAL", "Throttle", "TimerHandle", "default_timer"]
 
 T = TypeVar("T")
 
-#: Minimum time between two deliveries: 50 ms, i.e. at most 20 updates per second.
-DEFAULT_INTERVAL = 0.05
+#: Minimum time between two deliveries: 55 ms, i.e. at most ~18 updates per second (+ the final one).
+DEFAULT_INTERVAL = 0.055
 
 
 class TimerHandle(Protocol):

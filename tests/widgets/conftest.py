@@ -66,6 +66,12 @@ def front_msg(widget: Widget, content: dict[str, Any]) -> None:
     widget.comm.handler({"content": {"data": {"method": "custom", "content": content}}, "buffers": []})
 
 
+def front_update(widget: Widget, state: dict[str, Any]) -> None:
+    """A state change typed in the browser (ipywidgets does not echo it back)."""
+    widget.comm.handler({"content": {"data": {"method": "update", "state": state, "buffer_paths": []}},
+                         "buffers": []})
+
+
 def wait_for(cond: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
     """Poll ``cond`` (with a short event wait, not a fixed sleep) until truthy or fail."""
     deadline = time.monotonic() + timeout

@@ -142,6 +142,6 @@ def test_jobview_comm_messages_for_1000_progress_events_per_second(
     job.emit(state=JobState.COMPLETED, progress=100.0, finished_at=1001.0, current_node=None, completed_nodes=7)
     updates = state_updates(view)[before:]
     assert len(updates) <= 22, f"{len(updates)} comm messages for 1,001 events in 1 s"
-    assert len(updates) >= 18, "the view must still update live"
+    assert len(updates) >= 16, "the view must still update live"
     assert view.state == "completed" and view.progress == 100.0
     assert updates[-1]["state"] == "completed"
