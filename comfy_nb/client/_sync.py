@@ -152,6 +152,12 @@ class ComfyClient:
     def run(self, prompt: Mapping[str, Any] | Any, *, timeout: float | None = None, **kwargs: Any) -> list[Output]:
         return self._run(self.aclient.run(prompt, timeout=timeout, **kwargs))
 
+    def run_sweep(self, sweep: Any, **kwargs: Any) -> Any:
+        """Run a ``Sweep`` to the end and return the finished ``SweepRun`` (Ctrl-C cancels the sweep)."""
+        from ..experiments import run_sweep_to_end
+
+        return self._run(run_sweep_to_end(self.aclient, sweep, **kwargs))
+
     def status(self, prompt_id: str) -> JobStatus:
         return self._run(self.aclient.status(prompt_id))
 

@@ -1,0 +1,143 @@
+"""``SweepGrid``: the live widget over a ``SweepRun`` (``run.grid(x=..., y=...)``).
+
+Cell states travel as one small synced list, rebuilt at most ~20 times a second; thumbnails are
+made from the downloaded files on the widgets' thread pool and sent once each as custom messages,
+so a thousand-cell grid never resends its pictures.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import threading
+from typing import TYPE_CHECKING, Any
+
+import anywidget
+import traitlets as t
+
+from ..widgets import _bg
+from ..widgets._images import data_url, downscale
+from ..widgets._throttle import Throttle
+from ._grid import MAX_THUMB, GridLayout, save_sheet, sheet_size
+from ._store import CellResult
+
+if TYPE_CHECKING:
+    from ._run import SweepRun
+
+__all__ = ["SweepGrid"]
+
+_STATIC = pathlib.Path(__file__).parent / "static"
+
+
+def _thumbnail(path: pathlib.Path, size: int) -> str:
+    try:
+        small, mime = downscale(path.read_bytes(), size, quality=75)
+    except (OSError, ValueError):
+        return ""
+    return data_url(small, mime)
+
+
+class SweepGrid(anywidget.AnyWidget):
+    """Cells of a sweep laid out by axis values; fills in as cells finish, errors shown in place.
+
+    ``save(path)`` writes a PNG contact sheet with axis labels, a title and the sweep's metadata.
+    """
+
+    _esm = _STATIC / "grid.js"
+    _css = (_STATIC / "grid.css").read_text(encoding="utf-8")
+
+    title = t.Unicode("").tag(sync=True)
+    summary = t.Unicode("").tag(sync=True)
+    x_title = t.Unicode("").tag(sync=True)
+    y_title = t.Unicode("").tag(sync=True)
+    columns = t.List(t.Unicode()).tag(sync=True)
+    rows = t.List(t.Unicode()).tag(sync=True)
+    size = t.Int(128).tag(sync=True)
+    cells = t.List(t.Dict()).tag(sync=True)
+    """``{index, row, column, state, error, label}`` per cell (no pictures: those come as messages)."""
+
+    def __init__(self, run: SweepRun, layout: GridLayout, *, size: int = 128, title: str | None = None) -> None:
+        default_title = "sweep over " + " by ".join(n for n in (layout.x_title, layout.y_title) if n)
+        super().__init__(
+            title=title or default_title, x_title=layout.x_title, y_title=layout.y_title,
+            columns=layout.column_labels, rows=layout.row_labels, size=max(32, min(MAX_THUMB, int(size))),
+        )
+        self.run = run
+        self.grid_layout = layout
+        self._thumbs: dict[str, str] = {}
+        self._new_thumbs: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._throttle: Throttle[None] = Throttle(self._flush)
+        self._unsubscribe = run.on_update(self._on_cell)
+        self.on_msg(self._on_front)
+        for result in run:
+            if result.state == "completed":
+                self._make_thumbnail(result)
+        self._flush(None)
+
+    # ------------------------------------------------------------------ updates
+
+    def _on_cell(self, result: CellResult) -> None:
+        if result.state == "completed":
+            self._make_thumbnail(result)
+        self._throttle.push(None)
+
+    def _make_thumbnail(self, result: CellResult) -> None:
+        if not result.outputs:
+            return
+        future = _bg.run_in_pool(_thumbnail, self.run.directory / result.outputs[0], self.size)
+        index = str(result.index)
+
+        def done(url: str) -> None:
+            if url:
+                with self._lock:
+                    self._new_thumbs[index] = url
+                self._throttle.push(None)
+
+        _bg.on_done(future, done)
+
+    def _flush(self, _: None) -> None:
+        self.cells = [self._cell(r) for r in self.run]
+        counts = self.run.counts()
+        self.summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+        with self._lock:
+            fresh, self._new_thumbs = self._new_thumbs, {}
+            self._thumbs.update(fresh)
+        if fresh:
+            self.send({"type": "thumbs", "items": fresh})
+
+    def _cell(self, result: CellResult) -> dict[str, Any]:
+        row, column = self.grid_layout.positions[result.key]
+        label = ", ".join(f"{k}={v}" for k, v in result.params.items())
+        return {"index": result.index, "row": row, "column": column, "state": result.state,
+                "error": (result.error or "")[:500], "label": label}
+
+    def _on_front(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        if isinstance(content, dict) and content.get("type") == "ready":
+            with self._lock:
+                everything = dict(self._thumbs)
+            self.send({"type": "thumbs", "items": everything})
+
+    def flush(self) -> None:
+        """Deliver any pending update now (the view otherwise catches up within 50 ms)."""
+        self._throttle.flush()
+
+    def close(self) -> None:
+        self._unsubscribe()
+        self._throttle.close()
+        super().close()
+
+    # ------------------------------------------------------------------ output
+
+    def sheet_size(self, size: int | None = None) -> tuple[int, int]:
+        """Pixel size of ``save()``'s contact sheet."""
+        return sheet_size(self.grid_layout, size or self.size)
+
+    def save(self, path: str | os.PathLike[str], *, size: int | None = None) -> pathlib.Path:
+        """Write the contact sheet PNG (thumbnails of ``size`` px, default the widget's)."""
+        return save_sheet(self.run, self.grid_layout, max(32, min(MAX_THUMB, size or self.size)), self.title, path)
+
+    def __repr__(self) -> str:
+        n_rows, n_cols = self.grid_layout.shape
+        counts = ", ".join(f"{n} {state}" for state, n in sorted(self.run.counts().items()))
+        return f"SweepGrid({self.title!r}: {n_rows}×{n_cols}, {counts})\n{self.grid_layout.text(self.run)}"

@@ -1,0 +1,78 @@
+"""``run_sweep``: the one implementation behind ``client.run_sweep`` and ``ServerPool.run_sweep``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from typing import Any
+
+from ..client import AsyncComfyClient
+from ..errors import ComfyError
+from ._pool import ServerPool
+from ._run import SweepRun
+from ._sweep import Sweep
+
+__all__ = ["run_sweep", "run_sweep_to_end"]
+
+
+async def run_sweep(
+    target: Any,
+    sweep: Sweep | SweepRun,
+    *,
+    concurrency: int | None = None,
+    output_dir: str | os.PathLike[str] | None = None,
+    rerun_failed: bool = True,
+    config: Any = None,
+    on_update: Any = None,
+) -> SweepRun:
+    """Start running ``sweep`` on a client or pool and return its ``SweepRun`` at once.
+
+    * ``concurrency`` – jobs submitted and unfinished at any time (default 4 per server), so the
+      servers' queues stay fed while finished outputs download.
+    * ``output_dir`` – the run directory; running the same sweep into it again resumes: completed
+      cells are not re-run (failed and cancelled ones are, unless ``rerun_failed=False``). Default: a
+      new temporary directory.
+    * ``config`` – the ``ComfyConfig`` a task sweep builds graphs with (default: the client's).
+    * ``on_update`` – ``callback(CellResult)`` for each cell change, on the client's loop.
+
+    ``await run.wait()`` waits for the end; ``run.grid()`` shows it live.
+    """
+    if isinstance(sweep, SweepRun):
+        output_dir = output_dir if output_dir is not None else sweep.directory
+        if sweep.sweep is None:
+            raise ComfyError(f"the sweep in {sweep.directory} could not be rebuilt, so it cannot be resumed")
+        sweep = sweep.sweep
+    if not isinstance(sweep, Sweep):
+        raise ComfyError(f"run_sweep needs a Sweep (or a loaded SweepRun), not {type(sweep).__name__}")
+    aclient = getattr(target, "aclient", target)  # the blocking ComfyClient wraps an async one
+    if isinstance(target, ServerPool):
+        pool, owned = target, False
+    elif isinstance(aclient, AsyncComfyClient):
+        pool, owned = ServerPool([aclient]), True
+    else:
+        raise ComfyError(f"run_sweep needs a client or a ServerPool, not {type(target).__name__}")
+    directory = output_dir if output_dir is not None else tempfile.mkdtemp(prefix="comfy_nb-sweep-")
+    run = SweepRun._open(sweep, directory)
+    if on_update is not None:
+        run.on_update(on_update)
+    try:
+        await pool.connect()
+        built_with, defs = await pool.build_context()
+        run._start(pool, owned, config if config is not None else built_with, defs,
+                   concurrency or 4 * len(pool.servers), rerun_failed)
+    except BaseException:
+        if owned:
+            await pool.aclose()
+        raise
+    return run
+
+
+async def run_sweep_to_end(target: Any, sweep: Sweep | SweepRun, **kwargs: Any) -> SweepRun:
+    """``run_sweep`` and wait for the end (the blocking client's form); cancelling it cancels the sweep."""
+    run = await run_sweep(target, sweep, **kwargs)
+    try:
+        return await run.wait()
+    except asyncio.CancelledError:
+        run.cancel()
+        raise
