@@ -89,7 +89,7 @@ class TaskBuilder(W.VBox):  # type: ignore[misc]
         self._mask: str | None = None
         self._show_jobs = show_jobs
         config = getattr(client, "config", None)
-        lab = {"description_width": "72px"}
+        lab = {"description_width": "80px"}
 
         types = _task_types()
         self.type = W.Dropdown(options=list(types), value=types[0], description="Task", style=lab,
@@ -105,7 +105,7 @@ class TaskBuilder(W.VBox):  # type: ignore[misc]
         self.seed = W.BoundedIntText(0, min=0, max=_MAX_SEED, description="Seed", style=lab,
                                      layout=field_layout("200px"))
         self.seed_mode = W.ToggleButtons(options=["fixed", "random", "increment"], value="random",
-                                         style={"button_width": "74px"}, tooltips=[
+                                         style={"button_width": "86px"}, tooltips=[
                                              "same seed every time", "a new random seed per job",
                                              "seed + 1 per job"])
         self.steps = W.BoundedIntText(20, min=1, max=1000, description="Steps", style=lab, layout=field_layout("150px"))

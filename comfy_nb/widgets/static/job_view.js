@@ -154,6 +154,8 @@ function render({ model, el }) {
       outputs.append(cell);
     }
     outputs.hidden = outs.length === 0;
+    // once the outputs are shown the last sampler preview is redundant
+    previewBox.style.display = st === "completed" && outs.length > 0 ? "none" : "";
     updateTime();
   }
 
