@@ -9,7 +9,7 @@
     SweepRun.load("runs/foxes")              # read back; run_sweep into the same directory resumes
 """
 
-from ._pool import PoolJob, ServerLoad, ServerPool
+from ._pool import BlockingServerPool, PoolJob, ServerLoad, ServerPool
 from ._run import SweepRun
 from ._runner import run_sweep, run_sweep_to_end
 from ._store import CellResult
@@ -17,6 +17,7 @@ from ._sweep import WORKFLOW_PARAMETERS, Cell, Sweep
 
 __all__ = [
     "WORKFLOW_PARAMETERS",
+    "BlockingServerPool",
     "Cell",
     "CellResult",
     "PoolJob",

@@ -28,7 +28,7 @@ from ..client._job import raise_for_status
 from ..errors import ComfyConnectionError, ComfyError, ComfyTimeout, PromptValidationError, WorkflowError
 from ..protocol import NodeDef
 
-__all__ = ["PoolJob", "ServerLoad", "ServerPool"]
+__all__ = ["BlockingServerPool", "PoolJob", "ServerLoad", "ServerPool"]
 
 log = logging.getLogger("comfy_nb")
 
@@ -498,3 +498,50 @@ class ServerPool:
             suspects = [s for s in self._servers if not s.up or (s.jobs and not s.client.connected)]
             if suspects:
                 await asyncio.gather(*(self._probe(s) for s in suspects))
+
+
+class BlockingServerPool:
+    """``ServerPool`` for code without ``await``: it lives on the library's loop thread, like ``ComfyClient``."""
+
+    def __init__(self, servers: Sequence[str | AsyncComfyClient], **kwargs: Any) -> None:
+        from ..client._loop import run_sync
+
+        self._run_sync = run_sync
+
+        async def start() -> ServerPool:
+            pool = ServerPool(servers, **kwargs)
+            await pool.connect()
+            return pool
+
+        self.pool = run_sync(start())
+
+    def __enter__(self) -> BlockingServerPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return repr(self.pool)
+
+    def close(self) -> None:
+        self._run_sync(self.pool.aclose())
+
+    def submit(self, prompt: Mapping[str, Any] | Any, **kwargs: Any) -> list[Output]:
+        """Run one graph on the best server and return its outputs."""
+        async def go() -> list[Output]:
+            return await (await self.pool.submit(prompt, **kwargs)).result()
+
+        return self._run_sync(go())
+
+    def run_sweep(self, sweep: Any, **kwargs: Any) -> Any:
+        """Run a sweep to the end and return the finished ``SweepRun``."""
+        from ._runner import run_sweep_to_end
+
+        return self._run_sync(run_sweep_to_end(self.pool, sweep, **kwargs))
+
+    def stats(self) -> list[ServerLoad]:
+        return self.pool.stats()
+
+    def load(self) -> dict[str, int]:
+        return self.pool.load()

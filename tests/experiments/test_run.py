@@ -186,3 +186,29 @@ def test_blocking_client_returns_the_finished_run(small_wf: Workflow, tmp_path: 
     assert isinstance(run[0], CellResult)
     grid = run.grid()
     assert grid.columns == ["seed=1, sampler=euler", "seed=2, sampler=ddim"] and grid.rows == [""]
+
+
+async def test_jobs_forgotten_by_a_restart_are_submitted_again(small_wf: Workflow, tmp_path: pathlib.Path) -> None:
+    with MockServer(step_delay=0.05) as server:
+        sweep = Sweep(small_wf, seed=[1, 2, 3, 4])
+        async with AsyncComfyClient(server.url, poll_interval=0.05) as client:
+            first_done = asyncio.Event()
+            run = await client.run_sweep(sweep, concurrency=4, output_dir=tmp_path,
+                                         on_update=lambda r: r.state == "completed" and first_done.set())
+            await when(first_done)
+            await asyncio.to_thread(server.restart)
+            await run.wait(TIMEOUT)
+        assert run.counts() == {"completed": 4}, [r.error for r in run]
+        moved = [r for r in run if r.attempts]
+        assert moved and all("lost by" in a["reason"] for r in moved for a in r.attempts)
+        assert len(files_under(tmp_path / "outputs")) == 4
+
+
+def test_blocking_pool(small_wf: Workflow, tmp_path: pathlib.Path, mock_server: MockServer) -> None:
+    from comfy_nb.experiments import BlockingServerPool
+
+    with MockServer() as other, BlockingServerPool([mock_server.url, other.url], **POOL_OPTIONS) as pool:
+        assert pool.submit(small_wf)[0].kind == "image"
+        run = pool.run_sweep(Sweep(small_wf, seed=[1, 2, 3, 4]), output_dir=tmp_path)
+        assert run.counts() == {"completed": 4}
+        assert sum(s.completed for s in pool.stats()) == 5 and set(pool.load().values()) == {0}
