@@ -211,6 +211,7 @@ class AsyncComfyClient:
         self._closing = False
         self._connect_lock: asyncio.Lock | None = None
         self._active: dict[str, Job] = {}
+        self._submitting: set[str] = set()
         self._running_pid: str | None = None
         self._last_event = 0.0
         self._object_info: dict[str, Any] | None = None
@@ -492,11 +493,14 @@ class AsyncComfyClient:
         tracker = JobTracker(pid, prompt=graph, outputs_to_execute=partial_targets, view_url=self.view_url)
         job = Job(self, tracker, meta)
         self._active[pid] = job  # before the POST: its events may arrive before the response
+        self._submitting.add(pid)  # not "vanished" while the POST (and its retries) is in flight
         try:
             accepted = await self._post_prompt(body, graph, pid)
         except BaseException:
             self._active.pop(pid, None)
             raise
+        finally:
+            self._submitting.discard(pid)
         if accepted is not None and accepted.node_errors:
             errors = tuple(node_errors_to_list(accepted.node_errors, graph))
             if tracker.set_node_errors(errors):
@@ -978,7 +982,8 @@ class AsyncComfyClient:
                 await self._reconcile("socket quiet")
 
     async def _reconcile(self, reason: str) -> None:
-        unfinished = [j for j in self._active.values() if not j.done]
+        # Jobs whose submit is still in flight are skipped: the server may not have them yet.
+        unfinished = [j for j in self._active.values() if not j.done and j.prompt_id not in self._submitting]
         if not unfinished:
             return
         try:

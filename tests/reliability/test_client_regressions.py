@@ -1,0 +1,32 @@
+"""Client bugs found by the reliability suite, each pinned by a focused test on the mock server."""
+
+from __future__ import annotations
+
+from comfy_nb import AsyncComfyClient, JobState
+from comfy_nb.mock import MockServer
+
+
+def tiny(i: int) -> dict:
+    return {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 4, "height": 4, "batch_size": 1, "color": i}},
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": f"reg/r{i}"}},
+    }
+
+
+async def test_a_submit_being_retried_is_not_declared_vanished(fresh_mock: MockServer) -> None:
+    """POST /prompt retried after 5xx takes ~2 s; the reconciler must not fail the job meanwhile."""
+    async with AsyncComfyClient(fresh_mock.url, poll_interval=0.02, quiet_poll=0.05) as client:
+        fresh_mock.faults.http_errors(3, status=503, paths=["/prompt"])
+        job = await client.submit(tiny(1))
+        status = await job.wait(timeout=20)
+        assert status.state is JobState.COMPLETED, status.error
+        assert fresh_mock.stats.prompts_submitted == 1
+
+
+async def test_submit_retried_while_socket_is_down_is_not_declared_vanished(fresh_mock: MockServer) -> None:
+    """With no socket the reconciler polls every ``poll_interval``; an in-flight submit is not 'gone'."""
+    async with AsyncComfyClient(fresh_mock.url, poll_interval=0.02, quiet_poll=0.05, websocket=False) as client:
+        fresh_mock.faults.http_errors(3, status=502, paths=["/prompt"])
+        job = await client.submit(tiny(2))
+        status = await job.wait(timeout=20)
+        assert status.state is JobState.COMPLETED, status.error
