@@ -492,6 +492,8 @@ class AsyncComfyClient:
             body["partial_execution_targets"] = list(partial_targets)
         tracker = JobTracker(pid, prompt=graph, outputs_to_execute=partial_targets, view_url=self.view_url)
         job = Job(self, tracker, meta)
+        if self._ws is None:  # no socket now: events may be missed, so the end is read from history
+            tracker.gap = True
         self._active[pid] = job  # before the POST: its events may arrive before the response
         self._submitting.add(pid)  # not "vanished" while the POST (and its retries) is in flight
         try:
