@@ -284,7 +284,18 @@ class AsyncComfyClient:
                     pass
                 if self._ws is None:
                     # No socket: find out whether the server is there at all (clear error if not).
-                    await self._request("GET", "/prompt", retries=0)
+                    try:
+                        await self._request("GET", "/prompt", retries=0)
+                    except BaseException:
+                        # Not connected: stop the socket's retry loop so a later connect() starts
+                        # afresh (socket *and* supervisor) instead of returning early.
+                        task, self._ws_task = self._ws_task, None
+                        task.cancel()
+                        try:
+                            await task
+                        except (asyncio.CancelledError, Exception):
+                            pass
+                        raise
                     log.warning(
                         "comfy_nb: WebSocket to %s not available (%s); following jobs by polling",
                         self._ws_url, self._ws_failed or "timed out",
