@@ -1079,10 +1079,11 @@ def _as_api_graph(prompt: Any) -> dict[str, Any]:
 
 
 def _refused(exc: BaseException) -> bool:
-    """True when a 'timeout' was really a refused or reset connection (no server there)."""
+    """True when a 'timeout' was really a refused or reset connection (no server there) or a failed
+    TLS handshake (reported by ``_connection_error`` as a TLS error, not as a slow server)."""
     cause = exc.__cause__ or exc.__context__
     while cause is not None:
-        if isinstance(cause, (ConnectionRefusedError, ConnectionResetError)):
+        if isinstance(cause, (ConnectionRefusedError, ConnectionResetError, ssl.SSLError)):
             return True
         if type(cause).__name__ in ("ClientConnectorError", "ServerDisconnectedError", "ClientOSError"):
             return True
