@@ -78,7 +78,11 @@ class ComfyClient:
 
     def __init__(self, url: str | None = None, **kwargs: Any) -> None:
         self.aclient = AsyncComfyClient(url, **kwargs)
-        self._run(self.aclient.connect())
+        try:
+            self._run(self.aclient.connect())
+        except BaseException:
+            self._run(self.aclient.aclose())  # the caller gets no object to close: release the pool
+            raise
 
     @staticmethod
     def _run(coro: Coroutine[Any, Any, T]) -> T:
