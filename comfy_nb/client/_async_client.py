@@ -1074,6 +1074,14 @@ def _as_api_graph(prompt: Any) -> dict[str, Any]:
             raise WorkflowError(
                 f"node {node_id!r} is not an API-format node: each node needs 'class_type' and 'inputs'"
             )
+        class_type = node["class_type"]
+        if not isinstance(class_type, str) or not class_type:
+            # the server would answer 500 (it looks the value up in a dict): say what is wrong instead
+            raise WorkflowError(f"node {node_id!r} has class_type {class_type!r}: it must be a node class name")
+        if not isinstance(node.get("inputs", {}), Mapping):
+            raise WorkflowError(f"node {node_id!r} ({class_type}): 'inputs' must be a dict of input names to values")
+        if node.get("_meta") is not None and not isinstance(node["_meta"], Mapping):
+            raise WorkflowError(f"node {node_id!r} ({class_type}): '_meta' must be a dict like {{'title': ...}}")
         graph[str(node_id)] = dict(node)
     return graph
 
