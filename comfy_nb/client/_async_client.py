@@ -857,6 +857,7 @@ class AsyncComfyClient:
                     ping_timeout=20,
                     ssl=self._ssl_context(),
                     user_agent_header="comfy_nb",
+                    logger=_RedactingLogger(_WS_LOG, tuple(v for v in self._headers.values() if v)),
                 ) as ws:
                     await ws.send(feature_flags_request())
                     self._ws = ws
@@ -1084,6 +1085,25 @@ def _as_api_graph(prompt: Any) -> dict[str, Any]:
             raise WorkflowError(f"node {node_id!r} ({class_type}): '_meta' must be a dict like {{'title': ...}}")
         graph[str(node_id)] = dict(node)
     return graph
+
+
+_WS_LOG = logging.getLogger("websockets.client")
+
+
+class _RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """The socket library's logger, minus our header values: at DEBUG, websockets logs every handshake
+    header (``> Authorization: Bearer ...``), which would put the token in the user's logs."""
+
+    def __init__(self, logger: logging.Logger, secrets: tuple[str, ...]) -> None:
+        super().__init__(logger, None)
+        self._secrets = secrets
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        if self._secrets and args and self.isEnabledFor(level):
+            args = tuple(
+                "***" if isinstance(a, str) and any(s in a for s in self._secrets) else a for a in args
+            )
+        super().log(level, msg, *args, **kwargs)
 
 
 def _refused(exc: BaseException) -> bool:
