@@ -295,6 +295,9 @@ class AsyncComfyClient:
                             await task
                         except (asyncio.CancelledError, Exception):
                             pass
+                        if self._http is not None and self._external_http is None:
+                            await self._http.aclose()  # no session left open by a failed connect
+                            self._http = None
                         raise
                     log.warning(
                         "comfy_nb: WebSocket to %s not available (%s); following jobs by polling",
@@ -1140,8 +1143,9 @@ def _connection_error(exc: BaseException, method: str, url: str, request: Reques
                 request=request,
             )
         cause = cause.__cause__ or cause.__context__
+    what = "connection refused" if _refused(exc) else f"{type(exc).__name__}: {exc or 'connection failed'}"
     return ComfyConnectionError(
-        f"cannot reach ComfyUI at {url} ({type(exc).__name__}: {exc or 'connection failed'}). Check that the "
+        f"cannot reach ComfyUI at {url} ({what}). Check that the "
         "server is running, that the host and port are right (ComfyUI listens on 8188 by default) and that "
         "no proxy or firewall is in the way",
         request=request,
