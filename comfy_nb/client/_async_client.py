@@ -148,6 +148,7 @@ class AsyncComfyClient:
     * ``timeout`` – seconds for one HTTP exchange (connect is capped at 10 s); ``max_retries`` for
       reads on connection errors, 5xx and 429.
     * ``websocket`` – False to follow jobs by polling only.
+    * ``outage_timeout`` – seconds the server may stay unreachable before unfinished jobs end ``failed``.
 
     Use ``async with AsyncComfyClient(...) as client`` (or ``await client.connect()`` /
     ``await client.aclose()``).
@@ -169,6 +170,7 @@ class AsyncComfyClient:
         verify: bool | str | ssl.SSLContext = True,
         poll_interval: float = 1.0,
         quiet_poll: float = 5.0,
+        outage_timeout: float = 120.0,
         http_client: httpx.AsyncClient | None = None,
     ) -> None:
         self.config = config
@@ -199,6 +201,8 @@ class AsyncComfyClient:
         self._verify = verify
         self.poll_interval = poll_interval
         self.quiet_poll = quiet_poll
+        self.outage_timeout = outage_timeout
+        self._unreachable_since: float | None = None
         self._external_http = http_client
         self._http: httpx.AsyncClient | None = http_client
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -1007,7 +1011,19 @@ class AsyncComfyClient:
             queue = await self.queue()
         except ComfyError as exc:
             log.debug("comfy_nb: reconcile (%s) could not read the queue: %s", reason, exc)
+            now = time.monotonic()
+            self._unreachable_since = self._unreachable_since or now
+            if now - self._unreachable_since >= self.outage_timeout:
+                for job in unfinished:  # nothing hangs forever: a server gone this long lost them
+                    if job._tracker.fail(
+                        f"lost contact with {self.url} for {now - self._unreachable_since:.0f} s while prompt "
+                        f"{job.prompt_id} was unfinished ({exc.message.split('. ')[0]}); submit it again once "
+                        "the server is back"
+                    ):
+                        job._notify()
+                    self._forget(job)
             return
+        self._unreachable_since = None
         running = {e.prompt_id for e in queue.running}
         pending = {e.prompt_id for e in queue.pending}
         missed = False

@@ -290,3 +290,16 @@ async def test_deaf_socket_is_noticed_and_replaced(fresh_mock: MockServer) -> No
         counting = fresh_mock.stats.history_fetches
         assert await (await client.submit(tiny(41))).result(timeout=30)
         assert fresh_mock.stats.history_fetches == counting  # the new socket hears everything again
+
+
+async def test_a_server_gone_for_good_fails_unfinished_jobs() -> None:
+    server = MockServer(step_delay=0).start()
+    async with AsyncComfyClient(server.url, poll_interval=0.05, outage_timeout=0.5, max_retries=0, timeout=2) as client:
+        job = await client.submit(slow(steps=500, seconds=0.02))
+        async for st in job.updates():
+            if st.state is JobState.RUNNING:
+                break
+        await asyncio.to_thread(server.stop)
+        with pytest.raises(JobLost, match="lost contact"):
+            await job.result(timeout=30)
+        assert not client.jobs
