@@ -704,14 +704,11 @@ async def load_image(ctx: NodeContext, image: str) -> tuple[tuple[Any, ...], Non
 async def load_image_mask(ctx: NodeContext, image: str, channel: str) -> tuple[tuple[Any, ...], None]:
     img = _load_image_file(ctx, image)
     band = {"alpha": "A", "red": "R", "green": "G", "blue": "B"}[channel]
-    if img.mode not in ("RGBA", "RGB", "L", "LA"):
+    if img.mode != "RGBA":  # like the real node: grey, RGB or palette masks all become RGBA first
         img = img.convert("RGBA")
-    if band in img.getbands():
-        mask = img.getchannel(band)
-        if band == "A":
-            mask = ImageOps.invert(mask)
-    else:
-        mask = Image.new("L", (64, 64), 0)
+    mask = img.getchannel(band)
+    if band == "A":
+        mask = ImageOps.invert(mask)
     return ([mask],), None
 
 

@@ -199,3 +199,25 @@ def test_cli_runs_in_foreground(tmp_path: Any) -> None:
         proc.wait(10)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+
+def test_grey_masks_load_like_rgb_ones(mock_server: MockServer) -> None:
+    """LoadImageMask converts any mode to RGBA first (as the real node does), so an inpaint with a
+    one-channel white mask repaints the picture just like an RGB one."""
+    import numpy as np
+    from PIL import Image
+
+    from comfy_nb import ComfyClient
+    from comfy_nb.workflows import GenerationTask
+
+    blue = (176, 196, 222)
+    with ComfyClient(mock_server.url) as client:
+        base = client.upload_image(Image.new("RGB", (64, 64), blue), name="grey-base.png", overwrite=True)
+        for mask in (np.full((64, 64), 255, np.uint8), np.full((64, 64, 3), 255, np.uint8)):
+            name = client.upload_image(mask, name=f"grey-mask-{mask.ndim}.png", overwrite=True)
+            task = GenerationTask(type="inpaint", prompt="a full moon", init_image=base, mask=name,
+                                  width=64, height=64, steps=2, seed=1)
+            (out,) = client.submit_task(task).result(timeout=60)
+            pixels = np.asarray(client.load_image(out).convert("RGB"))
+            assert (pixels != np.array(blue)).any(), f"{mask.ndim}-D mask repainted nothing"
