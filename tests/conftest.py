@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from captures import FIXTURES, capture as load_capture
 from comfy_nb.mock import MockServer
 
 _NOTEBOOK_MOCK: MockServer | None = None
@@ -51,3 +52,18 @@ def fresh_mock() -> Iterator[MockServer]:
     """A new, empty mock server (step_delay=0) for fault-injection, restart and queue tests."""
     with MockServer(step_delay=0) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def capture() -> Any:
+    """Load one capture file by name (skips when the shared captures are missing)."""
+    if not FIXTURES.is_dir():
+        pytest.skip(f"ComfyUI captures not found at {FIXTURES} (set COMFY_NB_FIXTURES)")
+    return load_capture
+
+
+@pytest.fixture(scope="session")
+def object_info(capture: Any) -> dict[str, Any]:
+    """The captured ``GET /object_info`` (479 node classes, empty model lists)."""
+    info: dict[str, Any] = capture("object_info.json")
+    return info

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from captures import FIXTURES
 from comfy_nb import AsyncComfyClient, ComfyClient, JobState
 from comfy_nb.errors import ComfyConnectionError, ExecutionError, JobCancelled, JobLost, PromptValidationError
 from comfy_nb.mock import MockServer
 
-FIXTURES = pathlib.Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "comfyui"
 
 
 def modelfree() -> dict[str, Any]:

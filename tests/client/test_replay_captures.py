@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from captures import FIXTURES
 from comfy_nb.client import AsyncComfyClient, Job, JobState, JobStatus, JobTracker
 from comfy_nb.client._job import raise_for_status
 from comfy_nb.errors import ExecutionError, JobCancelled, JobLost, PromptValidationError
@@ -23,7 +24,6 @@ from comfy_nb.protocol import (
     prompt_validation_error,
 )
 
-FIXTURES = pathlib.Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "comfyui"
 JPEG = b"\xff\xd8\xff\xe0fakejpeg"
 PNG = b"\x89PNG\r\n\x1a\nfakepng"
 

@@ -14,13 +14,7 @@ from typing import Any
 import httpx
 import websockets
 
-FIXTURES = pathlib.Path(
-    os.environ.get("COMFY_NB_FIXTURES", pathlib.Path(__file__).resolve().parents[3] / "shared/fixtures/comfyui")
-)
-
-
-def capture(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text())
+from captures import FIXTURES, capture
 
 
 class Recorder:

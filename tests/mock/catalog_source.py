@@ -10,11 +10,7 @@ import json
 import pathlib
 from typing import Any
 
-import os
-
-FIXTURES = pathlib.Path(
-    os.environ.get("COMFY_NB_FIXTURES", pathlib.Path(__file__).resolve().parents[3] / "shared/fixtures/comfyui")
-)
+from captures import FIXTURES
 CATALOG = pathlib.Path(__file__).resolve().parents[2] / "comfy_nb" / "mock" / "nodes.json"
 
 CLASSES = (

@@ -3,17 +3,10 @@
 from __future__ import annotations
 
 import copy
-import json
-import os
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-FIXTURES = Path(
-    os.environ.get("COMFY_NB_FIXTURES", Path(__file__).resolve().parents[3] / "shared/fixtures/comfyui")
-)
 MODELS = {
     ("CheckpointLoaderSimple", "ckpt_name"): [
         "v1-5-pruned-emaonly-fp16.safetensors",
@@ -25,20 +18,6 @@ MODELS = {
     ("VAELoader", "vae_name"): ["vae-ft-mse.safetensors"],
     ("UpscaleModelLoader", "model_name"): ["RealESRGAN_x4plus.pth"],
 }
-
-
-@pytest.fixture(scope="session")
-def capture() -> Callable[[str], Any]:
-    """Load one capture file by name."""
-    if not FIXTURES.is_dir():
-        pytest.skip(f"ComfyUI captures not found at {FIXTURES} (set COMFY_NB_FIXTURES)")
-    return lambda name: json.loads((FIXTURES / name).read_text())
-
-
-@pytest.fixture(scope="session")
-def object_info(capture: Callable[[str], Any]) -> dict[str, Any]:
-    info: dict[str, Any] = capture("object_info.json")
-    return info
 
 
 @pytest.fixture(scope="session")
