@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import pathlib
 import struct
 import uuid
 from collections.abc import Callable
