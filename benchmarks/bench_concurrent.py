@@ -32,7 +32,8 @@ async def bare(url: str, start: int, n: int) -> float:
     cid = uuid.uuid4().hex
     loop = asyncio.get_running_loop()
     waiting: dict[str, asyncio.Future[None]] = {}
-    async with httpx.AsyncClient(base_url=url, limits=httpx.Limits(max_connections=64)) as http, \
+    async with httpx.AsyncClient(base_url=url, limits=httpx.Limits(max_connections=64),
+                                 timeout=httpx.Timeout(60.0, pool=None)) as http, \
             websockets.connect(url.replace("http", "ws", 1) + f"/ws?clientId={cid}", max_size=None) as ws:
 
         async def reader() -> None:
