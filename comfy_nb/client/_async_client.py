@@ -19,6 +19,7 @@ import asyncio
 import base64
 import concurrent.futures
 import io
+import json
 import logging
 import os
 import pathlib
@@ -205,6 +206,7 @@ class AsyncComfyClient:
         self._unreachable_since: float | None = None
         self._external_http = http_client
         self._http: httpx.AsyncClient | None = http_client
+        self._aio_transport: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ws: ClientConnection | None = None
         self._ws_task: asyncio.Task[None] | None = None
@@ -256,16 +258,56 @@ class AsyncComfyClient:
 
     def _http_client(self) -> httpx.AsyncClient:
         if self._http is None:
-            from httpx_aiohttp import HttpxAiohttpClient
+            from httpx_aiohttp import AiohttpTransport
 
-            self._http = HttpxAiohttpClient(
+            limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
+            self._aio_transport = AiohttpTransport(verify=self._verify, limits=limits)
+            self._http = httpx.AsyncClient(
                 base_url=self.url,
                 headers=self._headers,
                 timeout=httpx.Timeout(self.timeout, connect=min(10.0, self.timeout)),
-                verify=self._verify,
-                limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+                transport=self._aio_transport,
             )
         return self._http
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        json_body: Any = None,
+        params: Mapping[str, Any] | None = None,
+        files: Any = None,
+        data: Any = None,
+    ) -> httpx.Response:
+        """One HTTP exchange. Plain and JSON requests go straight to the aiohttp session under the
+        httpx transport, which skips httpx's request layer (measured here: ~0.3 ms a request on
+        loopback, and every job makes at least one); uploads and injected clients use httpx itself.
+        Failures are raised as the httpx errors the transport would raise, so handling stays in one place."""
+        http = self._http_client()
+        transport = self._aio_transport
+        if transport is None or files is not None or data is not None:
+            return await http.request(method, url, json=json_body, params=params, files=files, data=data)
+        import aiohttp
+
+        session = transport.client if isinstance(transport.client, aiohttp.ClientSession) else None
+        if session is None:
+            session = transport.client = transport.get_client()
+        headers = {**self._headers, "User-Agent": "comfy_nb"}
+        body = None
+        if json_body is not None:
+            headers["Content-Type"] = "application/json"
+            body = json.dumps(json_body).encode()
+        timeout = aiohttp.ClientTimeout(total=self.timeout, sock_connect=min(10.0, self.timeout))
+        query = {k: str(v) for k, v in params.items()} if params else None
+        try:
+            async with session.request(method, url, data=body, params=query, headers=headers, timeout=timeout) as r:
+                content = await r.read()
+                return httpx.Response(r.status, headers=list(r.headers.items()), content=content)
+        except asyncio.TimeoutError as exc:
+            raise httpx.ReadTimeout(f"no answer within {self.timeout} s") from exc
+        except aiohttp.ClientError as exc:
+            raise httpx.ConnectError(str(exc) or type(exc).__name__) from exc
 
     async def connect(self) -> None:
         """Check the server answers and open the WebSocket (idempotent)."""
@@ -301,7 +343,7 @@ class AsyncComfyClient:
                             pass
                         if self._http is not None and self._external_http is None:
                             await self._http.aclose()  # no session left open by a failed connect
-                            self._http = None
+                            self._http = self._aio_transport = None
                         raise
                     log.warning(
                         "comfy_nb: WebSocket to %s not available (%s); following jobs by polling",
@@ -329,7 +371,7 @@ class AsyncComfyClient:
         self._ws = None
         if self._http is not None and self._external_http is None:
             await self._http.aclose()
-            self._http = None
+            self._http = self._aio_transport = None
 
     def spawn(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Run ``coro`` on this client's event loop from any thread (button handlers, callbacks)."""
@@ -359,14 +401,13 @@ class AsyncComfyClient:
         ok: tuple[int, ...] = (200,),
     ) -> httpx.Response:
         """One exchange with retries for connection errors, 5xx and 429; errors name the URL."""
-        http = self._http_client()
         attempts = (self.max_retries if retries is None else retries) + 1
         url = f"{self.url}{path}"
         request = RequestInfo(method, url)
         for attempt in range(attempts):
             last = attempt == attempts - 1
             try:
-                response = await http.request(method, url, json=json, params=params, files=files, data=data)
+                response = await self._send(method, url, json_body=json, params=params, files=files, data=data)
             except httpx.TimeoutException as exc:
                 if _refused(exc):  # httpx-aiohttp reports a refused connection as a connect timeout
                     if last:
@@ -535,12 +576,11 @@ class AsyncComfyClient:
         """POST /prompt, retried only after checking the server does not already have this prompt id."""
         url = f"{self.url}/prompt"
         request = RequestInfo("POST", url)
-        http = self._http_client()
         for attempt in range(self.max_retries + 1):
             last = attempt == self.max_retries
             failure: ComfyError
             try:
-                response = await http.post(url, json=body)
+                response = await self._send("POST", url, json_body=body)
             except httpx.TransportError as exc:
                 failure = _connection_error(exc, "POST", url, request)
                 if isinstance(exc, httpx.TimeoutException) and not _refused(exc):
@@ -806,9 +846,7 @@ class AsyncComfyClient:
         path = "/upload/image"
         if mask_for is not None:
             ref = mask_for.view_params() if isinstance(mask_for, Output) else _ref_from_name(mask_for)
-            import json as _json
-
-            form["original_ref"] = _json.dumps(ref)
+            form["original_ref"] = json.dumps(ref)
             path = "/upload/mask"
         response = await self._request(
             "POST", path, files={"image": (filename, data, mime)}, data=form, ok=(200,), retries=1

@@ -70,6 +70,7 @@ class JobTracker:
     """Follows one prompt. ``apply*`` methods return True when the status changed."""
 
     __slots__ = (
+        "_completed",
         "_done",
         "_fractions",
         "_interrupted",
@@ -96,6 +97,8 @@ class JobTracker:
         dropped = {o for e in node_errors for o in e.dependent_outputs}
         self._to_run = nodes_to_run(self._prompt, outputs_to_execute, dropped) if self._prompt else set()
         self._done: set[str] = set()
+        self._completed = 0
+        """How many of the nodes to run are done (kept as a count: it is read on every event)."""
         self._fractions: dict[str, float] = {}
         self._outputs: dict[str, list[Output]] = {}
         self._view_url = view_url
@@ -125,18 +128,21 @@ class JobTracker:
         return NodeRef(node_id, node.get("class_type"), title)
 
     def _mark_done(self, node_id: str | None) -> None:
-        if node_id is None:
+        if node_id is None or node_id in self._done:
             return
         self._done.add(node_id)
         self._fractions.pop(node_id, None)
         if node_id not in self._to_run and self._prompt and node_id in self._prompt:
             self._to_run.add(node_id)
+        self._count_done()
+
+    def _count_done(self) -> None:
+        self._completed = len(self._done & self._to_run) if self._to_run else len(self._done)
 
     def _progress(self) -> float:
         total = len(self._to_run) or max(len(self._done), 1)
-        done = len(self._done & self._to_run) if self._to_run else len(self._done)
         frac = sum(self._fractions.values())
-        value = min(_RUNNING_CAP, 100.0 * (done + frac) / total)
+        value = min(_RUNNING_CAP, 100.0 * (self._completed + frac) / total)
         return max(self.status.progress, value)
 
     def _update(self, **changes: Any) -> bool:
@@ -144,12 +150,12 @@ class JobTracker:
             return False
         if "progress" not in changes:
             changes["progress"] = self._progress()
-        changes.setdefault("completed_nodes", len(self._done & self._to_run) if self._to_run else len(self._done))
+        changes.setdefault("completed_nodes", self._completed)
         changes.setdefault("total_nodes", len(self._to_run))
-        new = replace(self.status, **changes)
-        if new == self.status:
+        status = self.status
+        if all(getattr(status, key) == value for key, value in changes.items()):
             return False
-        self.status = new
+        self.status = replace(status, **changes)
         return True
 
     def _outputs_tuple(self) -> tuple[Output, ...]:
@@ -162,12 +168,13 @@ class JobTracker:
         completed = state is JobState.COMPLETED
         if completed:
             self._done |= self._to_run
+            self._count_done()
         self.status = replace(
             self.status,
             state=state,
             queue_position=None,
             progress=100.0 if completed else self._progress(),
-            completed_nodes=len(self._done & self._to_run) if self._to_run else len(self._done),
+            completed_nodes=self._completed,
             total_nodes=len(self._to_run),
             current_node=None if completed else self.status.current_node,
             step=None if completed else self.status.step,
@@ -278,6 +285,7 @@ class JobTracker:
         if not self._to_run and len(entry.prompt) > 4 and isinstance(entry.prompt[2], dict):
             self._prompt = entry.prompt[2]
             self._to_run = nodes_to_run(self._prompt, [str(x) for x in entry.prompt[4] or []])
+            self._count_done()
         start = entry.status.message("execution_start")
         if start and self.status.started_at is None:
             self.status = replace(self.status, started_at=start.get("timestamp", 0) / 1000.0 or None)
@@ -304,6 +312,7 @@ class JobTracker:
         dropped = {o for e in errors for o in e.dependent_outputs}
         if self._prompt:
             self._to_run = nodes_to_run(self._prompt, None, dropped)
+            self._count_done()
         return self._update(node_errors=errors)
 
     def cancel(self) -> bool:
