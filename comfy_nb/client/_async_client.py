@@ -48,8 +48,6 @@ from ..errors import (
 )
 from ..protocol import (
     ExecutingMessage,
-    ExecutionErrorMessage,
-    ExecutionInterruptedMessage,
     ExecutionStartMessage,
     FeatureFlagsMessage,
     HistoryEntry,
@@ -976,16 +974,13 @@ class AsyncComfyClient:
         if job is None:
             return
         self._last_event = time.monotonic()
-        tracker = job._tracker
-        terminal = isinstance(msg, (ExecutionErrorMessage, ExecutionInterruptedMessage)) or (
-            isinstance(msg, ExecutingMessage) and msg.node is None and msg.prompt_id is not None
-        )
-        if terminal and tracker.gap and not isinstance(msg, (ExecutionErrorMessage, ExecutionInterruptedMessage)):
+        finished = isinstance(msg, ExecutingMessage) and msg.node is None and msg.prompt_id is not None
+        if finished and job._tracker.gap:  # messages may have been missed: the outputs come from history
             self._task(self._finish_from_history(job))
             return
-        if tracker.apply(msg):
+        if job._tracker.apply(msg):
             job._notify()
-        if terminal and job.done:
+        if job.done:
             self._forget(job)
 
     def _on_binary(self, frame: bytes) -> None:
@@ -1100,7 +1095,7 @@ class AsyncComfyClient:
         if missed and self._ws is not None:
             # An open socket missed a whole prompt: it has gone deaf (e.g. a second connection with our
             # clientId came and went, which deregisters us server-side). A new connection fixes it.
-            log.warning("comfy_nb: the WebSocket to %s stopped receiving events; reconnecting", self._ws_url)
+            log.info("comfy_nb: the WebSocket to %s missed a whole prompt; reconnecting", self._ws_url)
             await self._ws.close()
 
 
@@ -1209,8 +1204,10 @@ def _connection_error(exc: BaseException, method: str, url: str, request: Reques
 def _status_error(response: httpx.Response, method: str, url: str, request: RequestInfo) -> ServerError:
     info = ResponseInfo.from_parts(response.status_code, response.content)
     hint = ""
-    if response.status_code in (401, 403):
+    if response.status_code == 401 or (response.status_code == 403 and "/view" not in url):
         hint = ": check the token, user name and password (or the proxy's auth)"
+    elif response.status_code == 403:
+        hint = ": the server refused the file's folder (a subfolder outside its input/output/temp folders)"
     elif response.status_code == 404:
         hint = ": is the URL's base path right? (a proxy may serve ComfyUI under a prefix)"
     elif response.status_code == 413:

@@ -122,8 +122,9 @@ def node_errors_to_list(
         if not isinstance(entry, dict):
             continue
         class_type = str(entry.get("class_type", ""))
-        node = (prompt or {}).get(node_id) or {}
-        title = (node.get("_meta") or {}).get("title") if isinstance(node, dict) else None
+        node = (prompt or {}).get(node_id)
+        meta = node.get("_meta") if isinstance(node, dict) else None
+        title = meta.get("title") if isinstance(meta, dict) else None
         for err in entry.get("errors") or []:
             extra = err.get("extra_info") or {}
             config = extra.get("input_config")
