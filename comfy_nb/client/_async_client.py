@@ -878,8 +878,12 @@ class AsyncComfyClient:
         root = pathlib.Path(directory).resolve()
         target = _safe_target(root, output)
         data = await self.download(output)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+
+        def write() -> None:  # off the event loop: a large file must not stall every job's events
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+
+        await asyncio.to_thread(write)
         return target
 
     # ------------------------------------------------------------------ the socket
