@@ -2,7 +2,7 @@
 
 Asserts in the DOM: the progress bar moves and reaches 100 %, the preview and then the output image
 appear, Cancel on a second job ends it as cancelled, the queue panel lists and clears pending jobs, a
-``<script>`` payload in a prompt is shown as text and never runs. Saves screenshots under docs/images/.
+``<script>`` payload in a prompt is shown as text and never runs. Saves screenshots of each widget (to docs/images/ with COMFY_NB_SCREENSHOTS=docs/images)..
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ pytestmark = [
 ]
 
 REPO = Path(__file__).resolve().parents[2]
-IMAGES = REPO / "docs" / "images"
+SCREENSHOTS = os.environ.get("COMFY_NB_SCREENSHOTS")
+"""Where the widget screenshots go: a temporary folder, unless set (``docs/images`` refreshes the README's)."""
 PAYLOAD = "<script>window.__cnb_pwned = 1</script>"
 
 SETUP = f'''
@@ -50,7 +51,8 @@ def test_studio_in_jupyterlab(tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     write_notebook(tmp_path / "studio.ipynb", [SETUP])
-    IMAGES.mkdir(parents=True, exist_ok=True)
+    images = Path(SCREENSHOTS).resolve() if SCREENSHOTS else tmp_path / "images"
+    images.mkdir(parents=True, exist_ok=True)
     with running_lab(tmp_path) as lab, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
@@ -78,7 +80,7 @@ def test_studio_in_jupyterlab(tmp_path: Path) -> None:
             expect(job.locator(".cnb-job-preview-img")).to_be_visible(timeout=30_000)
             expect(job.locator(".cnb-job-steps")).to_have_text(re.compile(r"step \d+/24"))
             expect(pct).not_to_have_text(f"{first}%", timeout=30_000)  # it moves
-            job.screenshot(path=str(IMAGES / "job_view.png"))
+            job.screenshot(path=str(images / "job_view.png"))
             expect(pct).to_have_text("100%", timeout=60_000)
             expect(job).to_have_attribute("data-state", "completed")
             expect(job.locator(".cnb-job-out-img")).to_be_visible(timeout=30_000)
@@ -87,8 +89,8 @@ def test_studio_in_jupyterlab(tmp_path: Path) -> None:
             expect(job.locator(".cnb-job-title")).to_contain_text(PAYLOAD)
             assert page.evaluate("window.__cnb_pwned") is None
             assert page.locator(".cnb-studio script").count() == 0
-            studio.screenshot(path=str(IMAGES / "studio.png"))
-            builder.screenshot(path=str(IMAGES / "task_builder.png"))
+            studio.screenshot(path=str(images / "studio.png"))
+            builder.screenshot(path=str(images / "task_builder.png"))
 
             # --- job 2: Cancel while it runs ---------------------------------------------------
             steps = builder.locator(".widget-inline-hbox", has_text="Steps").locator("input")
@@ -112,7 +114,7 @@ def test_studio_in_jupyterlab(tmp_path: Path) -> None:
             expect(queue.locator(".cnb-q-row[data-state=running]")).to_have_count(1, timeout=30_000)
             expect(queue.locator(".cnb-q-row[data-state=pending]")).to_have_count(2, timeout=30_000)
             expect(queue.locator(".cnb-q-label").first).to_contain_text(PAYLOAD)
-            queue.screenshot(path=str(IMAGES / "queue_panel.png"))
+            queue.screenshot(path=str(images / "queue_panel.png"))
             queue.locator(".cnb-q-clear").click()
             expect(queue.locator(".cnb-q-row[data-state=pending]")).to_have_count(0, timeout=30_000)
             queue.locator(".cnb-q-row[data-state=running] .cnb-q-cancel").click()
@@ -125,7 +127,7 @@ def test_studio_in_jupyterlab(tmp_path: Path) -> None:
             expect(gallery.locator(".cnb-gal-img")).to_have_count(1, timeout=30_000)
             expect(gallery.locator(".cnb-gal-prompt")).to_contain_text(PAYLOAD)
             expect(gallery.locator(".cnb-chip", has_text="steps")).to_contain_text("24")
-            gallery.screenshot(path=str(IMAGES / "gallery.png"))
+            gallery.screenshot(path=str(images / "gallery.png"))
             gallery.locator(".cnb-gal-thumb").first.click()
             expect(gallery.locator("img.cnb-gal-full")).to_be_visible(timeout=30_000)
             assert gallery.locator("img.cnb-gal-full").get_attribute("src").startswith("blob:")
@@ -139,7 +141,7 @@ def test_studio_in_jupyterlab(tmp_path: Path) -> None:
             config.locator(".cnb-test-button").click()
             expect(config.locator(".cnb-test-status")).to_contain_text("Connected", timeout=30_000)
             expect(config.locator(".cnb-test-status")).to_contain_text("targeted interrupt")
-            config.screenshot(path=str(IMAGES / "config_panel.png"))
+            config.screenshot(path=str(images / "config_panel.png"))
             assert page.evaluate("window.__cnb_pwned") is None
         finally:
             browser.close()
