@@ -2,7 +2,7 @@
 
 Asserts in the DOM: the progress bar moves and reaches 100 %, the preview and then the output image
 appear, Cancel on a second job ends it as cancelled, the queue panel lists and clears pending jobs, a
-``<script>`` payload in a prompt is shown as text and never runs. Saves screenshots of each widget (to docs/images/ with COMFY_NB_SCREENSHOTS=docs/images)..
+``<script>`` payload in a prompt is shown as text and never runs. Saves screenshots of each widget (to docs/images/ with COMFY_NB_SCREENSHOTS=docs/images).
 """
 
 from __future__ import annotations
