@@ -755,19 +755,22 @@ async def save_animated_webp(
     prompt: Any = None,
     extra_pnginfo: Any = None,
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    method_level = {"default": 4, "fastest": 0, "slowest": 6}.get(method, 4)
+    return _save_animated(ctx, images, filename_prefix, "webp", fps, format="WEBP", lossless=bool(lossless),
+                          quality=int(quality), method=method_level)
+
+
+def _save_animated(
+    ctx: NodeContext, images: ImageBatch, prefix: str, ext: str, fps: float, **save_options: Any
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Write every frame into one animated file; the UI payload says ``animated`` as ComfyUI does."""
     w, h = images[0].size
-    directory, stem, subfolder = _save_path(ctx, "output", filename_prefix, w, h)
+    directory, stem, subfolder = _save_path(ctx, "output", prefix, w, h)
     counter = ctx.next_counter(directory, stem)
-    name = f"{stem}_{counter:05}_.webp"
+    name = f"{stem}_{counter:05}_.{ext}"
     images[0].save(
-        os.path.join(directory, name),
-        format="WEBP",
-        save_all=True,
-        append_images=images[1:],
-        duration=int(1000.0 / float(fps)),
-        lossless=bool(lossless),
-        quality=int(quality),
-        method={"default": 4, "fastest": 0, "slowest": 6}.get(method, 4),
+        os.path.join(directory, name), save_all=True, append_images=images[1:],
+        duration=int(1000.0 / float(fps)), **save_options,
     )
     ui = {"images": [{"filename": name, "subfolder": subfolder, "type": "output"}], "animated": [len(images) != 1]}
     return (), ui
@@ -783,21 +786,8 @@ async def save_animated_png(
     prompt: Any = None,
     extra_pnginfo: Any = None,
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    w, h = images[0].size
-    directory, stem, subfolder = _save_path(ctx, "output", filename_prefix, w, h)
-    counter = ctx.next_counter(directory, stem)
-    name = f"{stem}_{counter:05}_.png"
-    images[0].save(
-        os.path.join(directory, name),
-        format="PNG",
-        save_all=True,
-        append_images=images[1:],
-        duration=int(1000.0 / float(fps)),
-        compress_level=int(compress_level),
-        pnginfo=_png_info(prompt, extra_pnginfo),
-    )
-    ui = {"images": [{"filename": name, "subfolder": subfolder, "type": "output"}], "animated": [len(images) != 1]}
-    return (), ui
+    return _save_animated(ctx, images, filename_prefix, "png", fps, format="PNG",
+                          compress_level=int(compress_level), pnginfo=_png_info(prompt, extra_pnginfo))
 
 
 @_node("SaveImageWebsocket", output_node=True)
