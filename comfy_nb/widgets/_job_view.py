@@ -15,7 +15,7 @@ import traitlets as t
 from . import _bg
 from ._images import downscale, fetch_thumbnail, mime_for
 from ._throttle import DEFAULT_INTERVAL, Throttle
-from ._util import css, meta_params, short, state_name
+from ._util import css, meta_params, short, state_name, stop_following
 
 __all__ = ["JobView"]
 
@@ -175,11 +175,7 @@ class JobView(anywidget.AnyWidget):
 
     def close(self) -> None:
         """Stop following the job and close the widget."""
-        if getattr(self, "_unsubscribe", None) is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
-        if hasattr(self, "_throttle"):
-            self._throttle.close()
+        stop_following(self)
         super().close()
 
     def __repr__(self) -> str:

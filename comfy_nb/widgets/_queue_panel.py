@@ -11,7 +11,7 @@ import traitlets as t
 
 from . import _bg
 from ._throttle import DEFAULT_INTERVAL, Throttle
-from ._util import css, short
+from ._util import css, short, stop_following
 
 __all__ = ["QueuePanel"]
 
@@ -89,11 +89,7 @@ class QueuePanel(anywidget.AnyWidget):
 
     def close(self) -> None:
         """Stop listening to queue changes and close the widget."""
-        if getattr(self, "_unsubscribe", None) is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
-        if hasattr(self, "_throttle"):
-            self._throttle.close()
+        stop_following(self)
         super().close()
 
     def __repr__(self) -> str:

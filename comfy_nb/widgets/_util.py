@@ -36,6 +36,17 @@ def meta_params(meta: Mapping[str, Any] | None) -> dict[str, Any]:
     return out
 
 
+def stop_following(widget: Any) -> None:
+    """End a live widget's subscription and throttle (both optional; safe to call twice)."""
+    unsubscribe = getattr(widget, "_unsubscribe", None)
+    if unsubscribe is not None:
+        unsubscribe()
+        widget._unsubscribe = None
+    throttle = getattr(widget, "_throttle", None)
+    if throttle is not None:
+        throttle.close()
+
+
 def css(name: str) -> str:
     """The shared base stylesheet followed by ``static/<name>`` (one string, as anywidget's ``_css``)."""
     import pathlib
