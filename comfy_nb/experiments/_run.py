@@ -21,7 +21,7 @@ from ._store import TERMINAL, CellResult, RunStore
 from ._sweep import Cell, Sweep
 
 if TYPE_CHECKING:
-    from ._grid_widget import SweepGrid
+    from ..widgets import SweepGrid
     from ._pool import PoolJob, ServerPool
 
 __all__ = ["SweepRun"]
@@ -169,7 +169,7 @@ class SweepRun:
              title: str | None = None) -> SweepGrid:
         """A widget laying the cells out by axis values; fills in live while the run goes on."""
         from ._grid import GridLayout
-        from ._grid_widget import SweepGrid
+        from ..widgets import SweepGrid  # the view lives in the widgets layer, loaded on demand
 
         return SweepGrid(self, GridLayout(self, x, y), size=size, title=title)
 

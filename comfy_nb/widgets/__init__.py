@@ -15,7 +15,8 @@ from ._gallery import Gallery
 from ._job_view import JobView
 from ._queue_panel import QueuePanel
 from ._studio import Studio
+from ._sweep_grid import SweepGrid
 from ._task_builder import TaskBuilder
 from ._throttle import Throttle
 
-__all__ = ["ConfigPanel", "Gallery", "JobView", "QueuePanel", "Studio", "TaskBuilder", "Throttle"]
+__all__ = ["ConfigPanel", "Gallery", "JobView", "QueuePanel", "Studio", "SweepGrid", "TaskBuilder", "Throttle"]

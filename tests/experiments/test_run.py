@@ -29,7 +29,8 @@ async def when(predicate_event: asyncio.Event) -> None:
 
 
 async def test_pool_survives_a_server_killed_halfway(small_wf: Workflow, tmp_path: pathlib.Path) -> None:
-    servers = [MockServer(step_delay=0.03).start() for _ in range(3)]
+    # the victim is slow, so it still holds unfinished jobs when it is killed, however loaded the machine
+    servers = [MockServer(step_delay=delay).start() for delay in (0.03, 0.3, 0.03)]
     victim = servers[1]
     try:
         sweep = Sweep(small_wf, seed=[1, 2, 3], cfg_scale=[4.0, 7.0, 10.0])

@@ -169,7 +169,8 @@ def test_task_builder_queues_without_blocking_and_feeds_gallery(server: MockServ
     assert tb.seed.value == 12
     wait_for(lambda: len(tb.jobs) == 2, TIMEOUT, "two jobs queued")
     assert sorted(j.meta["seed"] for j in tb.jobs) == [10, 11]
-    assert len(tb.job_box.children) == 2 and all(isinstance(v, JobView) for v in tb.job_box.children)
+    wait_for(lambda: len(tb.job_box.children) == 2, TIMEOUT, "a view per job")
+    assert all(isinstance(v, JobView) for v in tb.job_box.children)
     for j in tb.jobs:
         j.wait(TIMEOUT)
     wait_for(lambda: gallery.total == 2, TIMEOUT, "gallery grows")

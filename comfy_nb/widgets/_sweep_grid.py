@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, Any
 import anywidget
 import traitlets as t
 
-from ..widgets import _bg
-from ..widgets._images import data_url, downscale
-from ..widgets._throttle import Throttle
-from ._grid import MAX_THUMB, GridLayout, save_sheet, sheet_size
-from ._store import CellResult
+from ..experiments._grid import MAX_THUMB, GridLayout, save_sheet, sheet_size
+from ..experiments._store import CellResult
+from . import _bg
+from ._images import data_url, downscale
+from ._throttle import Throttle
 
 if TYPE_CHECKING:
-    from ._run import SweepRun
+    from ..experiments._run import SweepRun
 
 __all__ = ["SweepGrid"]
 
@@ -43,8 +43,8 @@ class SweepGrid(anywidget.AnyWidget):
     ``save(path)`` writes a PNG contact sheet with axis labels, a title and the sweep's metadata.
     """
 
-    _esm = _STATIC / "grid.js"
-    _css = (_STATIC / "grid.css").read_text(encoding="utf-8")
+    _esm = _STATIC / "sweep_grid.js"
+    _css = (_STATIC / "sweep_grid.css").read_text(encoding="utf-8")
 
     title = t.Unicode("").tag(sync=True)
     summary = t.Unicode("").tag(sync=True)
