@@ -255,6 +255,8 @@ class AsyncComfyClient:
         return self._ws is not None
 
     def _http_client(self) -> httpx.AsyncClient:
+        if self._closing:  # a late background call after aclose() must not open a new pool
+            raise ComfyConnectionError(f"the client for {self.url} is closed; call connect() again to reuse it")
         if self._http is None:
             from httpx_aiohttp import AiohttpTransport
 

@@ -303,3 +303,15 @@ async def test_a_server_gone_for_good_fails_unfinished_jobs() -> None:
         with pytest.raises(JobLost, match="lost contact"):
             await job.result(timeout=30)
         assert not client.jobs
+
+
+async def test_a_closed_client_opens_no_new_connection_pool(mock_server: MockServer) -> None:
+    client = AsyncComfyClient(mock_server.url)
+    await client.connect()
+    await client.aclose()
+    with pytest.raises(ComfyConnectionError, match="closed"):
+        await client.system_stats()  # e.g. a widget's late background call
+    assert client._http is None  # nothing left open for the garbage collector to complain about
+    await client.connect()  # reusable on purpose
+    assert (await client.system_stats())["system"]
+    await client.aclose()
