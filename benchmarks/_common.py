@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -58,6 +59,17 @@ def trivial_prompt(i: int, prefix: str = "bench/img") -> dict[str, Any]:
         "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": i % 16777216}},
         "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": prefix}},
     }
+
+
+def finished_prompt(frame: str | bytes) -> str | None:
+    """The prompt id when a WebSocket frame is ``executing {node: null}`` (the end of a prompt), else None."""
+    if not isinstance(frame, str):
+        return None
+    msg = json.loads(frame)
+    data = msg.get("data") or {}
+    if msg.get("type") == "executing" and data.get("node") is None:
+        return data.get("prompt_id")
+    return None
 
 
 def record(name: str, value: float, unit: str, baseline: float, **details: Any) -> dict[str, Any]:

@@ -36,7 +36,7 @@ import time
 import uuid
 from typing import Any
 
-from ._common import mock_server_process, record
+from ._common import finished_prompt, mock_server_process, record
 
 CLIENTS = ["bare_httpx", "bare_aiohttp", "comfy_nb_async", "comfy_nb_blocking", "comfyscript", "comfy_api_simplified"]
 WARMUP = 5
@@ -78,13 +78,8 @@ async def _bare_httpx(url: str, run: str, seqs: list[int]) -> list[tuple[int, by
             r = await http.post("/prompt", json={"prompt": job_graph(i, run), "client_id": cid})
             r.raise_for_status()
             pid = r.json()["prompt_id"]
-            while True:
-                frame = await ws.recv()
-                if isinstance(frame, str):
-                    msg = json.loads(frame)
-                    data = msg.get("data") or {}
-                    if msg["type"] == "executing" and data.get("node") is None and data.get("prompt_id") == pid:
-                        break
+            while finished_prompt(await ws.recv()) != pid:
+                pass
             h = (await http.get(f"/history/{pid}")).json()[pid]
             image = h["outputs"]["2"]["images"][0]
             v = await http.get("/view", params=image)
@@ -104,11 +99,8 @@ async def _bare_aiohttp(url: str, run: str, seqs: list[int]) -> list[tuple[int, 
                 r.raise_for_status()
                 pid = (await r.json())["prompt_id"]
             async for frame in ws:
-                if frame.type == aiohttp.WSMsgType.TEXT:
-                    msg = json.loads(frame.data)
-                    data = msg.get("data") or {}
-                    if msg["type"] == "executing" and data.get("node") is None and data.get("prompt_id") == pid:
-                        break
+                if frame.type == aiohttp.WSMsgType.TEXT and finished_prompt(frame.data) == pid:
+                    break
             async with http.get(f"/history/{pid}") as r:
                 image = (await r.json())[pid]["outputs"]["2"]["images"][0]
             async with http.get("/view", params=image) as r:

@@ -9,7 +9,6 @@ baseline). Throughput ratio = comfy_nb jobs/s / bare jobs/s (goal >=
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 from typing import Any
@@ -20,7 +19,7 @@ import websockets
 
 from comfy_nb import AsyncComfyClient
 
-from ._common import mock_server_process, record, trivial_prompt
+from ._common import finished_prompt, mock_server_process, record, trivial_prompt
 
 
 def plain(name: str, value: float, unit: str, **details: Any) -> dict[str, Any]:
@@ -38,13 +37,9 @@ async def bare(url: str, start: int, n: int) -> float:
 
         async def reader() -> None:
             async for frame in ws:
-                if isinstance(frame, str):
-                    msg = json.loads(frame)
-                    data = msg.get("data") or {}
-                    if msg["type"] == "executing" and data.get("node") is None:
-                        fut = waiting.get(data.get("prompt_id"))
-                        if fut is not None and not fut.done():
-                            fut.set_result(None)
+                fut = waiting.get(finished_prompt(frame) or "")
+                if fut is not None and not fut.done():
+                    fut.set_result(None)
 
         task = asyncio.create_task(reader())
         t0 = time.perf_counter()
@@ -73,12 +68,9 @@ async def bare_aiohttp(url: str, start: int, n: int) -> float:
         async def reader() -> None:
             async for frame in ws:
                 if frame.type == aiohttp.WSMsgType.TEXT:
-                    msg = json.loads(frame.data)
-                    data = msg.get("data") or {}
-                    if msg["type"] == "executing" and data.get("node") is None:
-                        fut = waiting.get(data.get("prompt_id"))
-                        if fut is not None and not fut.done():
-                            fut.set_result(None)
+                    fut = waiting.get(finished_prompt(frame.data) or "")
+                    if fut is not None and not fut.done():
+                        fut.set_result(None)
 
         task = asyncio.create_task(reader())
         t0 = time.perf_counter()

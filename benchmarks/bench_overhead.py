@@ -8,7 +8,6 @@ the same run, taking turns in blocks so drift hits both alike. ``ratio`` = comfy
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 from typing import Any
@@ -18,7 +17,7 @@ import websockets
 
 from comfy_nb import AsyncComfyClient
 
-from ._common import mock_server_process, record, trivial_prompt
+from ._common import finished_prompt, mock_server_process, record, trivial_prompt
 
 
 async def bare_jobs(url: str, start: int, n: int) -> float:
@@ -30,13 +29,8 @@ async def bare_jobs(url: str, start: int, n: int) -> float:
             pid = str(uuid.uuid4())
             r = await http.post("/prompt", json={"prompt": trivial_prompt(i), "client_id": cid, "prompt_id": pid})
             r.raise_for_status()
-            while True:
-                frame = await ws.recv()
-                if isinstance(frame, str):
-                    msg = json.loads(frame)
-                    data = msg.get("data") or {}
-                    if msg["type"] == "executing" and data.get("node") is None and data.get("prompt_id") == pid:
-                        break
+            while finished_prompt(await ws.recv()) != pid:
+                pass
             h = await http.get(f"/history/{pid}")
             assert h.json()[pid]["outputs"], "bare loop: no outputs"
         return time.perf_counter() - t0
