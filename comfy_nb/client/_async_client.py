@@ -1008,6 +1008,15 @@ class AsyncComfyClient:
     def _forget(self, job: Job) -> None:
         self._active.pop(job.prompt_id, None)
 
+    def _apply_history(self, job: Job, entry: HistoryEntry) -> bool:
+        """Bring a job up to date from its history entry (the record of last resort); True if it ended."""
+        job._tracker.gap = True  # the entry's outputs replace whatever the messages gave
+        if job._tracker.apply_history(entry):
+            job._notify()
+        if job.done:
+            self._forget(job)
+        return job.done
+
     async def _finish_from_history(self, job: Job) -> None:
         """A job ended while messages may have been missed: its outputs come from history."""
         for attempt in range(self.max_retries + 3):
@@ -1016,13 +1025,8 @@ class AsyncComfyClient:
             except ComfyError as exc:
                 log.debug("comfy_nb: history of %s: %s", job.prompt_id, exc)
                 entry = None
-            if entry is not None:
-                job._tracker.gap = True
-                if job._tracker.apply_history(entry):
-                    job._notify()
-                if job.done:
-                    self._forget(job)
-                    return
+            if entry is not None and self._apply_history(job, entry):
+                return
             await asyncio.sleep(retry_delay(attempt))
         # Still nothing after retries: the supervisor's reconciliation takes over.
 
@@ -1084,11 +1088,7 @@ class AsyncComfyClient:
                 continue
             if entry is not None:
                 missed = missed or (self._ws is not None and not job._tracker.gap and not job.foreign)
-                job._tracker.gap = True
-                if job._tracker.apply_history(entry):
-                    job._notify()
-                if job.done:
-                    self._forget(job)
+                self._apply_history(job, entry)
                 continue
             job.vanished += 1
             if job.vanished >= 2:  # seen missing twice: not a history write in flight
