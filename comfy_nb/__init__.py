@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from . import _display
 from .client import (
     AsyncComfyClient,
     BlockingJob,
@@ -26,6 +27,16 @@ if TYPE_CHECKING:
     from .workflows import GenerationTask, Workflow
 
 __version__ = "0.1.0"
+
+
+def _load_widgets() -> None:
+    """The package root wires display: importing ``comfy_nb.widgets`` registers its viewers."""
+    import importlib
+
+    importlib.import_module("comfy_nb.widgets")
+
+
+_display.set_viewer_loader(_load_widgets)
 
 _LAZY = {
     "ComfyConfig": "comfy_nb.config",
