@@ -1,0 +1,338 @@
+"""A UI-format (LiteGraph) save loaded the way the ComfyUI frontend 1.27.10 loads it.
+
+Each saved node becomes a ``UiNode`` with the widgets the frontend would create for it (from the server's
+node definition) and the saved ``widgets_values`` laid over them. A subgraph instance gets the widgets it
+promotes from its definition (``SubgraphNode._internalConfigureAfterSlots``). Definitions are shared by
+all their instances, as in the frontend, so one instance's values can show through another's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import WorkflowError
+from ..protocol import InputSpec, NodeDef
+
+__all__ = [
+    "SUBGRAPH_INPUT",
+    "SUBGRAPH_OUTPUT",
+    "UiGraph",
+    "UiLink",
+    "UiNode",
+    "UiSlot",
+    "Widget",
+    "load_graph",
+]
+
+SUBGRAPH_INPUT, SUBGRAPH_OUTPUT = -10, -20
+REROUTE, PRIMITIVE = "Reroute", "PrimitiveNode"
+# Frontend-only node classes: never sent, never looked up in object_info.
+VIRTUAL_TYPES = frozenset({REROUTE, PRIMITIVE, "Note", "MarkdownNote"})
+# Combo options after which the frontend adds an upload button widget (uploadImage.ts).
+_UPLOAD_OPTIONS = ("image_upload", "video_upload", "animated_image_upload")
+# Saving nodes whose filename_prefix gets %token% replacement (saveImageExtraOutput.ts).
+SAVE_NODE_TYPES = frozenset(
+    {
+        "SaveImage",
+        "SaveAnimatedWEBP",
+        "SaveWEBM",
+        "SaveAudio",
+        "SaveGLB",
+        "SaveAnimatedPNG",
+        "CLIPSave",
+        "VAESave",
+        "ModelSave",
+        "LoraSave",
+        "SaveLatent",
+    }
+)
+SEARCH_NAME = "Node name for S&R"
+
+
+@dataclass(eq=False)
+class Widget:
+    name: str
+    value: Any
+    sent: bool = True
+    """False for the frontend's helper widgets (``control_after_generate``, upload buttons): stored, never sent."""
+    dynamic_prompts: bool = False
+
+
+@dataclass(frozen=True)
+class UiSlot:
+    name: str
+    type: Any
+    link: Any = None
+    widget: str | None = None
+    """The widget this input feeds (``input.widget.name``), if it is a widget input."""
+
+
+@dataclass(frozen=True)
+class UiLink:
+    id: Any
+    origin_id: Any
+    origin_slot: int
+    target_id: Any
+    target_slot: int
+    type: Any
+
+
+@dataclass(eq=False)
+class UiNode:
+    id: Any
+    type: str
+    mode: int
+    title: str
+    inputs: list[UiSlot]
+    outputs: list[tuple[Any, list[Any]]]
+    """``(type, link ids)`` per output."""
+    properties: dict[str, Any]
+    widgets: list[Widget]
+    graph: UiGraph
+    node_def: NodeDef | None = None
+    subgraph: UiGraph | None = None
+    """The definition, for a subgraph instance."""
+    saved: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def virtual(self) -> bool:
+        return self.subgraph is not None or self.type in VIRTUAL_TYPES
+
+    @property
+    def search_name(self) -> str | None:
+        name = self.properties.get(SEARCH_NAME)
+        return name if isinstance(name, str) else None
+
+    def widget(self, name: str) -> Widget | None:
+        return next((w for w in self.widgets if w.name == name), None)
+
+    def widget_value(self, name: str) -> tuple[bool, Any]:
+        found = self.widget(name)
+        return (False, None) if found is None else (True, found.value)
+
+    def describe(self, path: str = "") -> str:
+        title = self.saved.get("title")
+        text = f"node {path}{self.id} ({self.type}"
+        return text + (f', "{title}")' if title else ")")
+
+
+@dataclass(eq=False)
+class UiGraph:
+    """The root graph or one subgraph definition."""
+
+    nodes: dict[Any, UiNode]
+    links: dict[Any, UiLink]
+    id: str | None = None
+    name: str = ""
+    inputs: list[tuple[str, list[Any]]] = field(default_factory=list)
+    """Subgraph inputs: ``(name, inner link ids)``."""
+    outputs: list[list[Any]] = field(default_factory=list)
+    """Subgraph outputs: the inner link ids into each."""
+
+    def link_of(self, node: UiNode, slot: int) -> UiLink | None:
+        if slot >= len(node.inputs) or node.inputs[slot].link is None:
+            return None
+        return self.links.get(node.inputs[slot].link)
+
+    def walk(self) -> Iterator[UiNode]:
+        """Every node as ``collectAllNodes`` lists them: a subgraph's nodes just before its instance."""
+        for node in self.nodes.values():
+            if node.subgraph is not None:
+                yield from node.subgraph.walk()
+            yield node
+
+
+def load_graph(workflow: Mapping[str, Any], defs: Mapping[str, NodeDef]) -> UiGraph:
+    """Load the root graph and every subgraph definition; raises ``WorkflowError`` on malformed saves."""
+    raw_defs: dict[str, Mapping[str, Any]] = {}
+    for item in (workflow.get("definitions") or {}).get("subgraphs") or []:
+        if isinstance(item, Mapping) and isinstance(item.get("id"), str):
+            raw_defs[item["id"]] = item
+    loader = _Loader(defs, raw_defs, workflow)
+    return loader.root
+
+
+class _Loader:
+    def __init__(
+        self, defs: Mapping[str, NodeDef], raw_defs: dict[str, Mapping[str, Any]], workflow: Mapping[str, Any]
+    ) -> None:
+        self.defs = defs
+        self.raw_defs = raw_defs
+        self.graphs: dict[str, UiGraph] = {}
+        self.pending: list[UiNode] = []
+        for sub_id, raw in raw_defs.items():
+            self.graphs[sub_id] = _empty_graph(raw, sub_id)
+        for sub_id, raw in raw_defs.items():
+            self._fill(self.graphs[sub_id], raw)
+        self.root = _empty_graph(workflow, None)
+        self._fill(self.root, workflow)
+        done: set[int] = set()
+        for node in self.pending:
+            self._promote(node, done, ())
+
+    def _fill(self, graph: UiGraph, raw: Mapping[str, Any]) -> None:
+        for item in raw.get("nodes") or []:
+            if isinstance(item, Mapping) and "id" in item:
+                node = self._node(graph, item)
+                graph.nodes[node.id] = node
+
+    def _node(self, graph: UiGraph, raw: Mapping[str, Any]) -> UiNode:
+        kind = raw.get("type")
+        kind = kind if isinstance(kind, str) else str(kind)
+        inputs = [_slot(i) for i in raw.get("inputs") or [] if isinstance(i, Mapping)]
+        outputs = [
+            (o.get("type"), [link for link in o.get("links") or [] if link is not None])
+            for o in raw.get("outputs") or []
+            if isinstance(o, Mapping)
+        ]
+        properties = dict(raw.get("properties") or {}) if isinstance(raw.get("properties"), Mapping) else {}
+        mode = raw.get("mode")
+        mode = mode if isinstance(mode, int) else 0
+        node = UiNode(raw["id"], kind, mode, "", inputs, outputs, properties, [], graph, saved=raw)
+        node_def = self.defs.get(kind)
+        if kind in self.graphs:
+            node.subgraph = self.graphs[kind]
+            node.title = raw.get("title") or node.subgraph.name
+            self.pending.append(node)
+            return node
+        if kind == PRIMITIVE:
+            values = raw.get("widgets_values")
+            if node.outputs and node.outputs[0][1] and isinstance(values, list) and values:
+                node.widgets = [Widget("value", values[0])]
+            node.title = raw.get("title") or "Primitive"
+            return node
+        if node_def is None:
+            node.title = raw.get("title") or kind
+            return node
+        node.node_def = node_def
+        node.title = raw.get("title") or node_def.display_name or node_def.name
+        if SEARCH_NAME not in properties and kind not in SAVE_NODE_TYPES:
+            properties[SEARCH_NAME] = kind
+        node.widgets = _widgets_for(node_def)
+        self._apply_values(node, raw.get("widgets_values"))
+        return node
+
+    def _apply_values(self, node: UiNode, stored: Any) -> None:
+        if isinstance(stored, Mapping):  # some saves key the values by widget name
+            for widget in node.widgets:
+                if widget.name in stored:
+                    widget.value = stored[widget.name]
+            return
+        values = list(stored or []) if isinstance(stored, list) else []
+        if len(values) > len(node.widgets):
+            assert node.node_def is not None
+            names = ", ".join(w.name for w in node.widgets if w.sent) or "none"
+            raise WorkflowError(
+                f"{node.describe()} stores {len(values)} widget values but {node.node_def.name} on this server "
+                f"has {len(node.widgets)} widget slots (widget inputs: {names}); the node's definition differs "
+                "from the one the workflow was saved with"
+            )
+        for widget, value in zip(node.widgets, values):
+            widget.value = value
+
+    def _promote(self, node: UiNode, done: set[int], stack: tuple[str, ...]) -> None:
+        """The widgets a subgraph instance shows: per instance input, the first inner widget its links reach."""
+        if id(node) in done:
+            return
+        assert node.subgraph is not None
+        sub = node.subgraph
+        if sub.id in stack:
+            raise WorkflowError(f"{node.describe()}: subgraph {sub.name!r} contains itself")
+        for inner in sub.nodes.values():
+            if inner.subgraph is not None:
+                self._promote(inner, done, (*stack, str(sub.id)))
+        widgets: list[Widget] = []
+        for slot in node.inputs:
+            link_ids = next((ids for name, ids in sub.inputs if name == slot.name), None)
+            for link_id in link_ids or []:
+                link = sub.links.get(link_id)
+                target = sub.nodes.get(link.target_id) if link is not None else None
+                if target is None or link is None or link.target_slot >= len(target.inputs):
+                    continue
+                widget_name = target.inputs[link.target_slot].widget
+                inner_widget = target.widget(widget_name) if widget_name else None
+                if inner_widget is not None:
+                    widgets.append(Widget(slot.name, inner_widget.value, dynamic_prompts=False))
+                    break
+        node.widgets = widgets
+        stored = node.saved.get("widgets_values")
+        if isinstance(stored, list):
+            for widget, value in zip(widgets, stored):
+                widget.value = value
+        done.add(id(node))
+
+
+def _empty_graph(raw: Mapping[str, Any], graph_id: str | None) -> UiGraph:
+    links: dict[Any, UiLink] = {}
+    for link in raw.get("links") or []:
+        parsed = _link(link)
+        if parsed is not None:
+            links[parsed.id] = parsed
+    graph = UiGraph({}, links, graph_id, str(raw.get("name") or ""))
+    if graph_id is None:
+        return graph
+    for index, item in enumerate(raw.get("inputs") or []):
+        item = item if isinstance(item, Mapping) else {}
+        ids = item.get("linkIds")
+        if ids is None:  # older saves: recover them from the links leaving the input node
+            ids = [k for k, v in links.items() if v.origin_id == SUBGRAPH_INPUT and v.origin_slot == index]
+        graph.inputs.append((str(item.get("name")), list(ids)))
+    for index, item in enumerate(raw.get("outputs") or []):
+        item = item if isinstance(item, Mapping) else {}
+        ids = item.get("linkIds")
+        if ids is None:
+            ids = [k for k, v in links.items() if v.target_id == SUBGRAPH_OUTPUT and v.target_slot == index]
+        graph.outputs.append(list(ids))
+    return graph
+
+
+def _slot(raw: Mapping[str, Any]) -> UiSlot:
+    widget = raw.get("widget")
+    name = widget.get("name") if isinstance(widget, Mapping) else None
+    return UiSlot(
+        str(raw.get("name")), raw.get("type"), raw.get("link"), name if isinstance(name, str) else None
+    )
+
+
+def _link(raw: Any) -> UiLink | None:
+    if isinstance(raw, list) and len(raw) >= 6:
+        return UiLink(raw[0], raw[1], int(raw[2]), raw[3], int(raw[4]), raw[5])
+    if isinstance(raw, Mapping) and "id" in raw:
+        return UiLink(
+            raw["id"],
+            raw.get("origin_id"),
+            int(raw.get("origin_slot") or 0),
+            raw.get("target_id"),
+            int(raw.get("target_slot") or 0),
+            raw.get("type"),
+        )
+    return None
+
+
+def _widgets_for(node_def: NodeDef) -> list[Widget]:
+    """The widgets the frontend creates for a node class, helpers included, in ``widgets_values`` order."""
+    widgets: list[Widget] = []
+    for spec in node_def.widget_inputs:
+        widgets.append(Widget(spec.name, spec.default, dynamic_prompts=_dynamic(spec)))
+        if _has_control(spec):
+            widgets.append(
+                Widget("control_after_generate", "randomize" if spec.type == "INT" else "fixed", sent=False)
+            )
+            if spec.type == "COMBO":
+                widgets.append(Widget("control_filter_list", "", sent=False))
+        if any(spec.config.get(k) is True for k in _UPLOAD_OPTIONS):
+            widgets.append(Widget("upload", "image", sent=False))
+    return widgets
+
+
+def _has_control(spec: InputSpec) -> bool:
+    """``useIntWidget``/``useComboWidget``: the spec's flag, or (ints only) the legacy seed names."""
+    if "control_after_generate" in spec.config:
+        return bool(spec.config["control_after_generate"])
+    return spec.type == "INT" and spec.name in ("seed", "noise_seed")
+
+
+def _dynamic(spec: InputSpec) -> bool:
+    return spec.type == "STRING" and spec.config.get("dynamicPrompts") is True
