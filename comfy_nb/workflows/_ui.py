@@ -22,9 +22,11 @@ from typing import Any
 from ..errors import WorkflowError
 from ..protocol import NodeDef
 from ._ui_graph import (
+    BROWSER_STATE_TYPES,
     PRIMITIVE,
     SAVE_NODE_TYPES,
     SUBGRAPH_INPUT,
+    UNDEFINED,
     UiGraph,
     UiNode,
     Widget,
@@ -204,14 +206,25 @@ class _Converter:
                 "node that is not installed on that server (or a subgraph whose definition is missing); install "
                 "it there, or mute the node in the UI"
             )
+        if node.type in BROWSER_STATE_TYPES:
+            raise WorkflowError(
+                f"{_describe(dto)}: {node.type} gets widget values from the browser (camera, 3D view or "
+                "output refresh) that a saved workflow does not hold; queue it from ComfyUI, or export the "
+                "workflow in API format there"
+            )
         inputs: dict[str, Any] = {}
         for widget in node.widgets:
             if widget.sent and widget.name:
-                inputs[widget.name] = _boxed(self._serialize_widget(dto, widget))
+                value = self._serialize_widget(dto, widget)
+                if value is not UNDEFINED:
+                    inputs[widget.name] = _boxed(value)
         for index, slot in enumerate(node.inputs):
             resolved = self._resolve_input(dto, index, set(), None)
             if isinstance(resolved, _Value):
-                inputs[slot.name] = _boxed(resolved.value)
+                if resolved.value is UNDEFINED:
+                    inputs.pop(slot.name, None)
+                else:
+                    inputs[slot.name] = _boxed(resolved.value)
             elif resolved is not None:
                 inputs[slot.name] = [resolved[0], resolved[1]]
         return {"inputs": inputs, "class_type": node.node_def.name, "_meta": {"title": node.title}}

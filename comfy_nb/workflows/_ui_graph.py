@@ -18,6 +18,7 @@ from ..protocol import InputSpec, NodeDef
 __all__ = [
     "SUBGRAPH_INPUT",
     "SUBGRAPH_OUTPUT",
+    "UNDEFINED",
     "UiGraph",
     "UiLink",
     "UiNode",
@@ -48,7 +49,31 @@ SAVE_NODE_TYPES = frozenset(
         "SaveLatent",
     }
 )
+# Core classes whose object_info has no display_name; the frontend titles them from its own English
+# locale (src/locales/en/nodeDefs.json in 1.27.10).
+LOCALE_TITLES = {
+    "ImageBlend": "Image Blend",
+    "ImageBlur": "Image Blur",
+    "ImageQuantize": "Image Quantize",
+    "ImageSharpen": "Image Sharpen",
+    "ImageScaleToTotalPixels": "Scale Image to Total Pixels",
+}
+# Classes whose frontend extensions add widgets that hold browser state (a webcam frame, a 3D viewport,
+# a refresh toggle); their values cannot be known from the saved file.
+BROWSER_STATE_TYPES = frozenset(
+    {
+        "WebcamCapture",
+        "Load3D",
+        "Load3DAnimation",
+        "Preview3D",
+        "Preview3DAnimation",
+        "SaveGLB",
+        "LoadImageOutput",
+    }
+)
 SEARCH_NAME = "Node name for S&R"
+UNDEFINED: Any = type("Undefined", (), {"__repr__": lambda self: "undefined"})()
+"""JavaScript's ``undefined``: a widget holding it is left out of the JSON the frontend sends."""
 
 
 @dataclass(eq=False)
@@ -57,6 +82,8 @@ class Widget:
     value: Any
     sent: bool = True
     """False for the frontend's helper widgets (``control_after_generate``, upload buttons): stored, never sent."""
+    stored: bool = True
+    """False for widgets that take no ``widgets_values`` slot (PreviewAny's ``preview``)."""
     dynamic_prompts: bool = False
 
 
@@ -207,9 +234,11 @@ class _Loader:
             node.title = raw.get("title") or kind
             return node
         node.node_def = node_def
-        node.title = raw.get("title") or node_def.display_name or node_def.name
+        info_title = node_def.display_name if node_def.display_name != node_def.name else None
+        node.title = raw.get("title") or info_title or LOCALE_TITLES.get(kind) or node_def.name
         if SEARCH_NAME not in properties and kind not in SAVE_NODE_TYPES:
             properties[SEARCH_NAME] = kind
+        node.inputs = _frontend_input_order(node.inputs, node_def)
         node.widgets = _widgets_for(node_def)
         self._apply_values(node, raw.get("widgets_values"))
         return node
@@ -221,15 +250,16 @@ class _Loader:
                     widget.value = stored[widget.name]
             return
         values = list(stored or []) if isinstance(stored, list) else []
-        if len(values) > len(node.widgets):
+        slots = [w for w in node.widgets if w.stored]
+        if len(values) > len(slots):
             assert node.node_def is not None
             names = ", ".join(w.name for w in node.widgets if w.sent) or "none"
             raise WorkflowError(
                 f"{node.describe()} stores {len(values)} widget values but {node.node_def.name} on this server "
-                f"has {len(node.widgets)} widget slots (widget inputs: {names}); the node's definition differs "
+                f"has {len(slots)} widget slots (widget inputs: {names}); the node's definition differs "
                 "from the one the workflow was saved with"
             )
-        for widget, value in zip(node.widgets, values):
+        for widget, value in zip(slots, values):
             widget.value = value
 
     def _promote(self, node: UiNode, done: set[int], stack: tuple[str, ...]) -> None:
@@ -258,10 +288,21 @@ class _Loader:
                     break
         node.widgets = widgets
         stored = node.saved.get("widgets_values")
+        if self._configured_later(node):
+            # The frontend configures definitions in saved order; an instance whose definition comes
+            # later than the one it sits in finds no widgets yet, so its saved values are dropped.
+            stored = None
         if isinstance(stored, list):
             for widget, value in zip(widgets, stored):
                 widget.value = value
         done.add(id(node))
+
+    def _configured_later(self, node: UiNode) -> bool:
+        order = list(self.graphs.values())
+        if node.graph not in order or node.subgraph not in order:
+            return False
+        assert node.subgraph is not None
+        return order.index(node.subgraph) > order.index(node.graph)
 
 
 def _empty_graph(raw: Mapping[str, Any], graph_id: str | None) -> UiGraph:
@@ -314,17 +355,45 @@ def _link(raw: Any) -> UiLink | None:
 def _widgets_for(node_def: NodeDef) -> list[Widget]:
     """The widgets the frontend creates for a node class, helpers included, in ``widgets_values`` order."""
     widgets: list[Widget] = []
+    upload = False
     for spec in node_def.widget_inputs:
-        widgets.append(Widget(spec.name, spec.default, dynamic_prompts=_dynamic(spec)))
+        widgets.append(Widget(spec.name, _default(spec), dynamic_prompts=_dynamic(spec)))
         if _has_control(spec):
-            widgets.append(
-                Widget("control_after_generate", "randomize" if spec.type == "INT" else "fixed", sent=False)
-            )
+            control = "randomize" if spec.type == "INT" else "fixed"
+            widgets.append(Widget("control_after_generate", control, sent=False))
             if spec.type == "COMBO":
                 widgets.append(Widget("control_filter_list", "", sent=False))
-        if any(spec.config.get(k) is True for k in _UPLOAD_OPTIONS):
-            widgets.append(Widget("upload", "image", sent=False))
+        upload = upload or any(spec.config.get(k) is True for k in _UPLOAD_OPTIONS)
+    if upload:  # added by the upload extension once the node exists, so after every input widget
+        widgets.append(Widget("upload", "image", sent=False))
+    if node_def.name == "PreviewAny":  # its preview text box is sent (empty) but never saved
+        widgets.append(Widget("preview", "", stored=False))
     return widgets
+
+
+def _default(spec: InputSpec) -> Any:
+    """A widget's value before ``widgets_values`` is applied (``use*Widget`` composables)."""
+    default = spec.config.get("default")
+    if spec.type in ("INT", "FLOAT"):
+        return 0 if default is None else default
+    if spec.type == "STRING":
+        return "" if default is None else default
+    if spec.type == "BOOLEAN":
+        return False if default is None else default
+    if default:
+        return default
+    options = spec.options or spec.config.get("options") or []
+    return options[0] if options else UNDEFINED
+
+
+def _frontend_input_order(saved: list[UiSlot], node_def: NodeDef) -> list[UiSlot]:
+    """The frontend builds a node's inputs from its definition, sockets first, then widget inputs, and
+    matches the saved slots to them by name; saved slots it does not know stay after them."""
+    by_name = {slot.name: slot for slot in saved}
+    specs = [s for s in node_def.inputs.values() if s.section != "hidden"]
+    ordered = [s.name for s in specs if not s.is_widget] + [s.name for s in specs if s.is_widget]
+    known = [by_name[name] for name in ordered if name in by_name]
+    return known + [slot for slot in saved if slot.name not in ordered]
 
 
 def _has_control(spec: InputSpec) -> bool:
