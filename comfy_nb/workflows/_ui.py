@@ -7,8 +7,11 @@ frontend's own source map: PrimitiveNodes write their value into the widgets the
 with an ``"outer:inner"`` id (``ExecutableNodeDTO``); widgets are sent through their serializers
 (``dynamicPrompts`` choices, ``filename_prefix`` tokens); links resolve through reroutes, bypassed
 nodes (first input of a fitting type), subgraph boundaries and promoted widgets; muted and
-bypassed nodes are dropped, and so are inputs linked to a dropped node. Whatever the frontend
-cannot convert, or converts by accident, raises ``WorkflowError`` naming the node.
+bypassed nodes are dropped, and so are inputs linked to a dropped node. The frontend's quirks are
+kept (a muted subgraph instance changes nothing, a promoted multiline text is sent raw, instances
+share their definition's widgets), since the goal is the prompt the frontend would queue. What the
+frontend fails on (it throws), or what depends on browser state, raises ``WorkflowError`` naming
+the node by its execution id, type and title.
 """
 
 from __future__ import annotations
@@ -26,13 +29,12 @@ from ._ui_graph import (
     PRIMITIVE,
     SAVE_NODE_TYPES,
     SUBGRAPH_INPUT,
-    UNDEFINED,
     UiGraph,
     UiNode,
     Widget,
     load_graph,
 )
-from ._ui_text import RandomSource, process_dynamic_prompt, replace_tokens
+from ._ui_text import UNDEFINED, RandomSource, process_dynamic_prompt, replace_tokens
 
 __all__ = ["is_ui_workflow", "ui_to_api"]
 
@@ -130,7 +132,9 @@ class _Converter:
             output[dto.id] = self._emit(dto)
         for entry in output.values():  # links to nodes that were not emitted are dropped
             for name, value in list(entry["inputs"].items()):
-                if isinstance(value, list) and len(value) == 2 and value[0] not in output:
+                if value is UNDEFINED or (
+                    isinstance(value, list) and len(value) == 2 and value[0] not in output
+                ):
                     del entry["inputs"][name]
         return _js_key_order(output)
 
@@ -175,16 +179,14 @@ class _Converter:
     def _sync_promoted_values(self) -> None:
         """``SubgraphNode.serialize``: each instance writes its promoted values into the definition's widgets,
         root instances first, then those inside the definitions in use; the last write wins."""
-        used: list[UiGraph] = []
-
-        def collect(graph: UiGraph) -> None:
-            for node in graph.nodes.values():
-                if node.subgraph is not None and node.subgraph not in used:
-                    used.append(node.subgraph)
-                    collect(node.subgraph)
-
-        collect(self.root)
-        for graph in [self.root, *used]:
+        used: set[int] = set()
+        stack = [self.root]
+        while stack:
+            for node in stack.pop().nodes.values():
+                if node.subgraph is not None and id(node.subgraph) not in used:
+                    used.add(id(node.subgraph))
+                    stack.append(node.subgraph)
+        for graph in [self.root, *(d for d in self.root.definitions if id(d) in used)]:
             for node in graph.nodes.values():
                 if node.subgraph is None:
                     continue
@@ -215,16 +217,11 @@ class _Converter:
         inputs: dict[str, Any] = {}
         for widget in node.widgets:
             if widget.sent and widget.name:
-                value = self._serialize_widget(dto, widget)
-                if value is not UNDEFINED:
-                    inputs[widget.name] = _boxed(value)
+                inputs[widget.name] = _boxed(self._serialize_widget(dto, widget))
         for index, slot in enumerate(node.inputs):
             resolved = self._resolve_input(dto, index, set(), None)
             if isinstance(resolved, _Value):
-                if resolved.value is UNDEFINED:
-                    inputs.pop(slot.name, None)
-                else:
-                    inputs[slot.name] = _boxed(resolved.value)
+                inputs[slot.name] = _boxed(resolved.value)
             elif resolved is not None:
                 inputs[slot.name] = [resolved[0], resolved[1]]
         return {"inputs": inputs, "class_type": node.node_def.name, "_meta": {"title": node.title}}
@@ -415,8 +412,15 @@ def _execution_order(graph: UiGraph) -> list[UiNode]:
 
 
 def _boxed(value: Any) -> Any:
-    """Arrays mean links in the API format, so array values travel as ``{"__value__": [...]}``."""
-    return {"__value__": value} if isinstance(value, list) else value
+    """Arrays mean links in the API format, so array values travel as ``{"__value__": [...]}``;
+    numbers are spelled as JSON.stringify spells them (``2.0`` is ``2``)."""
+    if isinstance(value, list):
+        return {"__value__": [_js_number(v) for v in value]}
+    return _js_number(value)
+
+
+def _js_number(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() and abs(value) < 2**53 else value
 
 
 def _is_index(key: str) -> bool:

@@ -14,17 +14,20 @@ from typing import Any
 
 from ..errors import WorkflowError
 from ..protocol import InputSpec, NodeDef
+from ._ui_text import UNDEFINED
 
 __all__ = [
     "SUBGRAPH_INPUT",
     "SUBGRAPH_OUTPUT",
-    "UNDEFINED",
     "UiGraph",
     "UiLink",
     "UiNode",
     "UiSlot",
     "Widget",
+    "default_title",
+    "frontend_input_order",
     "load_graph",
+    "widgets_for",
 ]
 
 SUBGRAPH_INPUT, SUBGRAPH_OUTPUT = -10, -20
@@ -72,8 +75,6 @@ BROWSER_STATE_TYPES = frozenset(
     }
 )
 SEARCH_NAME = "Node name for S&R"
-UNDEFINED: Any = type("Undefined", (), {"__repr__": lambda self: "undefined"})()
-"""JavaScript's ``undefined``: a widget holding it is left out of the JSON the frontend sends."""
 
 
 @dataclass(eq=False)
@@ -157,6 +158,8 @@ class UiGraph:
     """Subgraph inputs: ``(name, inner link ids)``."""
     outputs: list[list[Any]] = field(default_factory=list)
     """Subgraph outputs: the inner link ids into each."""
+    definitions: list[UiGraph] = field(default_factory=list)
+    """At the root: every subgraph definition, in saved order (the order the frontend configures them)."""
 
     def link_of(self, node: UiNode, slot: int) -> UiLink | None:
         if slot >= len(node.inputs) or node.inputs[slot].link is None:
@@ -178,6 +181,7 @@ def load_graph(workflow: Mapping[str, Any], defs: Mapping[str, NodeDef]) -> UiGr
         if isinstance(item, Mapping) and isinstance(item.get("id"), str):
             raw_defs[item["id"]] = item
     loader = _Loader(defs, raw_defs, workflow)
+    loader.root.definitions = list(loader.graphs.values())
     return loader.root
 
 
@@ -234,12 +238,11 @@ class _Loader:
             node.title = raw.get("title") or kind
             return node
         node.node_def = node_def
-        info_title = node_def.display_name if node_def.display_name != node_def.name else None
-        node.title = raw.get("title") or info_title or LOCALE_TITLES.get(kind) or node_def.name
+        node.title = raw.get("title") or default_title(node_def)
         if SEARCH_NAME not in properties and kind not in SAVE_NODE_TYPES:
             properties[SEARCH_NAME] = kind
-        node.inputs = _frontend_input_order(node.inputs, node_def)
-        node.widgets = _widgets_for(node_def)
+        node.inputs = frontend_input_order(node.inputs, node_def)
+        node.widgets = widgets_for(node_def)
         self._apply_values(node, raw.get("widgets_values"))
         return node
 
@@ -352,7 +355,7 @@ def _link(raw: Any) -> UiLink | None:
     return None
 
 
-def _widgets_for(node_def: NodeDef) -> list[Widget]:
+def widgets_for(node_def: NodeDef) -> list[Widget]:
     """The widgets the frontend creates for a node class, helpers included, in ``widgets_values`` order."""
     widgets: list[Widget] = []
     upload = False
@@ -386,7 +389,14 @@ def _default(spec: InputSpec) -> Any:
     return options[0] if options else UNDEFINED
 
 
-def _frontend_input_order(saved: list[UiSlot], node_def: NodeDef) -> list[UiSlot]:
+def default_title(node_def: NodeDef) -> str:
+    """The title a node has until renamed: object_info's display name, else the frontend locale's."""
+    if node_def.display_name and node_def.display_name != node_def.name:
+        return node_def.display_name
+    return LOCALE_TITLES.get(node_def.name, node_def.name)
+
+
+def frontend_input_order(saved: list[UiSlot], node_def: NodeDef) -> list[UiSlot]:
     """The frontend builds a node's inputs from its definition, sockets first, then widget inputs, and
     matches the saved slots to them by name; saved slots it does not know stay after them."""
     by_name = {slot.name: slot for slot in saved}

@@ -15,7 +15,24 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-__all__ = ["RandomSource", "TokenTarget", "js_string", "process_dynamic_prompt", "replace_tokens"]
+__all__ = [
+    "UNDEFINED",
+    "RandomSource",
+    "TokenTarget",
+    "js_string",
+    "process_dynamic_prompt",
+    "replace_tokens",
+]
+
+
+class _Undefined:
+    """JavaScript's ``undefined``: an input holding it keeps its place but is left out of the JSON."""
+
+    def __repr__(self) -> str:
+        return "undefined"
+
+
+UNDEFINED: Any = _Undefined()
 
 
 class RandomSource(Protocol):
@@ -114,7 +131,7 @@ def replace_tokens(value: str, nodes: Callable[[], Sequence[TokenTarget]], now: 
         ok, value = found[0].widget_value(widget)
         if not ok:
             return match.group(0)
-        return _UNSAFE.sub("_", "" if value is None else js_string(value))
+        return _UNSAFE.sub("_", "" if value is None or value is UNDEFINED else js_string(value))
 
     return _TOKEN.sub(token, value)
 
@@ -139,6 +156,8 @@ def js_string(value: Any) -> str:
     """``String(value)`` as JavaScript writes it, for the JSON values a widget can hold."""
     if value is None:
         return "null"
+    if value is UNDEFINED:
+        return "undefined"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):

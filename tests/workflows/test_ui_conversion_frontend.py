@@ -20,6 +20,13 @@ import pytest
 from comfy_nb.errors import WorkflowError
 from comfy_nb.protocol import NodeDef, parse_node_defs
 from comfy_nb.workflows import Workflow, ui_to_api
+from comfy_nb.workflows._ui_graph import (
+    BROWSER_STATE_TYPES,
+    UiSlot,
+    default_title,
+    frontend_input_order,
+    widgets_for,
+)
 
 HERE = Path(__file__).parent / "ui_fixtures"
 CONSTRUCTS = sorted(p.name.removesuffix(".frontend_api.json") for p in HERE.glob("*.frontend_api.json"))
@@ -180,3 +187,23 @@ def test_subgraph_that_contains_itself_is_refused(defs: dict[str, NodeDef]) -> N
 
     with pytest.raises(WorkflowError, match="contains itself"):
         ui_to_api(_edit("subgraph_promoted", change), defs)
+
+
+LAYOUTS: dict[str, dict[str, Any]] = json.loads((HERE / "frontend_node_layouts.json").read_text())
+
+
+def test_node_layouts_match_the_frontend_for_every_class(defs: dict[str, NodeDef]) -> None:
+    """Per server class: the title, the input order and the widgets (with helpers) the frontend creates,
+    as ``LiteGraph.createNode`` made them in 1.27.10 against the captured object_info."""
+    assert set(defs) <= set(LAYOUTS)
+    for name, node_def in defs.items():
+        if name in BROWSER_STATE_TYPES:
+            continue
+        layout = LAYOUTS[name]
+        assert default_title(node_def) == layout["title"], name
+        widgets = [[w.name, w.sent, w.stored] for w in widgets_for(node_def)]
+        assert widgets == layout["widgets"], name
+        shuffled = [UiSlot(spec.name, spec.type) for spec in reversed(node_def.inputs.values())]
+        shuffled = [s for s in shuffled if node_def.inputs[s.name].section != "hidden"]
+        expected = [n for n in layout["inputs"] if n in node_def.inputs]  # not the upload buttons' slots
+        assert [s.name for s in frontend_input_order(shuffled, node_def)] == expected, name

@@ -286,6 +286,35 @@ def subgraph_promoted() -> dict[str, Any]:
     return workflow(g, [definition])
 
 
+def subgraph_primitive_and_tokens() -> dict[str, Any]:
+    """A PrimitiveNode feeding an instance's promoted widget, and filename tokens that read widgets inside
+    a subgraph definition shared by two instances (the last instance saved wins) and on an instance."""
+    definition = blur_subgraph()
+    g = Graph()
+    g.node(1, "EmptyImage", [64, 64, 1, 0])
+    g.node(
+        2,
+        "PrimitiveNode",
+        [21, "fixed"],
+        inputs=[],
+        outputs=["INT"],
+        properties={"Run widget replace on values": False},
+    )
+    g.nodes[-1]["outputs"][0].update(widget={"name": "blur_radius"})
+    instance(g, 5, definition, [7, 2.5], promoted=("blur_radius", "sigma"), title="first blur")
+    instance(g, 6, definition, [9, 0.5], promoted=("blur_radius", "sigma"))
+    g.node(
+        3,
+        "SaveImage",
+        ["%ImageBlur.blur_radius%_%Image Blur.sigma%_%first blur.sigma%_%first blur.blur_radius%"],
+    )
+    g.connect(1, 0, 5, "image", "IMAGE")
+    g.connect(2, 0, 5, "blur_radius", "INT")
+    g.connect(5, 0, 6, "image", "IMAGE")
+    g.connect(6, 0, 3, "images", "IMAGE")
+    return workflow(g, [definition])
+
+
 def nested_subgraph(inner_first: bool = True) -> dict[str, Any]:
     """A subgraph holding an instance of another; the outer instance promotes the inner one's widget.
     Saved inner definition first (as the frontend saves nests it built), or outer first."""
@@ -429,7 +458,8 @@ def muted_and_bypassed() -> dict[str, Any]:
 
 
 def subgraph_modes() -> dict[str, Any]:
-    """A bypassed instance passes its input through; a muted node inside a subgraph is dropped."""
+    """A bypassed instance passes its input through (its inner nodes are still sent); a muted instance
+    changes nothing (only its inner nodes' own modes count); a muted node inside a subgraph is dropped."""
     definition = blur_subgraph()
     sub = Graph(subgraph=True, first_link=300)
     image = sub.sub_input("image", "IMAGE")
@@ -442,12 +472,16 @@ def subgraph_modes() -> dict[str, Any]:
     g.node(1, "EmptyImage", [64, 64, 1, 0])
     instance(g, 5, definition, [7, 2.5], promoted=("blur_radius", "sigma"), mode=4)
     instance(g, 6, muted_inside, [])
+    instance(g, 7, definition, [4, 0.5], promoted=("blur_radius", "sigma"), mode=2)
     g.node(2, "SaveImage", ["a"])
     g.node(3, "SaveImage", ["b"])
+    g.node(4, "SaveImage", ["c"])
     g.connect(1, 0, 5, "image", "IMAGE")
     g.connect(5, 0, 2, "images", "IMAGE")
     g.connect(1, 0, 6, "image", "IMAGE")
     g.connect(6, 0, 3, "images", "IMAGE")
+    g.connect(1, 0, 7, "image", "IMAGE")
+    g.connect(7, 0, 4, "images", "IMAGE")
     return workflow(g, [definition, muted_inside])
 
 
@@ -542,6 +576,7 @@ FIXTURES = {
     "nested_subgraph": nested_subgraph,
     "nested_subgraph_outer_first": lambda: nested_subgraph(inner_first=False),
     "promoted_widget_kinds": promoted_widget_kinds,
+    "subgraph_primitive_and_tokens": subgraph_primitive_and_tokens,
     "dynamic_prompts": dynamic_prompts,
     "filename_tokens": filename_tokens,
     "muted_and_bypassed": muted_and_bypassed,
