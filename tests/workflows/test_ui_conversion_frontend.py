@@ -69,6 +69,9 @@ def test_every_construct_has_a_frontend_capture() -> None:
         "subgraph_modes",
         "primitives_and_reroutes",
         "widgets_and_controls",
+        "bypass_types",
+        "dynamic_prompt_edges",
+        "subgraph_primitive_and_tokens",
     }
 
 

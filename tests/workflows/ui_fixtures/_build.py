@@ -423,7 +423,13 @@ def filename_tokens() -> dict[str, Any]:
         ],
     )
     g.node(5, "PreviewImage")
-    g.node(6, "SaveImage", ["%date:yyyyMMdd%/plain"], title="Second save", properties={})
+    g.node(
+        6,
+        "SaveImage",
+        ["%date:yyyyMMdd%/plain_%date:d-M-yy h:m:s%_%date:MMMM dddd%"],
+        title="Second save",
+        properties={},
+    )
     g.connect(1, 0, 2, "image", "IMAGE")
     g.connect(2, 0, 4, "images", "IMAGE")
     g.connect(2, 0, 5, "images", "IMAGE")
@@ -455,6 +461,49 @@ def muted_and_bypassed() -> dict[str, Any]:
     g.connect(2, 0, 7, "mask", "MASK")
     g.connect(7, 0, 9, "images", "IMAGE")
     return workflow(g)
+
+
+def bypass_types() -> dict[str, Any]:
+    """Bypass picks by the consumer's type: a second output with no input of its type gives nothing,
+    a ``*`` consumer takes the same slot, a MASK consumer of a bypassed mask node takes the MASK input."""
+    g = Graph()
+    g.node(1, "EmptyImage", [64, 64, 1, 0])
+    g.node(2, "SplitImageWithAlpha", mode=4)
+    g.node(3, "JoinImageWithAlpha")
+    g.node(4, "ImageInvert", mode=4)
+    g.node(5, "PreviewAny")
+    g.node(6, "SolidMask", [0.5, 64, 64])
+    g.node(7, "ImageCompositeMasked", [1, 2, True], mode=4)
+    g.node(8, "MaskToImage")
+    g.node(9, "PreviewImage")
+    g.connect(1, 0, 2, "image", "IMAGE")
+    g.connect(2, 0, 3, "image", "IMAGE")
+    g.connect(2, 1, 3, "alpha", "MASK")
+    g.connect(3, 0, 4, "image", "IMAGE")
+    g.connect(4, 0, 5, "source", "*")
+    g.connect(1, 0, 7, "destination", "IMAGE")
+    g.connect(1, 0, 7, "source", "IMAGE")
+    g.connect(6, 0, 7, "mask", "MASK")
+    g.connect(7, 0, 8, "mask", "MASK")
+    g.connect(8, 0, 9, "images", "IMAGE")
+    return workflow(g)
+
+
+def dynamic_prompt_edges() -> dict[str, Any]:
+    """Escapes inside choices, empty and unclosed blocks, a stray closing brace, line-separator comments
+    and a trailing backslash (the frontend appends "undefined" there)."""
+    g = Graph()
+    texts = [
+        r"{a\|b|c} {\{x\}|y} {} {only} }stray| {unclosed|block",
+        "keep // cut\u2028kept? {p|q}",
+        "tail\\",
+        "{{a|b}|{c|{d|e}}} /* {x|y} */ {|}",
+    ]
+    for node_id, text in enumerate(texts, start=1):
+        g.node(node_id, "CLIPTextEncode", [text])
+    return workflow(
+        g, harness={"random": [0.7, 0.1, 0.5, 0.99, 0.0, 0.6, 0.3, 0.9, 0.45, 0.2, 0.8, 0.05], "draws": 9}
+    )
 
 
 def subgraph_modes() -> dict[str, Any]:
@@ -580,6 +629,8 @@ FIXTURES = {
     "dynamic_prompts": dynamic_prompts,
     "filename_tokens": filename_tokens,
     "muted_and_bypassed": muted_and_bypassed,
+    "bypass_types": bypass_types,
+    "dynamic_prompt_edges": dynamic_prompt_edges,
     "subgraph_modes": subgraph_modes,
     "primitives_and_reroutes": primitives_and_reroutes,
     "widgets_and_controls": widgets_and_controls,
