@@ -83,9 +83,7 @@ class _Dto:
 
 
 def _describe(dto: _Dto) -> str:
-    title = dto.node.saved.get("title")
-    text = f"node {dto.id} ({dto.node.type}"
-    return text + (f', "{title}")' if title else ")")
+    return dto.node.describe(dto.id)
 
 
 @dataclass(frozen=True)
@@ -214,6 +212,8 @@ class _Converter:
                 "output refresh) that a saved workflow does not hold; queue it from ComfyUI, or export the "
                 "workflow in API format there"
             )
+        if node.problem is not None:
+            raise WorkflowError(f"{_describe(dto)} {node.problem}")
         inputs: dict[str, Any] = {}
         for widget in node.widgets:
             if widget.sent and widget.name:

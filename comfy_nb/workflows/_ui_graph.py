@@ -123,6 +123,8 @@ class UiNode:
     subgraph: UiGraph | None = None
     """The definition, for a subgraph instance."""
     saved: Mapping[str, Any] = field(default_factory=dict)
+    problem: str | None = None
+    """Why this node cannot be sent as saved (raised only if it is sent)."""
 
     @property
     def virtual(self) -> bool:
@@ -140,10 +142,14 @@ class UiNode:
         found = self.widget(name)
         return (False, None) if found is None else (True, found.value)
 
-    def describe(self, path: str = "") -> str:
+    def describe(self, execution_id: str | None = None) -> str:
+        """``node 5:2 (ImageBlur, "Soft")``; without an execution id, inner nodes name their subgraph."""
         title = self.saved.get("title")
-        text = f"node {path}{self.id} ({self.type}"
-        return text + (f', "{title}")' if title else ")")
+        text = f"node {self.id if execution_id is None else execution_id} ({self.type}"
+        text += f', "{title}")' if title else ")"
+        if execution_id is None and self.graph.id is not None:
+            text += f" in subgraph {self.graph.name!r}"
+        return text
 
 
 @dataclass(eq=False)
@@ -255,12 +261,13 @@ class _Loader:
         values = list(stored or []) if isinstance(stored, list) else []
         slots = [w for w in node.widgets if w.stored]
         if len(values) > len(slots):
-            assert node.node_def is not None
+            # The frontend drops the extra values; the rest are then likely misplaced, so a node that is
+            # sent is refused (muted ones and those only read by %tokens% are not).
             names = ", ".join(w.name for w in node.widgets if w.sent) or "none"
-            raise WorkflowError(
-                f"{node.describe()} stores {len(values)} widget values but {node.node_def.name} on this server "
-                f"has {len(slots)} widget slots (widget inputs: {names}); the node's definition differs "
-                "from the one the workflow was saved with"
+            node.problem = (
+                f"stores {len(values)} widget values but {node.type} on this server has {len(slots)} widget "
+                f"slots (widget inputs: {names}); the node's definition differs from the one the workflow "
+                "was saved with"
             )
         for widget, value in zip(slots, values):
             widget.value = value
