@@ -212,8 +212,6 @@ class _Converter:
                 "output refresh) that a saved workflow does not hold; queue it from ComfyUI, or export the "
                 "workflow in API format there"
             )
-        if node.problem is not None:
-            raise WorkflowError(f"{_describe(dto)} {node.problem}")
         inputs: dict[str, Any] = {}
         for widget in node.widgets:
             if widget.sent and widget.name:
@@ -301,7 +299,7 @@ class _Converter:
         assert node.subgraph is not None
         if slot >= len(node.outputs) or slot >= len(node.subgraph.outputs):
             raise WorkflowError(f"{_describe(dto)} has no output {slot}")
-        links = [node.subgraph.links[i] for i in node.subgraph.outputs[slot] if i in node.subgraph.links]
+        links = [node.subgraph.links[i] for i in node.subgraph.outputs[slot][1] if i in node.subgraph.links]
         if not links:
             return None
         inner = node.subgraph.nodes.get(links[0].origin_id)
@@ -327,9 +325,8 @@ class _Converter:
 
 def _connected_widgets(sub: UiGraph, input_name: str) -> list[Widget]:
     """``SubgraphInput.getConnectedWidgets``: the inner widgets a subgraph input feeds."""
-    ids = next((ids for name, ids in sub.inputs if name == input_name), [])
     found: list[Widget] = []
-    for link_id in ids:
+    for link_id in sub.input_link_ids(input_name):
         link = sub.links.get(link_id)
         target = sub.nodes.get(link.target_id) if link is not None else None
         if link is None or target is None or link.target_slot >= len(target.inputs):

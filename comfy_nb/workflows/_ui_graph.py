@@ -61,8 +61,8 @@ LOCALE_TITLES = {
     "ImageSharpen": "Image Sharpen",
     "ImageScaleToTotalPixels": "Scale Image to Total Pixels",
 }
-# Classes whose frontend extensions add widgets that hold browser state (a webcam frame, a 3D viewport,
-# a refresh toggle); their values cannot be known from the saved file.
+# Classes whose frontend extensions add widgets that hold browser state (a webcam frame, a 3D viewport);
+# their values cannot be known from the saved file.
 BROWSER_STATE_TYPES = frozenset(
     {
         "WebcamCapture",
@@ -71,7 +71,6 @@ BROWSER_STATE_TYPES = frozenset(
         "Preview3D",
         "Preview3DAnimation",
         "SaveGLB",
-        "LoadImageOutput",
     }
 )
 SEARCH_NAME = "Node name for S&R"
@@ -123,8 +122,6 @@ class UiNode:
     subgraph: UiGraph | None = None
     """The definition, for a subgraph instance."""
     saved: Mapping[str, Any] = field(default_factory=dict)
-    problem: str | None = None
-    """Why this node cannot be sent as saved (raised only if it is sent)."""
 
     @property
     def virtual(self) -> bool:
@@ -160,10 +157,18 @@ class UiGraph:
     links: dict[Any, UiLink]
     id: str | None = None
     name: str = ""
-    inputs: list[tuple[str, list[Any]]] = field(default_factory=list)
-    """Subgraph inputs: ``(name, inner link ids)``."""
-    outputs: list[list[Any]] = field(default_factory=list)
-    """Subgraph outputs: the inner link ids into each."""
+    inputs: list[UiSlot] = field(default_factory=list)
+    """Subgraph inputs (``link`` unused)."""
+    input_links: list[list[Any]] = field(default_factory=list)
+    """Per subgraph input, the inner links leaving it."""
+    outputs: list[tuple[Any, list[Any]]] = field(default_factory=list)
+    """Subgraph outputs: ``(type, inner link ids into it)``."""
+
+    def input_link_ids(self, name: str) -> list[Any]:
+        """``SubgraphInput.linkIds`` of the input called ``name``."""
+        index = next((i for i, slot in enumerate(self.inputs) if slot.name == name), None)
+        return [] if index is None else self.input_links[index]
+
     definitions: list[UiGraph] = field(default_factory=list)
     """At the root: every subgraph definition, in saved order (the order the frontend configures them)."""
 
@@ -231,6 +236,9 @@ class _Loader:
         node_def = self.defs.get(kind)
         if kind in self.graphs:
             node.subgraph = self.graphs[kind]
+            # SubgraphNode.configure: slots from the definition, the saved ones laid over them by index.
+            node.inputs = inputs + node.subgraph.inputs[len(inputs) :]
+            node.outputs = outputs + [(t, []) for t, _ in node.subgraph.outputs[len(outputs) :]]
             node.title = raw.get("title") or node.subgraph.name
             self.pending.append(node)
             return node
@@ -260,15 +268,8 @@ class _Loader:
             return
         values = list(stored or []) if isinstance(stored, list) else []
         slots = [w for w in node.widgets if w.stored]
-        if len(values) > len(slots):
-            # The frontend drops the extra values; the rest are then likely misplaced, so a node that is
-            # sent is refused (muted ones and those only read by %tokens% are not).
-            names = ", ".join(w.name for w in node.widgets if w.sent) or "none"
-            node.problem = (
-                f"stores {len(values)} widget values but {node.type} on this server has {len(slots)} widget "
-                f"slots (widget inputs: {names}); the node's definition differs from the one the workflow "
-                "was saved with"
-            )
+        # Surplus values (a widget an old frontend or an API node's result box added) are dropped, as
+        # LGraphNode.configure drops them.
         for widget, value in zip(slots, values):
             widget.value = value
 
@@ -285,8 +286,7 @@ class _Loader:
                 self._promote(inner, done, (*stack, str(sub.id)))
         widgets: list[Widget] = []
         for slot in node.inputs:
-            link_ids = next((ids for name, ids in sub.inputs if name == slot.name), None)
-            for link_id in link_ids or []:
+            for link_id in sub.input_link_ids(slot.name):
                 link = sub.links.get(link_id)
                 target = sub.nodes.get(link.target_id) if link is not None else None
                 if target is None or link is None or link.target_slot >= len(target.inputs):
@@ -329,13 +329,14 @@ def _empty_graph(raw: Mapping[str, Any], graph_id: str | None) -> UiGraph:
         ids = item.get("linkIds")
         if ids is None:  # older saves: recover them from the links leaving the input node
             ids = [k for k, v in links.items() if v.origin_id == SUBGRAPH_INPUT and v.origin_slot == index]
-        graph.inputs.append((str(item.get("name")), list(ids)))
+        graph.inputs.append(UiSlot(str(item.get("name")), item.get("type")))
+        graph.input_links.append(list(ids))
     for index, item in enumerate(raw.get("outputs") or []):
         item = item if isinstance(item, Mapping) else {}
         ids = item.get("linkIds")
         if ids is None:
             ids = [k for k, v in links.items() if v.target_id == SUBGRAPH_OUTPUT and v.target_slot == index]
-        graph.outputs.append(list(ids))
+        graph.outputs.append((item.get("type"), list(ids)))
     return graph
 
 
@@ -368,6 +369,11 @@ def widgets_for(node_def: NodeDef) -> list[Widget]:
     upload = False
     for spec in node_def.widget_inputs:
         widgets.append(Widget(spec.name, _default(spec), dynamic_prompts=_dynamic(spec)))
+        remote = spec.config.get("remote") if spec.type == "COMBO" else None
+        if isinstance(remote, Mapping):  # useRemoteWidget: an unsent auto-refresh toggle, a sent button
+            widgets.append(Widget("Auto-refresh after generation", False, sent=False))
+            if remote.get("refresh_button"):
+                widgets.append(Widget("refresh", "refresh"))
         if _has_control(spec):
             control = "randomize" if spec.type == "INT" else "fixed"
             widgets.append(Widget("control_after_generate", control, sent=False))

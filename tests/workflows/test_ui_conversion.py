@@ -78,13 +78,13 @@ def test_muted_unknown_node_is_fine(capture: Callable[[str], Any], object_info: 
     assert "6" not in Workflow.from_ui(ui, object_info)
 
 
-def test_too_many_widget_values_is_an_error(
+def test_surplus_widget_values_are_dropped_as_the_frontend_drops_them(
     capture: Callable[[str], Any], object_info: dict[str, Any]
 ) -> None:
+    """Real saves carry them (an API node's result text, an old LoadImage's third value)."""
     ui = _features(capture)
     _node(ui, 5)["widgets_values"] = ["a", "b"]
-    with pytest.raises(WorkflowError, match=r"node 5 \(SaveImage\) stores 2 widget values .* 1 widget slots"):
-        Workflow.from_ui(ui, object_info)
+    assert Workflow.from_ui(ui, object_info).to_api()["5"]["inputs"]["filename_prefix"] == "a"
 
 
 def test_legacy_group_node_is_refused(capture: Callable[[str], Any], object_info: dict[str, Any]) -> None:

@@ -210,22 +210,3 @@ def test_node_layouts_match_the_frontend_for_every_class(defs: dict[str, NodeDef
         shuffled = [s for s in shuffled if node_def.inputs[s.name].section != "hidden"]
         expected = [n for n in layout["inputs"] if n in node_def.inputs]  # not the upload buttons' slots
         assert [s.name for s in frontend_input_order(shuffled, node_def)] == expected, name
-
-
-def test_extra_widget_values_refuse_only_nodes_that_are_sent(defs: dict[str, NodeDef]) -> None:
-    def extra(ui: dict[str, Any]) -> None:
-        next(n for n in ui["nodes"] if n["id"] == 8)["widgets_values"] = [12, "fixed", "surplus"]
-
-    ui = _edit("muted_and_bypassed", extra)  # node 8 is muted
-    assert ui_to_api(ui, defs) == json.loads((HERE / "muted_and_bypassed.frontend_api.json").read_text())
-    next(n for n in ui["nodes"] if n["id"] == 8)["mode"] = 0
-    with pytest.raises(
-        WorkflowError, match=r"node 8 \(PrimitiveInt\) stores 3 widget values .* 2 widget slots"
-    ):
-        ui_to_api(ui, defs)
-
-    def inner(ui: dict[str, Any]) -> None:
-        ui["definitions"]["subgraphs"][0]["nodes"][1]["widgets_values"] = [3, 1, 0]
-
-    with pytest.raises(WorkflowError, match=r"node 5:2 \(ImageBlur\) stores 3 widget values"):
-        ui_to_api(_edit("subgraph_promoted", inner), defs)
