@@ -72,6 +72,7 @@ def test_every_construct_has_a_frontend_capture() -> None:
         "bypass_types",
         "dynamic_prompt_edges",
         "subgraph_primitive_and_tokens",
+        "subgraph_short_instance",
     }
 
 
@@ -177,9 +178,9 @@ def test_browser_state_nodes_are_refused(defs: dict[str, NodeDef]) -> None:
 
 def test_dangling_link_is_refused(defs: dict[str, NodeDef]) -> None:
     def change(ui: dict[str, Any]) -> None:
-        ui["links"] = [link for link in ui["links"] if link[0] != 4]  # 4: ImageScale → PreviewImage
+        ui["links"] = [link for link in ui["links"] if link[3] != 5]  # the one into PreviewImage
 
-    with pytest.raises(WorkflowError, match=r"node 5 \(PreviewImage\): input 'images' uses link 4"):
+    with pytest.raises(WorkflowError, match=r"node 5 \(PreviewImage\): input 'images' uses link \d+, which"):
         ui_to_api(_edit("widgets_and_controls", change), defs)
 
 

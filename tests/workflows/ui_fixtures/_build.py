@@ -286,6 +286,20 @@ def subgraph_promoted() -> dict[str, Any]:
     return workflow(g, [definition])
 
 
+def subgraph_short_instance() -> dict[str, Any]:
+    """An instance saved with fewer slots than its definition has inputs (official templates have them):
+    the definition's slots fill in and their promoted widgets still take the saved values."""
+    definition = blur_subgraph()
+    g = Graph()
+    g.node(1, "EmptyImage", [64, 64, 1, 0])
+    node = instance(g, 5, definition, [6, 1.25], promoted=("blur_radius", "sigma"))
+    node["inputs"] = node["inputs"][:1]
+    g.node(3, "PreviewImage")
+    g.connect(1, 0, 5, "image", "IMAGE")
+    g.connect(5, 0, 3, "images", "IMAGE")
+    return workflow(g, [definition])
+
+
 def subgraph_primitive_and_tokens() -> dict[str, Any]:
     """A PrimitiveNode feeding an instance's promoted widget, and filename tokens that read widgets inside
     a subgraph definition shared by two instances (the last instance saved wins) and on an instance."""
@@ -595,13 +609,19 @@ def primitives_and_reroutes() -> dict[str, Any]:
 
 
 def widgets_and_controls() -> dict[str, Any]:
-    """control_after_generate values are stored but not sent; a converted widget input takes its link."""
+    """control_after_generate values are stored but not sent; a converted widget input takes its link;
+    a remote combo's refresh button is sent; surplus saved values are dropped."""
     g = Graph()
     g.node(1, "EmptyImage", [64, 64, 1, 0])
     g.node(2, "ImageAddNoise", [123, "randomize", 0.25])
     g.node(3, "PrimitiveInt", [48, "increment"])
     g.node(4, "ImageScale", ["bicubic", 100, 50, "center"])
     g.node(5, "PreviewImage")
+    g.node(6, "LoadImageOutput", ["ComfyUI_00001_.png [output]", True, "refresh", "image"])
+    g.node(7, "LoadImage", ["example.png", "image", ""])
+    g.node(8, "ImageBatch")
+    g.connect(6, 0, 8, "image1", "IMAGE")
+    g.connect(7, 0, 8, "image2", "IMAGE")
     g.connect(1, 0, 2, "image", "IMAGE")
     g.connect(2, 0, 4, "image", "IMAGE")
     g.connect(3, 0, 4, "height", "INT")
@@ -626,6 +646,7 @@ FIXTURES = {
     "nested_subgraph_outer_first": lambda: nested_subgraph(inner_first=False),
     "promoted_widget_kinds": promoted_widget_kinds,
     "subgraph_primitive_and_tokens": subgraph_primitive_and_tokens,
+    "subgraph_short_instance": subgraph_short_instance,
     "dynamic_prompts": dynamic_prompts,
     "filename_tokens": filename_tokens,
     "muted_and_bypassed": muted_and_bypassed,
