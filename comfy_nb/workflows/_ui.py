@@ -208,8 +208,8 @@ class _Converter:
             )
         if node.type in BROWSER_STATE_TYPES:
             raise WorkflowError(
-                f"{_describe(dto)}: {node.type} gets widget values from the browser (camera, 3D view or "
-                "output refresh) that a saved workflow does not hold; queue it from ComfyUI, or export the "
+                f"{_describe(dto)}: the frontend gives {node.type} widgets of its own (camera, 3D view, audio "
+                "player) whose values a saved workflow does not hold; queue it from ComfyUI, or export the "
                 "workflow in API format there"
             )
         inputs: dict[str, Any] = {}

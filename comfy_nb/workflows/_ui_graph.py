@@ -17,6 +17,9 @@ from ..protocol import InputSpec, NodeDef
 from ._ui_text import UNDEFINED
 
 __all__ = [
+    "BROWSER_STATE_TYPES",
+    "PRIMITIVE",
+    "SAVE_NODE_TYPES",
     "SUBGRAPH_INPUT",
     "SUBGRAPH_OUTPUT",
     "UiGraph",
@@ -61,8 +64,8 @@ LOCALE_TITLES = {
     "ImageSharpen": "Image Sharpen",
     "ImageScaleToTotalPixels": "Scale Image to Total Pixels",
 }
-# Classes whose frontend extensions add widgets that hold browser state (a webcam frame, a 3D viewport);
-# their values cannot be known from the saved file.
+# Classes whose frontend extensions add widgets holding browser state (webcamCapture.ts, load3d.ts,
+# saveMesh.ts) or a player whose sent value is unverified (uploadAudio.ts): refused, not guessed.
 BROWSER_STATE_TYPES = frozenset(
     {
         "WebcamCapture",
@@ -71,6 +74,11 @@ BROWSER_STATE_TYPES = frozenset(
         "Preview3D",
         "Preview3DAnimation",
         "SaveGLB",
+        "LoadAudio",
+        "SaveAudio",
+        "PreviewAudio",
+        "SaveAudioMP3",
+        "SaveAudioOpus",
     }
 )
 SEARCH_NAME = "Node name for S&R"

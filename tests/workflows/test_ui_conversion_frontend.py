@@ -172,8 +172,30 @@ def test_browser_state_nodes_are_refused(defs: dict[str, NodeDef]) -> None:
             {"id": 50, "type": "WebcamCapture", "mode": 0, "inputs": [], "widgets_values": [640, 480, False]}
         )
 
-    with pytest.raises(WorkflowError, match=r"node 50 \(WebcamCapture\): .* values from the browser"):
+    with pytest.raises(WorkflowError, match=r"node 50 \(WebcamCapture\): the frontend gives .* widgets"):
         ui_to_api(_edit("widgets_and_controls", change), defs)
+
+
+def test_audio_nodes_are_refused(object_info: dict[str, Any]) -> None:
+    """The capture's server had no audio nodes; the frontend adds a player widget (and an upload button)
+    to them whose sent value this converter was never checked against."""
+    info = dict(object_info)
+    info["LoadAudio"] = {
+        "input": {"required": {"audio": [["a.wav"], {"audio_upload": True}]}},
+        "input_order": {"required": ["audio"]},
+        "output": ["AUDIO"],
+        "output_name": ["AUDIO"],
+        "name": "LoadAudio",
+        "display_name": "Load Audio",
+        "category": "audio",
+        "output_node": False,
+    }
+    ui = {
+        "nodes": [{"id": 1, "type": "LoadAudio", "mode": 0, "widgets_values": ["a.wav", None, None]}],
+        "links": [],
+    }
+    with pytest.raises(WorkflowError, match=r"node 1 \(LoadAudio\): the frontend gives LoadAudio widgets"):
+        ui_to_api(ui, parse_node_defs(info))
 
 
 def test_dangling_link_is_refused(defs: dict[str, NodeDef]) -> None:
