@@ -65,7 +65,7 @@ LOCALE_TITLES = {
     "ImageScaleToTotalPixels": "Scale Image to Total Pixels",
 }
 # Classes whose frontend extensions add widgets holding browser state (webcamCapture.ts, load3d.ts,
-# saveMesh.ts) or a player whose sent value is unverified (uploadAudio.ts): refused, not guessed.
+# saveMesh.ts): refused, not guessed.
 BROWSER_STATE_TYPES = frozenset(
     {
         "WebcamCapture",
@@ -74,13 +74,11 @@ BROWSER_STATE_TYPES = frozenset(
         "Preview3D",
         "Preview3DAnimation",
         "SaveGLB",
-        "LoadAudio",
-        "SaveAudio",
-        "PreviewAudio",
-        "SaveAudioMP3",
-        "SaveAudioOpus",
     }
 )
+# Classes that get an audio player widget ("audioUI": sent empty, never saved) after their required
+# inputs (uploadAudio.ts); a required ``audio`` combo with ``audio_upload`` then gets an upload button.
+AUDIO_PLAYER_TYPES = frozenset({"LoadAudio", "SaveAudio", "PreviewAudio", "SaveAudioMP3", "SaveAudioOpus"})
 SEARCH_NAME = "Node name for S&R"
 
 
@@ -374,24 +372,46 @@ def _link(raw: Any) -> UiLink | None:
 def widgets_for(node_def: NodeDef) -> list[Widget]:
     """The widgets the frontend creates for a node class, helpers included, in ``widgets_values`` order."""
     widgets: list[Widget] = []
-    upload = False
-    for spec in node_def.widget_inputs:
-        widgets.append(Widget(spec.name, _default(spec), dynamic_prompts=_dynamic(spec)))
-        remote = spec.config.get("remote") if spec.type == "COMBO" else None
-        if isinstance(remote, Mapping):  # useRemoteWidget: an unsent auto-refresh toggle, a sent button
-            widgets.append(Widget("Auto-refresh after generation", False, sent=False))
-            if remote.get("refresh_button"):
-                widgets.append(Widget("refresh", "refresh"))
-        if _has_control(spec):
-            control = "randomize" if spec.type == "INT" else "fixed"
-            widgets.append(Widget("control_after_generate", control, sent=False))
-            if spec.type == "COMBO":
-                widgets.append(Widget("control_filter_list", "", sent=False))
-        upload = upload or any(spec.config.get(k) is True for k in _UPLOAD_OPTIONS)
-    if upload:  # added by the upload extension once the node exists, so after every input widget
+    specs = node_def.widget_inputs
+    required = [s for s in specs if s.section == "required"]
+    for spec in required:
+        widgets += _widget_with_helpers(spec)
+    widgets += _audio_widgets(node_def)  # uploadAudio.ts adds them as required inputs
+    for spec in specs[len(required) :]:
+        widgets += _widget_with_helpers(spec)
+    if any(spec.config.get(k) is True for spec in specs for k in _UPLOAD_OPTIONS):
+        # added by the upload extension once the node exists, so after every input widget
         widgets.append(Widget("upload", "image", sent=False))
     if node_def.name == "PreviewAny":  # its preview text box is sent (empty) but never saved
         widgets.append(Widget("preview", "", stored=False))
+    return widgets
+
+
+def _widget_with_helpers(spec: InputSpec) -> list[Widget]:
+    """One input's widget, then the helper widgets the frontend puts right after it."""
+    widgets = [Widget(spec.name, _default(spec), dynamic_prompts=_dynamic(spec))]
+    remote = spec.config.get("remote") if spec.type == "COMBO" else None
+    if isinstance(remote, Mapping):  # useRemoteWidget: an unsent auto-refresh toggle, a sent button
+        widgets.append(Widget("Auto-refresh after generation", False, sent=False))
+        if remote.get("refresh_button"):
+            widgets.append(Widget("refresh", "refresh"))
+    if _has_control(spec):
+        widgets.append(
+            Widget("control_after_generate", "randomize" if spec.type == "INT" else "fixed", sent=False)
+        )
+        if spec.type == "COMBO":
+            widgets.append(Widget("control_filter_list", "", sent=False))
+    return widgets
+
+
+def _audio_widgets(node_def: NodeDef) -> list[Widget]:
+    """The player (and upload button) uploadAudio.ts appends to the required inputs of audio nodes."""
+    if node_def.name not in AUDIO_PLAYER_TYPES:
+        return []
+    widgets = [Widget("audioUI", "", stored=False)]
+    audio = node_def.inputs.get("audio")
+    if audio is not None and audio.section == "required" and audio.config.get("audio_upload") is True:
+        widgets.append(Widget("upload", "", sent=False))
     return widgets
 
 

@@ -22,6 +22,7 @@ def _object_info() -> dict[str, Any]:
         if not path.exists():
             path = Path("/work/shared/fixtures/comfyui/object_info.json")
         OBJECT_INFO.update(json.loads(path.read_text()))
+        OBJECT_INFO.update(json.loads((HERE / "extra_object_info.json").read_text()))
     return OBJECT_INFO
 
 
@@ -284,6 +285,19 @@ def subgraph_promoted() -> dict[str, Any]:
     g.connect(6, 0, 8, "image", "IMAGE")
     g.connect(8, 0, 3, "images", "IMAGE")
     return workflow(g, [definition])
+
+
+def audio_nodes() -> dict[str, Any]:
+    """Audio nodes (classes from ``extra_object_info.json``): a player widget sent empty, an upload button."""
+    g = Graph()
+    g.node(1, "LoadAudio", ["b.flac", None, None])
+    g.node(2, "SaveAudio", ["audio/%date:yyyy%"])
+    g.node(3, "PreviewAudio", [])
+    g.node(4, "SaveAudioMP3", ["mp3/%date:yyyy%", "320k"])
+    g.node(5, "SaveAudioOpus", ["opus/x"])
+    for target in (2, 3, 4, 5):
+        g.connect(1, 0, target, "audio", "AUDIO")
+    return workflow(g, harness={"now": [2026, 1, 2, 3, 4, 5]})
 
 
 def subgraph_short_instance() -> dict[str, Any]:
@@ -647,6 +661,7 @@ FIXTURES = {
     "promoted_widget_kinds": promoted_widget_kinds,
     "subgraph_primitive_and_tokens": subgraph_primitive_and_tokens,
     "subgraph_short_instance": subgraph_short_instance,
+    "audio_nodes": audio_nodes,
     "dynamic_prompts": dynamic_prompts,
     "filename_tokens": filename_tokens,
     "muted_and_bypassed": muted_and_bypassed,

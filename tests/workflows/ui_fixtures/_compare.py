@@ -2,7 +2,7 @@
 
     PYTHONPATH=. python tests/workflows/ui_fixtures/_compare.py FRONTEND_OUT_DIR SAVE.json ...
 
-Prints per save ``OK``, ``DIFF`` (with the differing nodes), ``REFUSED`` (the converter's error) or
+``EXTRA_OBJECT_INFO`` (a JSON file of more classes) is read as the harness reads it. Prints per save ``OK``, ``DIFF`` (with the differing nodes), ``REFUSED`` (the converter's error) or
 ``NO FRONTEND OUTPUT`` (the frontend threw). Uses each save's ``_harness`` entry like the harness does.
 """
 
@@ -33,7 +33,10 @@ def main(out_dir: Path, saves: list[Path]) -> None:
     import os
 
     fixtures = Path(os.environ.get("COMFY_NB_FIXTURES", FIXTURES))
-    defs = parse_node_defs(json.loads((fixtures / "object_info.json").read_text()))
+    info = json.loads((fixtures / "object_info.json").read_text())
+    if os.environ.get("EXTRA_OBJECT_INFO"):  # as given to the harness
+        info.update(json.loads(Path(os.environ["EXTRA_OBJECT_INFO"]).read_text()))
+    defs = parse_node_defs(info)
     for save in saves:
         ui: dict[str, Any] = json.loads(save.read_text())
         harness = ui.pop("_harness", {})

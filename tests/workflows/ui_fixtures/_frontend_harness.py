@@ -26,7 +26,10 @@ from comfy_nb.mock import MockServer
 
 STATIC = Path(os.environ.get("FRONTEND_STATIC", "fe/comfyui_frontend_package/static"))
 FIXTURES = Path(os.environ.get("COMFY_NB_FIXTURES", Path(__file__).parents[4] / "shared/fixtures/comfyui"))
-OBJECT_INFO = (FIXTURES / "object_info.json").read_bytes()
+_INFO = json.loads((FIXTURES / "object_info.json").read_text())
+if os.environ.get("EXTRA_OBJECT_INFO"):  # more classes, e.g. ones the capturing server lacked
+    _INFO.update(json.loads(Path(os.environ["EXTRA_OBJECT_INFO"]).read_text()))
+OBJECT_INFO = json.dumps(_INFO).encode()
 
 
 async def main(out_dir: Path, files: list[Path]) -> None:
