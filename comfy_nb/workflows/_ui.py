@@ -167,10 +167,7 @@ class _Converter:
                     f"{node.describe()} lists link {link_id}, which the workflow does not contain"
                 )
             target = self.root.nodes.get(link.target_id)
-            if target is None or link.target_slot >= len(target.inputs):
-                continue
-            name = target.inputs[link.target_slot].widget
-            widget = target.widget(name) if name else None
+            widget = target.input_widget(link.target_slot) if target is not None else None
             if widget is not None:
                 widget.value = value
 
@@ -263,7 +260,7 @@ class _Converter:
                 )
             outer_slot = outer.inputs[link.origin_slot]
             if outer_slot.link is None:
-                widget = outer.widget(outer_slot.widget or outer_slot.name)
+                widget = outer.input_widget(link.origin_slot)
                 return None if widget is None else _Value(widget.value)
             outer_link = outer.graph.links.get(outer_slot.link)
             if outer_link is None:
@@ -329,10 +326,7 @@ def _connected_widgets(sub: UiGraph, input_name: str) -> list[Widget]:
     for link_id in sub.input_link_ids(input_name):
         link = sub.links.get(link_id)
         target = sub.nodes.get(link.target_id) if link is not None else None
-        if link is None or target is None or link.target_slot >= len(target.inputs):
-            continue
-        name = target.inputs[link.target_slot].widget
-        widget = target.widget(name) if name else None
+        widget = target.input_widget(link.target_slot) if target and link else None
         if widget is not None:
             found.append(widget)
     return found

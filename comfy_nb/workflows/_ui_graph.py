@@ -141,6 +141,16 @@ class UiNode:
     def widget(self, name: str) -> Widget | None:
         return next((w for w in self.widgets if w.name == name), None)
 
+    def input_widget(self, index: int) -> Widget | None:
+        """``getWidgetFromSlot``: the widget input ``index`` feeds. A subgraph instance's promoted widget
+        carries its input's name (``SubgraphNode.#setWidget``)."""
+        if index >= len(self.inputs):
+            return None
+        slot = self.inputs[index]
+        if self.subgraph is not None:
+            return self.widget(slot.name)
+        return self.widget(slot.widget) if slot.widget else None
+
     def widget_value(self, name: str) -> tuple[bool, Any]:
         found = self.widget(name)
         return (False, None) if found is None else (True, found.value)
@@ -295,10 +305,7 @@ class _Loader:
             for link_id in sub.input_link_ids(slot.name):
                 link = sub.links.get(link_id)
                 target = sub.nodes.get(link.target_id) if link is not None else None
-                if target is None or link is None or link.target_slot >= len(target.inputs):
-                    continue
-                widget_name = target.inputs[link.target_slot].widget
-                inner_widget = target.widget(widget_name) if widget_name else None
+                inner_widget = target.input_widget(link.target_slot) if target and link else None
                 if inner_widget is not None:
                     widgets.append(Widget(slot.name, inner_widget.value, dynamic_prompts=False))
                     break
