@@ -1,12 +1,14 @@
 """Writes the hand-built UI workflows in this folder, shaped the way the frontend 1.27.10 saves them.
 
-Run ``python tests/workflows/ui_fixtures/_build.py`` to rewrite the ``*.json`` inputs; the matching
+Run ``python tests/workflows/ui_fixtures/_build.py`` (``COMFY_NB_FIXTURES`` as for the tests) to rewrite the
+``*.json`` inputs; the matching
 ``*.frontend_api.json`` files are the real frontend's conversions of them (see README.md).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from pathlib import Path
 from typing import Any
@@ -17,11 +19,10 @@ _SUB_INPUT, _SUB_OUTPUT = -10, -20
 
 
 def _object_info() -> dict[str, Any]:
+    """The captured object_info (``$COMFY_NB_FIXTURES`` or ``../shared`` beside the project) plus the extras."""
     if not OBJECT_INFO:
-        path = HERE.parents[2].parent / "shared/fixtures/comfyui/object_info.json"
-        if not path.exists():
-            path = Path("/work/shared/fixtures/comfyui/object_info.json")
-        OBJECT_INFO.update(json.loads(path.read_text()))
+        fixtures = Path(os.environ.get("COMFY_NB_FIXTURES", HERE.parents[3] / "shared/fixtures/comfyui"))
+        OBJECT_INFO.update(json.loads((fixtures / "object_info.json").read_text()))
         OBJECT_INFO.update(json.loads((HERE / "extra_object_info.json").read_text()))
     return OBJECT_INFO
 
