@@ -1,8 +1,8 @@
 """Writes the hand-built UI workflows in this folder, shaped the way the frontend 1.27.10 saves them.
 
-Run ``python tests/workflows/ui_fixtures/_build.py`` (``COMFY_NB_FIXTURES`` as for the tests) to rewrite the
-``*.json`` inputs; the matching
-``*.frontend_api.json`` files are the real frontend's conversions of them (see README.md).
+Run ``python tests/workflows/ui_fixtures/_build.py`` (``COMFY_NB_FIXTURES`` as for the tests) to rewrite
+the ``*.json`` inputs; the matching ``*.frontend_api.json`` files are the real frontend's conversions of
+them (see README.md).
 """
 
 from __future__ import annotations
