@@ -24,6 +24,7 @@ import psutil
 
 from comfy_nb import AsyncComfyClient
 from comfy_nb.experiments import ServerPool, Sweep
+from comfy_nb.widgets import SweepGrid
 from comfy_nb.workflows import Workflow
 
 from ._common import mock_server_process, record, trivial_prompt
@@ -87,7 +88,7 @@ async def _run(urls: list[str], n: int, offset: int) -> tuple[float, float, int]
                 t0 = time.perf_counter()
                 run = await pool.run_sweep(_sweep(n, offset), concurrency=PER_SERVER * len(urls),
                                            output_dir=directory)
-                grid = run.grid(size=64)
+                grid = SweepGrid(run, size=64)
                 await run.wait()
                 elapsed = time.perf_counter() - t0
                 grid.flush()

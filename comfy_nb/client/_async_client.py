@@ -633,12 +633,6 @@ class AsyncComfyClient:
         job = await self.submit(prompt, **kwargs)
         return await job.result(timeout)
 
-    async def run_sweep(self, sweep: Any, **kwargs: Any) -> Any:
-        """Start a ``Sweep`` on this server and return its ``SweepRun`` (see ``comfy_nb.experiments.run_sweep``)."""
-        from ..experiments import run_sweep
-
-        return await run_sweep(self, sweep, **kwargs)
-
     # ------------------------------------------------------------------ following jobs
 
     @property

@@ -8,7 +8,9 @@ import logging
 from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from .._display import mimebundle
 from ..errors import ComfyTimeout, ExecutionError, JobCancelled, JobLost
+from ._contracts import ErrorCallback, UpdateCallback
 from ._models import JobState, JobStatus, Output
 from ._tracker import JobTracker
 
@@ -18,9 +20,6 @@ if TYPE_CHECKING:
 __all__ = ["Job", "raise_for_status"]
 
 log = logging.getLogger("comfy_nb")
-
-UpdateCallback = Callable[[JobStatus], Any]
-ErrorCallback = Callable[[BaseException], Any]
 
 
 def raise_for_status(status: JobStatus) -> list[Output]:
@@ -144,12 +143,9 @@ class Job:
         finally:
             unsubscribe()
 
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        from ..widgets import JobView
-
-        display(JobView(self))  # type: ignore[no-untyped-call]
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """Notebooks show a job as its live view (``comfy_nb.widgets.JobView``) when the widgets load."""
+        return mimebundle(self, include, exclude)
 
     def __repr__(self) -> str:
         st = self.status

@@ -15,6 +15,7 @@ taken from exactly one execution.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import dataclasses
 import logging
@@ -23,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..client import AsyncComfyClient, ErrorInfo, Job, JobState, JobStatus, Output
+from ..client import AsyncComfyClient, ErrorInfo, Job, JobState, JobStatus, Output, UpdateCallback
 from ..client._job import raise_for_status
 from ..errors import ComfyConnectionError, ComfyError, ComfyTimeout, PromptValidationError, WorkflowError
 from ..protocol import NodeDef
@@ -31,8 +32,6 @@ from ..protocol import NodeDef
 __all__ = ["BlockingServerPool", "PoolJob", "ServerLoad", "ServerPool"]
 
 log = logging.getLogger("comfy_nb")
-
-UpdateCallback = Callable[[JobStatus], Any]
 
 
 @dataclass(frozen=True)
@@ -113,6 +112,7 @@ class PoolJob:
         self._task: asyncio.Task[None] | None = None
         self.attempts: list[dict[str, Any]] = []
         """Earlier submissions: ``{"server", "prompt_id", "reason"}``."""
+        self._loop = asyncio.get_running_loop()  # made by ServerPool.submit, on the pool's loop
 
     # ------------------------------------------------------------------ the Job surface
 
@@ -166,6 +166,10 @@ class PoolJob:
                 await job.cancel()
         await self._done.wait()
         return self.status.state is JobState.CANCELLED
+
+    def cancel_nowait(self) -> concurrent.futures.Future[bool]:
+        """Ask for cancellation from any thread (a widget's Cancel button) without waiting."""
+        return asyncio.run_coroutine_threadsafe(self.cancel(), self._loop)
 
     def subscribe(self, on_update: UpdateCallback, on_error: Any = None) -> Callable[[], None]:
         """``on_update(status)`` on each change (a move to another server restarts at ``queued``)."""
@@ -535,10 +539,10 @@ class BlockingServerPool:
         return self._run_sync(go())
 
     def run_sweep(self, sweep: Any, **kwargs: Any) -> Any:
-        """Run a sweep to the end and return the finished ``SweepRun``."""
-        from ._runner import run_sweep_to_end
+        """Run a sweep to the end and return the finished ``SweepRun`` (the same as ``sweep.run(pool)``)."""
+        from ._runner import run_sweep_blocking
 
-        return self._run_sync(run_sweep_to_end(self.pool, sweep, **kwargs))
+        return run_sweep_blocking(self, sweep, **kwargs)
 
     def stats(self) -> list[ServerLoad]:
         return self.pool.stats()

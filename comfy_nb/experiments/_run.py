@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from .._display import mimebundle
 from ..client import JobState, JobStatus, Output
 from ..errors import ComfyConnectionError, ComfyError, ComfyTimeout
 from ..protocol import NodeDef
@@ -21,7 +22,6 @@ from ._store import TERMINAL, CellResult, RunStore
 from ._sweep import Cell, Sweep
 
 if TYPE_CHECKING:
-    from ..widgets import SweepGrid
     from ._pool import PoolJob, ServerPool
 
 __all__ = ["SweepRun"]
@@ -165,13 +165,9 @@ class SweepRun:
             raise ImportError("run.to_pandas() needs pandas: pip install pandas (run.table() works without it)") from None
         return pd.DataFrame.from_records(self.table())
 
-    def grid(self, x: str | None = None, y: str | list[str] | None = None, *, size: int = 128,
-             title: str | None = None) -> SweepGrid:
-        """A widget laying the cells out by axis values; fills in live while the run goes on."""
-        from ._grid import GridLayout
-        from ..widgets import SweepGrid  # the view lives in the widgets layer, loaded on demand
-
-        return SweepGrid(self, GridLayout(self, x, y), size=size, title=title)
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """Notebooks show a run as its grid (``comfy_nb.widgets.SweepGrid``) when the widgets load."""
+        return mimebundle(self, include, exclude)
 
     # ------------------------------------------------------------------ updates
 

@@ -15,10 +15,15 @@ import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import WorkflowError
 from ..protocol import NodeDef
+
+if TYPE_CHECKING:
+    from ..client import ComfyClient
+    from ._pool import BlockingServerPool
+    from ._run import SweepRun
 
 __all__ = ["Cell", "Sweep", "WORKFLOW_PARAMETERS"]
 
@@ -200,6 +205,17 @@ class Sweep:
         return f"Sweep({self.kind}: {shape}{how}, {len(self)} cells)"
 
     # ------------------------------------------------------------------ binding
+
+    def run(self, client: ComfyClient | BlockingServerPool, **kwargs: Any) -> SweepRun:
+        """Run every cell with a blocking client or pool and return the finished ``SweepRun`` (Ctrl-C cancels).
+
+        With an ``AsyncComfyClient`` or ``ServerPool`` use ``run = await run_sweep(client, sweep)`` instead:
+        it returns at once and the run fills in while the kernel stays free. Keyword arguments
+        (``concurrency``, ``output_dir``, ...) are ``run_sweep``'s.
+        """
+        from ._runner import run_sweep_blocking
+
+        return run_sweep_blocking(client, self, **kwargs)
 
     def build(self, cell: Cell, config: Any, node_defs: dict[str, NodeDef]) -> tuple[dict[str, Any], dict[str, Any]]:
         """The API graph and the job parameters for one cell (graph built with this server's defs)."""

@@ -12,6 +12,7 @@ from typing import Any
 
 import ipywidgets as W
 
+from ..client import ClientLike
 from . import _bg
 from ._forms import LoraStack, lora_pairs, field_layout, section, set_options, status_html
 from ._job_view import JobView
@@ -78,7 +79,7 @@ class TaskBuilder(W.VBox):  # type: ignore[misc]
         Show a JobView per queued job under the form (default True).
     """
 
-    def __init__(self, client: Any, *, gallery: Any = None, show_jobs: bool = True) -> None:
+    def __init__(self, client: ClientLike, *, gallery: Any = None, show_jobs: bool = True) -> None:
         self._client = client
         self._gallery = gallery
         self._lock = threading.Lock()
@@ -88,7 +89,7 @@ class TaskBuilder(W.VBox):  # type: ignore[misc]
         self._init_image: str | None = None
         self._mask: str | None = None
         self._show_jobs = show_jobs
-        config = getattr(client, "config", None)
+        config = client.config
         lab = {"description_width": "80px"}
 
         types = _task_types()
@@ -173,7 +174,7 @@ class TaskBuilder(W.VBox):  # type: ignore[misc]
 
     # -- public API -------------------------------------------------------------------------
     @property
-    def client(self) -> Any:
+    def client(self) -> ClientLike:
         return self._client
 
     def on_job(self, fn: Callable[[Any], None]) -> None:
