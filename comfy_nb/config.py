@@ -8,7 +8,6 @@ to disk only by ``save(reveal_secrets=True)``. A leaf module: it imports only ``
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import tempfile
@@ -43,6 +42,7 @@ DEFAULT_WORKFLOWS: dict[str, str] = {
 """Task type → built-in template. ``img2img`` is used for an ``image`` task that has an init image."""
 _WORKFLOW_KEYS = frozenset(DEFAULT_WORKFLOWS)
 _SECRET_FIELDS = ("token", "password", "headers")
+_RETIRED_KEYS = frozenset({"connect_timeout", "retry_backoff"})
 
 
 def default_config_path() -> Path:
@@ -82,9 +82,7 @@ class ComfyConfig(BaseModel):
     headers: dict[str, SecretStr] = Field(default_factory=dict, repr=False, exclude=True)
     """Extra HTTP headers (e.g. a proxy's API key); treated as secrets."""
     timeout: float = Field(default=30.0, gt=0)
-    connect_timeout: float = Field(default=10.0, gt=0)
     max_retries: int = Field(default=3, ge=0)
-    retry_backoff: float = Field(default=0.5, ge=0)
     workflows: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_WORKFLOWS))
     """Task type (image, img2img, video, upscale, inpaint, grid) → template name or workflow file path."""
     checkpoint: str | None = None
@@ -137,16 +135,6 @@ class ComfyConfig(BaseModel):
         """True once a server URL is set."""
         return self.server_url is not None
 
-    def auth_headers(self) -> dict[str, str]:
-        """The HTTP headers carrying the credentials (bearer token or basic auth, plus extra headers)."""
-        headers = {k: v.get_secret_value() for k, v in self.headers.items()}
-        if self.token is not None:
-            headers["Authorization"] = f"Bearer {self.token.get_secret_value()}"
-        elif self.username is not None and self.password is not None:
-            pair = f"{self.username}:{self.password.get_secret_value()}".encode()
-            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
-        return headers
-
     # -- persistence ---------------------------------------------------------------------------
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None) -> ComfyConfig:
@@ -162,6 +150,8 @@ class ComfyConfig(BaseModel):
                 raise ConfigError(f"config file {file} is not valid JSON: {exc}") from None
             if not isinstance(data, dict):
                 raise ConfigError(f"config file {file} must hold a JSON object")
+        for key in _RETIRED_KEYS & data.keys():  # saved by earlier versions, never used by the client
+            del data[key]
         for env, key in (("COMFY_URL", "server_url"), ("COMFY_TOKEN", "token")):
             if os.environ.get(env):
                 data[key] = os.environ[env]

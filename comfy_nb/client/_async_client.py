@@ -221,7 +221,6 @@ class AsyncComfyClient:
         self._object_info: dict[str, Any] | None = None
         self._node_defs: dict[str, NodeDef] | None = None
         self._capabilities: ServerCapabilities | None = None
-        self._server_flags: dict[str, Any] = {}
         self.queue_remaining: int | None = None
         self._queue_listeners: list[Callable[[QueueState], Any]] = []
         self._queue_refresh: asyncio.Task[None] | None = None
@@ -957,10 +956,7 @@ class AsyncComfyClient:
             self.queue_remaining = msg.queue_remaining
             self._schedule_queue_refresh()
             return
-        if isinstance(msg, UnknownMessage):
-            return
-        if isinstance(msg, FeatureFlagsMessage):
-            self._server_flags = dict(msg.flags)
+        if isinstance(msg, (UnknownMessage, FeatureFlagsMessage)):  # the server's flags change nothing we do
             return
         pid = msg.prompt_id
         if isinstance(msg, (ExecutionStartMessage, ProgressMessage, ProgressStateMessage)):
