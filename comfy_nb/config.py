@@ -3,7 +3,7 @@
 Stored as JSON in ``platformdirs.user_config_dir("comfy_nb")/config.json`` (or a path you give),
 written with mode 0600. ``COMFY_URL`` and ``COMFY_TOKEN`` override the file when loading. Secrets
 (token, password, extra headers) never appear in ``repr``/``str``/``model_dump``; they are written
-to disk only by ``save(reveal_secrets=True)``. A leaf module: it imports only ``errors``.
+to disk only by ``save(reveal_secrets=True)``. It imports only ``errors`` and the protocol's URL rule.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import platformdirs
 from pydantic import (
@@ -27,6 +26,7 @@ from pydantic import (
 )
 
 from .errors import ConfigError
+from .protocol import server_url_problem
 
 __all__ = ["DEFAULT_WORKFLOWS", "TASK_TYPES", "ComfyConfig", "LoraSpec", "default_config_path"]
 
@@ -110,15 +110,10 @@ class ComfyConfig(BaseModel):
     def _check_url(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        url = value.strip().rstrip("/")
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:8188")
-        try:
-            parts.port  # noqa: B018 - raises on a bad port
-        except ValueError:
-            raise ValueError("has an invalid port") from None
-        return url
+        problem = server_url_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value.strip().rstrip("/")
 
     @field_validator("workflows")
     @classmethod

@@ -28,7 +28,6 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping
 from typing import Any, Protocol, TypeVar
-from urllib.parse import urlsplit
 
 import httpx
 import websockets
@@ -47,6 +46,8 @@ from ..errors import (
     WorkflowError,
 )
 from ..protocol import (
+    api_graph,
+    parse_server_url,
     ExecutingMessage,
     ExecutionStartMessage,
     FeatureFlagsMessage,
@@ -97,30 +98,6 @@ class PromptBuilder(Protocol):
     def to_prompt(self, config: Any, node_defs: dict[str, NodeDef]) -> tuple[dict[str, Any], dict[str, Any]]: ...
 
 
-def _split_url(url: str) -> tuple[str, str, tuple[str, str] | None]:
-    """``(http_base, ws_url, basic_auth_from_url)`` for a server URL that may carry a base path."""
-    text = url.strip()
-    if "://" not in text:
-        raise ConfigError(
-            f"server URL {text!r} has no scheme: write it as http://host:port (or https:// behind a proxy)"
-        )
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https"):
-        raise ConfigError(f"server URL {text!r} must start with http:// or https:// (got {parts.scheme}://)")
-    if not parts.hostname:
-        raise ConfigError(f"server URL {text!r} has no host name")
-    try:
-        port = parts.port
-    except ValueError:
-        raise ConfigError(f"server URL {text!r} has an invalid port") from None
-    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-    netloc = f"{host}:{port}" if port else host
-    path = parts.path.rstrip("/")
-    auth = (parts.username or "", parts.password or "") if parts.username else None
-    ws_scheme = "wss" if parts.scheme == "https" else "ws"
-    return f"{parts.scheme}://{netloc}{path}", f"{ws_scheme}://{netloc}{path}/ws", auth
-
-
 def _version_tuple(version: str | None) -> tuple[int, ...]:
     out: list[int] = []
     for part in (version or "").split("."):
@@ -129,10 +106,6 @@ def _version_tuple(version: str | None) -> tuple[int, ...]:
             break
         out.append(int(digits))
     return tuple(out)
-
-
-def _looks_like_ui_workflow(prompt: Mapping[str, Any]) -> bool:
-    return "nodes" in prompt and "links" in prompt
 
 
 class AsyncComfyClient:
@@ -183,7 +156,8 @@ class AsyncComfyClient:
                 timeout = getattr(config, "timeout", None)
             if max_retries is None:
                 max_retries = getattr(config, "max_retries", None)
-        self.url, self._ws_url, url_auth = _split_url(str(url or os.environ.get("COMFY_URL") or DEFAULT_URL))
+        server = parse_server_url(str(url or os.environ.get("COMFY_URL") or DEFAULT_URL))
+        self.url, self._ws_url, url_auth = server.http, server.ws, server.auth
         if token is None and username is None and url_auth is None:
             token = os.environ.get("COMFY_TOKEN") or None
         self._headers: dict[str, str] = {k: _secret(v) or "" for k, v in (headers or {}).items()}
@@ -536,7 +510,7 @@ class AsyncComfyClient:
         A 200 that dropped invalid outputs is never silent: ``job.status.node_errors`` lists them and a
         warning is logged.
         """
-        graph = _as_api_graph(prompt)
+        graph = api_graph(prompt)
         await self.connect()
         pid = prompt_id or str(uuid.uuid4())
         body: dict[str, Any] = {"prompt": graph, "client_id": self.client_id, "prompt_id": pid}
@@ -1103,36 +1077,6 @@ def _secret(value: Any) -> str | None:
         return None
     getter = getattr(value, "get_secret_value", None)
     return str(getter()) if callable(getter) else str(value)
-
-
-def _as_api_graph(prompt: Any) -> dict[str, Any]:
-    to_api = getattr(prompt, "to_api", None)
-    if callable(to_api):
-        prompt = to_api()
-    if not isinstance(prompt, Mapping):
-        raise WorkflowError(f"a prompt must be an API-format graph (a dict of nodes), not {type(prompt).__name__}")
-    if _looks_like_ui_workflow(prompt):
-        raise WorkflowError(
-            "this is a UI-format workflow (it has 'nodes' and 'links'); convert it first with "
-            "Workflow.from_ui(workflow, await client.object_info()), or save it from ComfyUI with "
-            "'Export (API)'"
-        )
-    graph: dict[str, Any] = {}
-    for node_id, node in prompt.items():
-        if not isinstance(node, Mapping) or "class_type" not in node:
-            raise WorkflowError(
-                f"node {node_id!r} is not an API-format node: each node needs 'class_type' and 'inputs'"
-            )
-        class_type = node["class_type"]
-        if not isinstance(class_type, str) or not class_type:
-            # the server would answer 500 (it looks the value up in a dict): say what is wrong instead
-            raise WorkflowError(f"node {node_id!r} has class_type {class_type!r}: it must be a node class name")
-        if not isinstance(node.get("inputs", {}), Mapping):
-            raise WorkflowError(f"node {node_id!r} ({class_type}): 'inputs' must be a dict of input names to values")
-        if node.get("_meta") is not None and not isinstance(node["_meta"], Mapping):
-            raise WorkflowError(f"node {node_id!r} ({class_type}): '_meta' must be a dict like {{'title': ...}}")
-        graph[str(node_id)] = dict(node)
-    return graph
 
 
 _WS_LOG = logging.getLogger("websockets.client")

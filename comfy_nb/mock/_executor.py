@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ..protocol import is_link
 from ._catalog import Catalog
 from ._faults import Faults, ServerStats
 from ._nodes import NODE_IMPLS, NodeImpl, encode_for_error
@@ -413,7 +414,7 @@ class Executor:
             pending[nid] = None
             blockers.setdefault(nid, set())
             for value in (prompt[nid].get("inputs") or {}).values():
-                if _is_link(value):
+                if is_link(value):
                     src = str(value[0])
                     if src not in prompt or sigs.get(src) in cache:
                         continue
@@ -532,7 +533,7 @@ class Executor:
             kind = types.get(name)
             if kind is None or kind == "HIDDEN":
                 continue  # undeclared inputs are ignored, like the real server
-            if _is_link(value):
+            if is_link(value):
                 entry = self._cache.get(run.sigs.get(str(value[0])))
                 if entry is None:
                     raise RuntimeError(f"node {nid}: input {name} links to {value[0]}, which has no output")
@@ -581,7 +582,7 @@ class Executor:
                 parts.append(("id", nid))
             for name in sorted(inputs):
                 value = inputs[name]
-                if _is_link(value):
+                if is_link(value):
                     parts.append((name, sig(str(value[0]), depth + 1), _freeze(value[1])))
                 else:
                     parts.append((name, _freeze(value)))
@@ -614,12 +615,6 @@ def _type_name(exc: BaseException) -> str:
     cls = type(exc)
     module = cls.__module__
     return cls.__qualname__ if module in ("builtins", "__main__") else f"{module}.{cls.__qualname__}"
-
-
-def _is_link(value: Any) -> bool:
-    return isinstance(value, list) and len(value) == 2 and isinstance(value[0], (str, int)) and isinstance(
-        value[1], int
-    )
 
 
 def _pick(

@@ -44,9 +44,17 @@ from ._rest import (
     node_errors_to_list,
     prompt_validation_error,
 )
+from ._graph import api_graph, is_link, is_ui_workflow, linked_nodes
+from ._urls import ServerUrl, parse_server_url, server_url_problem
 from ._validation import PromptCheck, validate_prompt
 
 __all__ = [
+    "api_graph",
+    "is_link",
+    "is_ui_workflow",
+    "linked_nodes",
+    "parse_server_url",
+    "server_url_problem",
     "WIDGET_TYPES",
     "BinaryEventType",
     "BinaryFrame",
@@ -73,6 +81,7 @@ __all__ = [
     "QueueItem",
     "QueueSnapshot",
     "ServerMessage",
+    "ServerUrl",
     "StatusMessage",
     "UnknownFrame",
     "UnknownMessage",

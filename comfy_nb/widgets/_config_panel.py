@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import threading
 from typing import Any
-from urllib.parse import urlsplit
 
 import ipywidgets as W
 import traitlets as t
 
+from ..protocol import server_url_problem
 from . import _bg
 from ._forms import LoraStack, lora_pairs, field_layout, section, set_options, status_html
 
@@ -23,34 +22,8 @@ _SECRET_FIELDS = ("token", "password")
 
 def validate_url(text: str) -> str | None:
     """Why ``text`` is not a usable server URL, or ``None`` when it is (no request is made)."""
-    text = text.strip()
-    if not text:
-        return "Enter the server's URL, e.g. http://127.0.0.1:8188"
-    if any(c.isspace() for c in text):
-        return "The URL contains spaces"
-    try:
-        parts = urlsplit(text)
-        port = parts.port
-    except ValueError as exc:
-        return f"Not a valid URL: {exc}"
-    if parts.scheme not in ("http", "https"):
-        return "The URL must start with http:// or https://"
-    host = parts.hostname
-    if not host:
-        return "The URL has no host name"
-    if port is not None and not 0 < port < 65536:
-        return "The port must be between 1 and 65535"
-    if parts.query or parts.fragment:
-        return "The URL must not have a query (?…) or fragment (#…)"
-    if host.replace(".", "").isdigit():
-        try:
-            ipaddress.ip_address(host)
-        except ValueError:
-            return f"{host} is not a valid IP address"
-    elif not all(label and len(label) < 64 and label.replace("-", "").replace("_", "").isalnum()
-                 for label in host.split(".")) and not host.startswith("["):
-        return f"{host} is not a valid host name"
-    return None
+    problem = server_url_problem(text)
+    return None if problem is None else f"The URL {problem}"
 
 
 class _SecretField(W.Password):  # type: ignore[misc]

@@ -7,7 +7,8 @@ turns a request by parameters into a prompt using the workflow the ``ComfyConfig
 
 from ._task import GenerationTask, TaskType
 from ._templates import TEMPLATES, load_template
-from ._ui import is_ui_workflow, ui_to_api
+from ..protocol import is_ui_workflow
+from ._ui import ui_to_api
 from ._workflow import Node, Workflow
 
 __all__ = [

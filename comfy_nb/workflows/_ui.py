@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import WorkflowError
-from ..protocol import InputSpec, NodeDef
+from ..protocol import InputSpec, NodeDef, is_link, is_ui_workflow
 
 __all__ = ["is_ui_workflow", "ui_to_api"]
 
@@ -28,11 +28,6 @@ _NOTES = frozenset({"Note", "MarkdownNote"})
 _SUBGRAPH_INPUT, _SUBGRAPH_OUTPUT = -10, -20
 # Combo options after which the frontend adds an upload button that takes a widgets_values slot.
 _UPLOAD_OPTIONS = ("image_upload", "video_upload", "audio_upload", "file_upload")
-
-
-def is_ui_workflow(data: Any) -> bool:
-    """True for a LiteGraph save (``{"nodes": [...], "links": [...]}``) rather than an API prompt."""
-    return isinstance(data, Mapping) and isinstance(data.get("nodes"), list)
 
 
 @dataclass(frozen=True)
@@ -111,7 +106,7 @@ class _Converter:
         self._emit_scope(self.root, depth=0)
         for node in self.output.values():  # links to nodes that were not emitted are dropped
             for name, value in list(node["inputs"].items()):
-                if isinstance(value, list) and len(value) == 2 and value[0] not in self.output:
+                if is_link(value) and value[0] not in self.output:
                     del node["inputs"][name]
         return _js_key_order(self.output)
 

@@ -231,7 +231,7 @@ def test_default_path_and_missing_file(tmp_path: Path, monkeypatch: pytest.Monke
     ("content", "message"),
     [
         ("{not json", "is not valid JSON"),
-        ('{"server_url": "ftp://x"}', "server_url: must be an http"),
+        ('{"server_url": "ftp://x"}', "server_url: must start with http:// or https://"),
         ('{"timeout": "soon"}', "timeout: "),
         ('{"loras": [{"name": "a", "strength": 1}]}', "loras.0.strength"),
         ('{"sever_url": "http://x"}', "sever_url: Extra inputs are not permitted"),
