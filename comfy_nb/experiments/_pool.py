@@ -24,7 +24,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..client import AsyncComfyClient, ErrorInfo, Job, JobState, JobStatus, Output, UpdateCallback
+from .._observers import Observers
+from ..client import AsyncComfyClient, ErrorCallback, ErrorInfo, Job, JobState, JobStatus, Output, UpdateCallback
 from ..client._job import raise_for_status
 from ..errors import ComfyConnectionError, ComfyError, ComfyTimeout, PromptValidationError, WorkflowError
 from ..protocol import NodeDef
@@ -108,7 +109,7 @@ class PoolJob:
         self._done = asyncio.Event()
         self._wake = asyncio.Event()
         self._cancel_requested = False
-        self._subscribers: list[UpdateCallback] = []
+        self._subscribers: Observers[JobStatus] = Observers("subscriber of a pool job")
         self._task: asyncio.Task[None] | None = None
         self.attempts: list[dict[str, Any]] = []
         """Earlier submissions: ``{"server", "prompt_id", "reason"}``."""
@@ -171,15 +172,9 @@ class PoolJob:
         """Ask for cancellation from any thread (a widget's Cancel button) without waiting."""
         return asyncio.run_coroutine_threadsafe(self.cancel(), self._loop)
 
-    def subscribe(self, on_update: UpdateCallback, on_error: Any = None) -> Callable[[], None]:
+    def subscribe(self, on_update: UpdateCallback, on_error: ErrorCallback | None = None) -> Callable[[], None]:
         """``on_update(status)`` on each change (a move to another server restarts at ``queued``)."""
-        self._subscribers.append(on_update)
-
-        def unsubscribe() -> None:
-            with contextlib.suppress(ValueError):
-                self._subscribers.remove(on_update)
-
-        return unsubscribe
+        return self._subscribers.add(on_update, on_error)
 
     def __repr__(self) -> str:
         return f"PoolJob(server={self.server!r}, state={self.status.state.value!r}, moves={len(self.attempts)})"
@@ -187,11 +182,7 @@ class PoolJob:
     # ------------------------------------------------------------------ following
 
     def _notify(self, status: JobStatus) -> None:
-        for callback in tuple(self._subscribers):
-            try:
-                callback(status)
-            except Exception:
-                log.exception("subscriber of pool job %s raised", self.prompt_id)
+        self._subscribers.notify(status)
 
     def _attach(self, server: _Server, job: Job) -> None:
         self._server, self._job, self._generation = server, job, server.generation

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import dataclasses
 import functools
 import logging
@@ -15,6 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .._display import mimebundle
+from .._observers import Observers
 from ..client import JobState, JobStatus, Output
 from ..errors import ComfyConnectionError, ComfyError, ComfyTimeout
 from ..protocol import NodeDef
@@ -49,7 +49,7 @@ class SweepRun:
         self.manifest = manifest
         self.store = store
         self._results: dict[str, CellResult] = {c.key: CellResult(c.index, c.key, c.params) for c in cells}
-        self._listeners: list[Listener] = []
+        self._listeners: Observers[CellResult] = Observers("sweep listener")
         self._inflight: dict[str, PoolJob] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
@@ -173,24 +173,14 @@ class SweepRun:
 
     def on_update(self, callback: Listener) -> Callable[[], None]:
         """Call ``callback(CellResult)`` whenever a cell changes; returns a function that stops it."""
-        self._listeners.append(callback)
-
-        def unsubscribe() -> None:
-            with contextlib.suppress(ValueError):
-                self._listeners.remove(callback)
-
-        return unsubscribe
+        return self._listeners.add(callback)
 
     def _set(self, cell: Cell, **changes: Any) -> CellResult:
         result = dataclasses.replace(self._results[cell.key], **changes)
         self._results[cell.key] = result
         if result.state in ("completed", "failed"):
             self.store.write_result(result)
-        for listener in tuple(self._listeners):
-            try:
-                listener(result)
-            except Exception:
-                log.exception("sweep listener raised")
+        self._listeners.notify(result)
         return result
 
     # ------------------------------------------------------------------ running

@@ -12,6 +12,7 @@ from typing import Any
 
 import ipywidgets as W
 
+from .._observers import Observers
 from ..client import ClientLike
 from . import _bg
 from ._forms import LoraStack, lora_pairs, field_layout, section, set_options, status_html
@@ -83,7 +84,7 @@ class TaskBuilder(W.VBox):  # type: ignore[misc]
         self._client = client
         self._gallery = gallery
         self._lock = threading.Lock()
-        self._job_listeners: list[Callable[[Any], None]] = []
+        self._job_listeners: Observers[Any] = Observers("on_job listener")
         self.jobs: list[Any] = []
         """Jobs queued from this builder, oldest first."""
         self._init_image: str | None = None
@@ -179,7 +180,7 @@ class TaskBuilder(W.VBox):  # type: ignore[misc]
 
     def on_job(self, fn: Callable[[Any], None]) -> None:
         """Call ``fn(job)`` for every job this builder queues (on a background thread)."""
-        self._job_listeners.append(fn)
+        self._job_listeners.add(fn)
 
     def refresh_choices(self) -> None:
         """Load samplers, schedulers and models from the server (in the background)."""
@@ -289,11 +290,7 @@ class TaskBuilder(W.VBox):  # type: ignore[misc]
                 self.job_box.children = kids[:_MAX_JOB_VIEWS]
         if self._gallery is not None:
             self._gallery.add(job)
-        for fn in self._job_listeners:
-            try:
-                fn(job)
-            except Exception:
-                log.exception("on_job listener raised")
+        self._job_listeners.notify(job)
 
     def _on_size(self, change: Any) -> None:
         preset = SIZE_PRESETS.get(change["new"])
