@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from ._files import write_atomic
 from .errors import ConfigError
 from .protocol import server_url_problem
 
@@ -166,17 +166,7 @@ class ComfyConfig(BaseModel):
                 data["password"] = self.password.get_secret_value()
             if self.headers:
                 data["headers"] = {k: v.get_secret_value() for k, v in self.headers.items()}
-        file.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=".config-", suffix=".json")  # created 0600
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(data, handle, indent=2)
-                handle.write("\n")
-            os.replace(tmp, file)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        os.chmod(file, 0o600)
+        write_atomic(file, json.dumps(data, indent=2) + "\n")  # created 0600: it may hold secrets
         return file
 
     @classmethod

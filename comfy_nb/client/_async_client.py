@@ -33,11 +33,11 @@ import httpx
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from .._secrets import reveal as _secret
 from ..errors import (
     ComfyConnectionError,
     ComfyError,
     ComfyTimeout,
-    ConfigError,
     JobLost,
     ProtocolError,
     RequestInfo,
@@ -1070,13 +1070,6 @@ class AsyncComfyClient:
 
 
 # ---------------------------------------------------------------------- helpers
-
-
-def _secret(value: Any) -> str | None:
-    if value is None:
-        return None
-    getter = getattr(value, "get_secret_value", None)
-    return str(getter()) if callable(getter) else str(value)
 
 
 _WS_LOG = logging.getLogger("websockets.client")

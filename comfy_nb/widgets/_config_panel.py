@@ -9,6 +9,7 @@ from typing import Any
 import ipywidgets as W
 import traitlets as t
 
+from .._secrets import reveal
 from ..protocol import server_url_problem
 from . import _bg
 from ._forms import LoraStack, lora_pairs, field_layout, section, set_options, status_html
@@ -36,13 +37,6 @@ def _config_class() -> Any:
     from ..config import ComfyConfig
 
     return ComfyConfig
-
-
-def _secret_value(v: Any) -> str:
-    if v is None:
-        return ""
-    getter = getattr(v, "get_secret_value", None)
-    return str(getter()) if getter is not None else str(v)
 
 
 class ConfigPanel(W.VBox):  # type: ignore[misc]
@@ -178,7 +172,7 @@ class ConfigPanel(W.VBox):  # type: ignore[misc]
 
     def _show_secret_state(self) -> None:
         for name, box in (("token", self.token), ("password", self.password)):
-            box.placeholder = "•••••• (set — type to replace)" if _secret_value(self._get(name)) else "not set"
+            box.placeholder = "•••••• (set — type to replace)" if reveal(self._get(name)) else "not set"
 
     def _on_workflow(self, task_type: str, value: str) -> None:
         wf = dict(self._get("workflows") or {})
