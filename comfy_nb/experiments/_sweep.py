@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import WorkflowError
 from ..protocol import NodeDef
+from ..workflows import PARAMETER_NAMES, bind_parameters
 
 if TYPE_CHECKING:
     from ..client import ComfyClient
@@ -28,10 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["Cell", "Sweep", "WORKFLOW_PARAMETERS"]
 
 #: Names a ``Workflow`` base binds through its setters (besides ``"node.input"`` and ``"lora:<file>"``).
-WORKFLOW_PARAMETERS = (
-    "prompt", "negative_prompt", "seed", "sampler", "scheduler", "steps", "cfg_scale", "denoise", "width",
-    "height", "size", "checkpoint", "vae", "batch_size", "frames", "fps", "lora_strength",
-)
+WORKFLOW_PARAMETERS = (*PARAMETER_NAMES, "size", "lora_strength")
 _TASK_EXTRAS = ("size", "lora_strength")
 _VARIABLE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _LORA_PREFIX = "lora:"
@@ -298,27 +296,14 @@ def _size(value: Any) -> tuple[int, int]:
 def _bind_workflow(base: Any, settings: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     wf = base.copy()
     named, loras, nodes = _split_settings(settings)
-    if "prompt" in named or "negative_prompt" in named:
-        wf.set_prompt(named.pop("prompt", None), named.pop("negative_prompt", None))
-    if "seed" in named:
-        wf.set_seed(int(named.pop("seed")))
-    sampler_args: dict[str, Any] = {k: named.pop(k) for k in ("scheduler", "steps", "denoise") if k in named}
-    if "cfg_scale" in named:
-        sampler_args["cfg"] = named.pop("cfg_scale")
-    if "sampler" in named or sampler_args:
-        wf.set_sampler(named.pop("sampler", None), **sampler_args)
-    if "size" in named or "width" in named or "height" in named:
-        width, height = _size(named.pop("size")) if "size" in named else (None, None)
-        current = wf.parameters()
-        width = named.pop("width", width if width is not None else current.get("width"))
-        height = named.pop("height", height if height is not None else current.get("height"))
-        wf.set_size(int(width), int(height))
-    for name, setter in (("checkpoint", wf.set_checkpoint), ("vae", wf.set_vae), ("batch_size", wf.set_batch_size),
-                         ("frames", wf.set_frames), ("fps", wf.set_fps)):
-        if name in named:
-            setter(named.pop(name))
-    if "lora_strength" in named:
-        strength = float(named.pop("lora_strength"))
+    if "size" in named:
+        width, height = _size(named.pop("size"))
+        named.setdefault("width", width)
+        named.setdefault("height", height)
+    lora_strength = named.pop("lora_strength", None)
+    bind_parameters(wf, named)
+    if lora_strength is not None:
+        strength = float(lora_strength)
         loaders = [n for n in wf.nodes() if "lora_name" in n.inputs]
         if len(loaders) != 1:
             raise WorkflowError(
