@@ -46,8 +46,6 @@ from ..errors import (
     WorkflowError,
 )
 from ..protocol import (
-    api_graph,
-    parse_server_url,
     ExecutingMessage,
     ExecutionStartMessage,
     FeatureFlagsMessage,
@@ -61,11 +59,13 @@ from ..protocol import (
     QueueSnapshot,
     StatusMessage,
     UnknownMessage,
+    api_graph,
     decode_binary_frame,
     feature_flags_request,
     node_errors_to_list,
     parse_message,
     parse_node_defs,
+    parse_server_url,
     prompt_validation_error,
 )
 from ._job import Job
@@ -1192,9 +1192,8 @@ def _image_bytes(image: Any, name: str | None) -> tuple[bytes, str, str]:
     if isinstance(image, (bytes, bytearray, memoryview)):
         return bytes(image), name or "upload.png", _mime_for(name or "upload.png")
     if type(image).__module__.startswith("numpy"):
-        from PIL import Image
-
         import numpy as np
+        from PIL import Image
 
         array = np.asarray(image)
         if array.dtype != np.uint8:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from ._run import SweepRun
 
-__all__ = ["GridLayout", "MAX_THUMB", "contact_sheet", "sheet_size"]
+__all__ = ["MAX_THUMB", "GridLayout", "contact_sheet", "sheet_size"]
 
 MAX_THUMB = 256
 PAD = 4

@@ -25,7 +25,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._observers import Observers
-from ..client import AsyncComfyClient, ErrorCallback, ErrorInfo, Job, JobState, JobStatus, Output, UpdateCallback
+from ..client import (
+    AsyncComfyClient,
+    ErrorCallback,
+    ErrorInfo,
+    Job,
+    JobState,
+    JobStatus,
+    Output,
+    UpdateCallback,
+)
 from ..client._job import raise_for_status
 from ..errors import ComfyConnectionError, ComfyError, ComfyTimeout, PromptValidationError, WorkflowError
 from ..protocol import NodeDef

@@ -21,7 +21,7 @@ from typing import Any
 
 from .._files import write_atomic
 
-__all__ = ["CellResult", "RunStore", "TERMINAL", "write_json_atomic"]
+__all__ = ["TERMINAL", "CellResult", "RunStore", "write_json_atomic"]
 
 MANIFEST = "sweep.json"
 FORMAT = "comfy_nb.sweep/1"

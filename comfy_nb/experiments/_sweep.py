@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from ._pool import BlockingServerPool
     from ._run import SweepRun
 
-__all__ = ["Cell", "Sweep", "WORKFLOW_PARAMETERS"]
+__all__ = ["WORKFLOW_PARAMETERS", "Cell", "Sweep"]
 
 #: Names a ``Workflow`` base binds through its setters (besides ``"node.input"`` and ``"lora:<file>"``).
 WORKFLOW_PARAMETERS = (*PARAMETER_NAMES, "size", "lora_strength")

@@ -25,7 +25,12 @@ from aiohttp import WSMsgType, web
 from PIL import Image, ImageOps
 from PIL.PngImagePlugin import PngInfo
 
-from ..protocol import encode_preview_image, encode_preview_with_metadata, encode_progress_text, validate_prompt
+from ..protocol import (
+    encode_preview_image,
+    encode_preview_with_metadata,
+    encode_progress_text,
+    validate_prompt,
+)
 from ._catalog import DEFAULT_MODELS, MODEL_FOLDERS, Catalog
 from ._executor import Executor, Workspace
 from ._faults import Faults, ServerStats

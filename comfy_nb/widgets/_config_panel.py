@@ -12,7 +12,7 @@ import traitlets as t
 from .._secrets import reveal
 from ..protocol import server_url_problem
 from . import _bg
-from ._forms import LoraStack, lora_pairs, field_layout, section, set_options, status_html
+from ._forms import LoraStack, field_layout, lora_pairs, section, set_options, status_html
 
 __all__ = ["ConfigPanel", "validate_url"]
 

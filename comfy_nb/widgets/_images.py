@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 if TYPE_CHECKING:
     from ..client import ClientLike, Output
 
-__all__ = ["LRU", "data_url", "downscale", "mime_for", "SAFE_MIMES"]
+__all__ = ["LRU", "SAFE_MIMES", "data_url", "downscale", "mime_for"]
 
 #: Mime types the front end may put in a ``data:`` URL / Blob (anything else is dropped).
 SAFE_MIMES = frozenset(

@@ -15,7 +15,7 @@ import ipywidgets as W
 from .._observers import Observers
 from ..client import ClientLike
 from . import _bg
-from ._forms import LoraStack, lora_pairs, field_layout, section, set_options, status_html
+from ._forms import LoraStack, field_layout, lora_pairs, section, set_options, status_html
 from ._job_view import JobView
 
 __all__ = ["TaskBuilder"]

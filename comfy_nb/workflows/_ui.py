@@ -161,8 +161,8 @@ class _Converter:
             return node_def
         who = _describe(scope, node)
         if (
-            isinstance(kind, str)
-            and kind.startswith(("workflow>", "workflow/"))
+            (isinstance(kind, str)
+            and kind.startswith(("workflow>", "workflow/")))
             or (kind in self.group_nodes)
         ):
             raise WorkflowError(
