@@ -66,7 +66,7 @@ class LoraSpec(BaseModel):
             return {"name": data}
         if isinstance(data, (list, tuple)) and 1 <= len(data) <= 3:
             strengths = list(data[1:]) + [data[1]] * (len(data) == 2)
-            return dict(zip(("name", "strength_model", "strength_clip"), [data[0], *strengths]))
+            return dict(zip(("name", "strength_model", "strength_clip"), [data[0], *strengths], strict=True))
         return data
 
 

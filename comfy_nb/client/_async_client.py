@@ -844,7 +844,7 @@ class AsyncComfyClient:
 
     async def save_output(self, output: Output, directory: str | os.PathLike[str]) -> pathlib.Path:
         """Save an output under ``directory`` (its subfolder kept); never writes outside it."""
-        root = pathlib.Path(directory).resolve()
+        root = await asyncio.to_thread(pathlib.Path(directory).resolve)  # resolve reads the disk
         target = _safe_target(root, output)
         data = await self.download(output)
 

@@ -341,7 +341,7 @@ class ServerPool:
             return
         results = await asyncio.gather(*(self._bring_up(s) for s in self._servers), return_exceptions=True)
         if not any(s.up for s in self._servers):
-            details = "; ".join(f"{s.url}: {r}" for s, r in zip(self._servers, results))
+            details = "; ".join(f"{s.url}: {r}" for s, r in zip(self._servers, results, strict=True))
             raise ComfyConnectionError(f"no server of the pool answered ({details})")
         self._monitor = asyncio.create_task(self._watch(), name="comfy_nb-pool-monitor")
 

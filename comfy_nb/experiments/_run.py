@@ -67,7 +67,7 @@ class SweepRun:
         store = RunStore(directory)
         store.directory.mkdir(parents=True, exist_ok=True)
         manifest = sweep.to_manifest()
-        manifest["cells"] = [{**c, "settings": cell.settings} for c, cell in zip(manifest["cells"], sweep.cells)]
+        manifest["cells"] = [{**c, "settings": cell.settings} for c, cell in zip(manifest["cells"], sweep.cells, strict=True)]
         previous = store.read_manifest()
         manifest["created"] = previous.get("created") if previous else time.time()
         store.write_manifest(manifest)
@@ -285,13 +285,14 @@ class SweepRun:
                 self._inflight[cell.key] = job
                 self._set(cell, state="queued", prompt_id=job.prompt_id, server=job.server)
                 unsubscribe = job.subscribe(functools.partial(self._on_status, cell, job))
-                if self._cancelling:
-                    asyncio.ensure_future(job.cancel())
+                # held until the job ends: a task nobody references may be collected before it runs
+                cancelling = asyncio.ensure_future(job.cancel()) if self._cancelling else None
                 try:
                     status = await job.wait()
                 finally:
                     unsubscribe()
                     self._inflight.pop(cell.key, None)
+                    del cancelling
                 release()
                 unreachable = await self._record(cell, job, status, saves, earlier, last=round_ == _OUTPUT_ROUNDS - 1)
                 if unreachable is None or self._cancelling:

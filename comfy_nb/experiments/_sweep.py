@@ -78,9 +78,7 @@ def _plain(value: Any, name: str) -> Any:
 
 def _is_axis(value: Any) -> bool:
     """Lists, ranges and arrays are axes; strings, numbers, tuples (a size, a LoRA) and dicts are fixed."""
-    if isinstance(value, (str, bytes, tuple, Mapping)) or not hasattr(value, "__iter__"):
-        return False
-    return True
+    return not isinstance(value, (str, bytes, tuple, Mapping)) and hasattr(value, "__iter__")
 
 
 def _base_kind(base: Any) -> str:
@@ -174,10 +172,10 @@ class Sweep:
     def _expand(self) -> list[Cell]:
         names = list(self.axes)
         columns = [self.axes[n] for n in names]
-        rows: Iterator[tuple[Any, ...]] = zip(*columns) if self.zip else itertools.product(*columns)
+        rows: Iterator[tuple[Any, ...]] = zip(*columns, strict=True) if self.zip else itertools.product(*columns)
         cells = []
         for index, row in enumerate(rows):
-            params = dict(zip(names, row))
+            params = dict(zip(names, row, strict=True))
             values = {**self.fixed, **params}
             settings = {
                 n: _fill(v, values) for n, v in values.items() if n not in self.variables

@@ -199,7 +199,7 @@ class _Converter:
                 "the one the workflow was saved with"
             )
         values += [_MISSING] * (len(layout) - len(values))
-        return [(w, w.default if v is _MISSING else v) for w, v in zip(layout, values) if w is not None]
+        return [(w, w.default if v is _MISSING else v) for w, v in zip(layout, values, strict=False) if w is not None]
 
     # -- resolving links -----------------------------------------------------------------------
     def _resolve_input(self, scope: _Scope, node: dict[str, Any], index: int, hops: int) -> _Source:
