@@ -9,11 +9,11 @@ import pytest
 
 from comfy_nb.client import AsyncComfyClient, retry_delay
 from comfy_nb.client._async_client import _safe_target
-from comfy_nb.protocol import api_graph, parse_server_url
 from comfy_nb.client._loop import library_loop, run_sync
 from comfy_nb.client._models import Output
 from comfy_nb.client._retry import MAX_RETRY_AFTER, is_retryable_status
 from comfy_nb.errors import ComfyError, ConfigError, WorkflowError
+from comfy_nb.protocol import api_graph, parse_server_url
 
 
 def test_backoff_grows_exponentially_with_bounded_jitter() -> None:

@@ -6,12 +6,11 @@ encoders around placeholder image bytes."""
 from __future__ import annotations
 
 import json
-import pathlib
 from typing import Any
 
 import pytest
-
 from captures import FIXTURES
+
 from comfy_nb.client import AsyncComfyClient, Job, JobState, JobStatus, JobTracker
 from comfy_nb.client._job import raise_for_status
 from comfy_nb.errors import ExecutionError, JobCancelled, JobLost, PromptValidationError

@@ -12,11 +12,10 @@ import pytest
 from PIL import Image
 
 from comfy_nb import AsyncComfyClient, ComfyClient
-from comfy_nb.errors import WorkflowError
-from comfy_nb.errors import ComfyError
+from comfy_nb.errors import ComfyError, WorkflowError
 from comfy_nb.experiments import CellResult, ServerPool, Sweep, SweepRun, run_sweep
-from comfy_nb.widgets import SweepGrid
 from comfy_nb.mock import MockServer
+from comfy_nb.widgets import SweepGrid
 from comfy_nb.workflows import Workflow
 
 TIMEOUT = 60

@@ -172,9 +172,7 @@ def _structure(msgs: list[tuple[Any, ...]]) -> list[Any]:
     out: list[Any] = []
     for m in msgs:
         key: Any = m
-        if m[0] == "progress":
-            key = "step"
-        elif m[0] == "progress_state" and m[1] and m[1][-1][1] == "running" and m[1][-1][2] not in (0, 0.0):
+        if m[0] == "progress" or (m[0] == "progress_state" and m[1] and m[1][-1][1] == "running" and m[1][-1][2] not in (0, 0.0)):
             key = "step"
         if key == "step" and out and out[-1] == "step":
             continue

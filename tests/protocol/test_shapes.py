@@ -7,7 +7,14 @@ from typing import Any
 import pytest
 
 from comfy_nb.errors import ConfigError, WorkflowError
-from comfy_nb.protocol import api_graph, is_link, is_ui_workflow, linked_nodes, parse_server_url, server_url_problem
+from comfy_nb.protocol import (
+    api_graph,
+    is_link,
+    is_ui_workflow,
+    linked_nodes,
+    parse_server_url,
+    server_url_problem,
+)
 from comfy_nb.widgets._config_panel import validate_url
 
 

@@ -57,7 +57,7 @@ def test_jobview_message_rate_for_1000_progress_events_per_second(capsys: pytest
             # (title, node count), the first update and the final one
             assert len(ups) <= duration / 0.055 + 4, f"{msg_rate:.1f} comm messages/s"
             assert len(ups) >= min(10, duration * 10), "the view must update live"
-            assert view.progress == 100.0 and ups[-1].get("state") == "completed" or view.state == "completed"
+            assert (view.progress == 100.0 and ups[-1].get("state") == "completed") or view.state == "completed"
             wait_for(lambda: view.outputs and view.outputs[0]["thumb"].startswith("data:image/jpeg"),
                      what="output thumbnail")
         finally:

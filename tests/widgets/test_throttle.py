@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 
 from comfy_nb.client import JobState, NodeRef
-from comfy_nb.widgets import JobView, Throttle
-from comfy_nb.widgets import _job_view
+from comfy_nb.widgets import JobView, Throttle, _job_view
 
 from .conftest import FakeJob, state_updates
 
