@@ -174,7 +174,7 @@ async def test_pool_routes_by_models_and_reports_load(small_wf: Workflow) -> Non
                 assert (await job.result(TIMEOUT))[0].kind == "image"
             wf = small_wf.copy()
             wf.set_checkpoint("c.safetensors")
-            with pytest.raises(WorkflowError, match="c.safetensors"):
+            with pytest.raises(WorkflowError, match=r"c\.safetensors"):
                 await pool.submit(wf)
             loads = pool.stats()
             assert [s.completed for s in loads] == [1, 1] and all(s.up for s in loads)
@@ -186,7 +186,7 @@ def test_blocking_client_returns_the_finished_run(small_wf: Workflow, tmp_path: 
     with ComfyClient(mock_server.url) as client:
         sweep = Sweep(small_wf, zip=True, seed=[1, 2], sampler=["euler", "ddim"])
         run = sweep.run(client, output_dir=tmp_path)
-        with pytest.raises(ComfyError, match="with a blocking ComfyClient use `sweep.run"):
+        with pytest.raises(ComfyError, match=r"with a blocking ComfyClient use `sweep\.run"):
             await_in_new_loop(run_sweep(client, sweep))  # type: ignore[arg-type]
     assert run.done and run.counts() == {"completed": 2}
     assert isinstance(run[0], CellResult)

@@ -7,7 +7,8 @@ import copy
 from typing import Any
 
 import pytest
-from _mockwire import Http, Recorder, capture, captured_messages, is_done, normalize, slow
+from _mockwire import Http, Recorder, captured_messages, is_done, normalize, slow
+from captures import capture
 
 from comfy_nb.mock import MockServer
 
@@ -35,7 +36,7 @@ async def test_plain_run_matches_capture(fresh_mock: MockServer) -> None:
     assert list(entry["outputs"]) == list(want["outputs"])
     assert entry["status"]["status_str"] == "success" and entry["status"]["completed"] is True
     assert [m[0] for m in entry["status"]["messages"]] == [m[0] for m in want["status"]["messages"]]
-    for (_, got), (_, exp) in zip(entry["status"]["messages"], want["status"]["messages"]):
+    for (_, got), (_, exp) in zip(entry["status"]["messages"], want["status"]["messages"], strict=True):
         assert list(got) == list(exp)
     assert list(entry["meta"]) == list(want["meta"])
     assert entry["meta"]["5"] == want["meta"]["5"]

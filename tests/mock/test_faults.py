@@ -6,7 +6,8 @@ import asyncio
 import time
 
 import httpx
-from _mockwire import Http, Recorder, capture, slow
+from _mockwire import Http, Recorder, slow
+from captures import capture
 
 from comfy_nb.mock import MockServer
 

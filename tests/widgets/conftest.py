@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from typing import Any
+from typing import Any, ClassVar
 
 import comm
 import ipykernel.comm
@@ -26,7 +26,7 @@ class RecordingComm:
 
     comm_id = "a-b-c-d"
     kernel = "Truthy"
-    log: list[tuple[int, dict[str, Any]]] = []
+    log: ClassVar[list[tuple[int, dict[str, Any]]]] = []  # shared by every comm on purpose
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.messages: list[dict[str, Any]] = []

@@ -11,6 +11,7 @@ import pytest
 
 from comfy_nb.client import AsyncComfyClient, ComfyClient
 from comfy_nb.config import ComfyConfig
+from comfy_nb.errors import ComfyConnectionError
 from comfy_nb.mock import MockServer
 from comfy_nb.widgets import ConfigPanel, Gallery, JobView, QueuePanel, Studio, TaskBuilder
 from comfy_nb.workflows import GenerationTask
@@ -243,7 +244,7 @@ def test_config_panel_reports_connection_failure() -> None:
 
     panel = ConfigPanel(ComfyConfig(server_url=f"http://127.0.0.1:{free_port()}", max_retries=0))
     fut = panel.test_connection()
-    with pytest.raises(Exception):
+    with pytest.raises(ComfyConnectionError):
         fut.result(TIMEOUT)
     wait_for(lambda: "Connection failed" in panel.test_status.value, TIMEOUT, "failure shown")
     assert "ComfyConnectionError" in panel.test_status.value

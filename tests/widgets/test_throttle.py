@@ -57,7 +57,7 @@ def test_burst_of_1000_per_second_is_coalesced_to_about_20() -> None:
     assert 19 <= len(got) <= 21, len(got)
     assert got[-1] == 999, "the latest value is always delivered"
     assert got == sorted(got)
-    gaps = [b - a for a, b in zip(got, got[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(got)]
     assert min(gaps) >= 1
 
 
