@@ -29,7 +29,7 @@ def arrows() -> dict[tuple[str, str], set[str]]:
     found: dict[tuple[str, str], set[str]] = collections.defaultdict(set)
     for path in sorted(ROOT.rglob("*.py")):
         parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
-        package = parts[:-1] if path.name != "__init__.py" else parts[:-1]
+        package = parts[:-1]  # a module's package; for __init__.py the package itself
         source = layer(".".join(parts))
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom):
