@@ -228,7 +228,8 @@ def _spawn(name: str, url: str, run: str, start: int, n: int) -> dict[str, Any]:
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
         return {"client": name, "error": (proc.stderr or proc.stdout)[-800:]}
-    return json.loads(lines[-1])
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
 
 
 def run(quick: bool = False, url: str | None = None) -> list[dict[str, Any]]:

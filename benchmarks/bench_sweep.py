@@ -61,7 +61,7 @@ class _Watch:
 
 
 def _sweep(n: int, offset: int) -> Sweep:
-    return Sweep(Workflow(trivial_prompt(0, prefix="bench/sweep")), **{"1.color": list(range(offset, offset + n))})
+    return Sweep(Workflow(trivial_prompt(0, prefix="bench/sweep")), **dict[str, Any]({"1.color": list(range(offset, offset + n))}))
 
 
 async def _bare(url: str, n: int, offset: int) -> float:

@@ -12,7 +12,8 @@ HEAVY = ["ipywidgets", "anywidget", "IPython", "comfy_nb.widgets", "comfy_nb.moc
 def _loaded_after(code: str) -> dict[str, bool]:
     probe = f"{code}\nimport json, sys\nprint(json.dumps({{m: m in sys.modules for m in {HEAVY!r}}}))"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    loaded: dict[str, bool] = json.loads(out.stdout.strip().splitlines()[-1])
+    return loaded
 
 
 def test_import_comfy_nb_does_not_import_widgets() -> None:

@@ -213,8 +213,8 @@ class Sweep:
 
         return run_sweep_blocking(client, self, **kwargs)
 
-    def build(self, cell: Cell, config: Any, node_defs: dict[str, NodeDef]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The API graph and the job parameters for one cell (graph built with this server's defs)."""
+    def build(self, cell: Cell, config: Any, node_defs: dict[str, NodeDef] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The API graph and the job parameters for one cell (validated against ``node_defs`` unless None)."""
         if self.kind == "workflow":
             return _bind_workflow(self.base, cell.settings)
         return _bind_task(self.base, cell.settings, config, node_defs)
@@ -346,7 +346,7 @@ def _lora_specs(items: Sequence[Any]) -> list[tuple[str, float, float]]:
 
 
 def _bind_task(
-    base: Any, settings: Mapping[str, Any], config: Any, node_defs: dict[str, NodeDef]
+    base: Any, settings: Mapping[str, Any], config: Any, node_defs: dict[str, NodeDef] | None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     named, loras, nodes = _split_settings(settings)
     if "size" in named:

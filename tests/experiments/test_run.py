@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import pathlib
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
@@ -20,11 +20,21 @@ from comfy_nb.workflows import Workflow
 
 TIMEOUT = 60
 
-POOL_OPTIONS = {"health_interval": 0.05, "down_after": 2, "probe_timeout": 2.0, "max_retries": 0}
+POOL_OPTIONS: dict[str, Any] = {"health_interval": 0.05, "down_after": 2, "probe_timeout": 2.0, "max_retries": 0}
 
 
 def files_under(path: pathlib.Path) -> list[pathlib.Path]:
     return sorted(p for p in path.rglob("*") if p.is_file())
+
+
+def set_when(event: asyncio.Event, predicate: Callable[[CellResult], bool]) -> Callable[[CellResult], None]:
+    """A listener that sets ``event`` once ``predicate(result)`` holds."""
+
+    def listener(result: CellResult) -> None:
+        if predicate(result):
+            event.set()
+
+    return listener
 
 
 async def when(predicate_event: asyncio.Event) -> None:
@@ -40,7 +50,7 @@ async def test_pool_survives_a_server_killed_halfway(small_wf: Workflow, tmp_pat
         async with ServerPool([s.url for s in servers], **POOL_OPTIONS) as pool:
             first_done = asyncio.Event()
             run = await pool.run_sweep(sweep, concurrency=9, output_dir=tmp_path,
-                                       on_update=lambda r: r.state == "completed" and first_done.set())
+                                       on_update=set_when(first_done, lambda r: r.state == "completed"))
             await when(first_done)
             assert pool.load()[victim.url] > 0, "the victim must hold unfinished jobs when it dies"
             await asyncio.to_thread(victim.stop)
@@ -67,7 +77,7 @@ async def test_resume_after_cancel_reruns_nothing_finished(small_wf: Workflow, t
         async with AsyncComfyClient(server.url) as client:
             some_done = asyncio.Event()
             run = await run_sweep(client, sweep, concurrency=2, output_dir=tmp_path)
-            run.on_update(lambda r: run.counts().get("completed", 0) >= 3 and some_done.set())
+            run.on_update(set_when(some_done, lambda r: run.counts().get("completed", 0) >= 3))
             await when(some_done)
             run.cancel()
             await run.wait(TIMEOUT)
@@ -109,7 +119,7 @@ async def test_grid_table_and_provenance(small_wf: Workflow, tmp_path: pathlib.P
 
         text = repr(grid)
         assert text == repr(SweepGrid(run, x="cfg_scale", y="animal", size=96))
-        assert "0x" not in text and failed.prompt_id not in text and str(tmp_path) not in text
+        assert "0x" not in text and (failed.prompt_id or "?") not in text and str(tmp_path) not in text
         assert text.splitlines()[1].split() == ["animal", "\\", "cfg_scale", "4.0", "7.0", "10.0"]
         assert text.count("failed") == 2 and text.count("completed") == 9  # summary + table
         cells = {c["index"]: c for c in grid.cells}
@@ -207,7 +217,7 @@ async def test_jobs_forgotten_by_a_restart_are_submitted_again(small_wf: Workflo
         async with AsyncComfyClient(server.url, poll_interval=0.05) as client:
             first_done = asyncio.Event()
             run = await run_sweep(client, sweep, concurrency=4, output_dir=tmp_path,
-                                         on_update=lambda r: r.state == "completed" and first_done.set())
+                                         on_update=set_when(first_done, lambda r: r.state == "completed"))
             await when(first_done)
             await asyncio.to_thread(server.restart)
             await run.wait(TIMEOUT)

@@ -123,7 +123,7 @@ def test_html_in_prompt_error_and_filename_is_escaped_in_every_widget(
             meta={"prompt": PAYLOAD},
         )
         assert bad.wait(timeout=20).state is JobState.FAILED
-        assert PAYLOAD in bad.status.error.message
+        assert bad.status.error is not None and PAYLOAD in bad.status.error.message
         views = [JobView(good), JobView(bad), Gallery([good, bad], client=client), QueuePanel(client)]
         builder = TaskBuilder(client)
         builder.prompt.value = PAYLOAD

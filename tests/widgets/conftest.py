@@ -163,6 +163,7 @@ class FakeClient:
         self.downloads: list[tuple[str, str | None]] = []
         self.saved: list[tuple[str, str]] = []
         self.config = None
+        self.url = "http://fake"
 
     def spawn(self, coro: Any) -> concurrent.futures.Future[Any]:
         return asyncio.run_coroutine_threadsafe(coro, self._loop.loop)

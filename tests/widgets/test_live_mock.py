@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -239,9 +240,14 @@ def test_config_panel_validates_tests_connection_and_keeps_secrets(
         assert secret not in path.read_text()
 
 
-def test_config_panel_reports_connection_failure() -> None:
-    from tests.e2e._lab import free_port
+def free_port() -> int:
+    """A port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
+
+def test_config_panel_reports_connection_failure() -> None:
     panel = ConfigPanel(ComfyConfig(server_url=f"http://127.0.0.1:{free_port()}", max_retries=0))
     fut = panel.test_connection()
     with pytest.raises(ComfyConnectionError):
