@@ -30,6 +30,7 @@ from ._messages import (
     ServerMessage,
     StatusMessage,
     UnknownMessage,
+    epoch_ms,
     feature_flags_request,
     parse_message,
 )
@@ -80,10 +81,11 @@ __all__ = [
     "encode_preview_image",
     "encode_preview_with_metadata",
     "encode_progress_text",
+    "epoch_ms",
     "feature_flags_request",
     "node_errors_to_list",
-    "parse_node_defs",
     "parse_message",
+    "parse_node_defs",
     "prompt_validation_error",
     "validate_prompt",
 ]
