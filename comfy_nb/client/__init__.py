@@ -1,6 +1,6 @@
 """The async ComfyUI client, its job model and the blocking facade."""
 
-from ._async_client import AsyncComfyClient, PromptBuilder
+from ._async_client import AsyncComfyClient, PromptBuilder, as_api_graph
 from ._job import Job
 from ._models import (
     DeviceInfo,
@@ -35,5 +35,6 @@ __all__ = [
     "QueueEntry",
     "QueueState",
     "ServerCapabilities",
+    "as_api_graph",
     "retry_delay",
 ]

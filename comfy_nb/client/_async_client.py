@@ -84,7 +84,7 @@ from ._models import (
 from ._retry import is_retryable_status, retry_delay
 from ._tracker import JobTracker
 
-__all__ = ["AsyncComfyClient", "PromptBuilder"]
+__all__ = ["AsyncComfyClient", "PromptBuilder", "as_api_graph"]
 
 log = logging.getLogger("comfy_nb")
 
@@ -600,7 +600,7 @@ class AsyncComfyClient:
         A 200 that dropped invalid outputs is never silent: ``job.status.node_errors`` lists them and a
         warning is logged.
         """
-        graph = _as_api_graph(prompt)
+        graph = as_api_graph(prompt)
         await self._ensure_open()
         if prompt_id is not None and (not isinstance(prompt_id, str) or not prompt_id.strip()):
             raise WorkflowError(f"prompt_id must be a non-empty string, not {prompt_id!r}")
@@ -1256,7 +1256,8 @@ def _secret(value: Any) -> str | None:
     return str(getter()) if callable(getter) else str(value)
 
 
-def _as_api_graph(prompt: Any) -> dict[str, Any]:
+def as_api_graph(prompt: Any) -> dict[str, Any]:
+    """A submittable API graph from a dict or a ``Workflow``; ``WorkflowError`` naming what is wrong."""
     to_api = getattr(prompt, "to_api", None)
     if callable(to_api):
         prompt = to_api()

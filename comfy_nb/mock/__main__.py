@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import sys
 
 from ._server import MockServer
 
@@ -18,7 +20,20 @@ def main(argv: list[str] | None = None) -> None:
     server = MockServer(
         args.host, args.port, step_delay=args.step_delay, output_dir=args.output_dir, root_dir=args.root_dir
     )
-    server.serve_forever()
+    try:
+        server.serve_forever()
+    except OSError as exc:
+        reasons = {
+            errno.EADDRINUSE: "the port is already in use (is ComfyUI or another mock running?)",
+            errno.EACCES: "permission denied (ports below 1024 need privileges)",
+            errno.EADDRNOTAVAIL: "this machine has no such address",
+        }
+        if exc.errno not in reasons:
+            raise
+        sys.exit(
+            f"comfy-nb-mock: cannot listen on {args.host}:{args.port}: {reasons[exc.errno]}. "
+            "Choose another port with --port N, or --port 0 for a free one."
+        )
 
 
 if __name__ == "__main__":
