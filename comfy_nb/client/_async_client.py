@@ -546,7 +546,8 @@ class AsyncComfyClient:
         response = await self._request("GET", f"/models/{folder}", ok=(200, 404))
         if response.status_code == 404:
             folders = await self._get_json("/models")
-            raise ComfyError(f"the server has no model folder {folder!r}; it has: {', '.join(map(str, folders))}")
+            names = ", ".join(map(str, folders)) if isinstance(folders, list) else "(no list)"
+            raise ComfyError(f"the server has no model folder {folder!r}; it has: {names}")
         body = _json_body(response, "GET", f"{self.url}/models/{folder}")
         return [str(x) for x in body] if isinstance(body, list) else []
 
@@ -562,19 +563,22 @@ class AsyncComfyClient:
             features = body if isinstance(body, dict) else {}
         jobs = await self._request("GET", "/api/jobs", params={"limit": 1}, ok=(200, 400, 404, 405), retries=0)
         jobs_api = jobs.status_code == 200 and "jobs" in _safe_json(jobs)
-        system = stats.get("system") or {}
-        version = system.get("comfyui_version")
+        system: dict[str, Any] = stats["system"] if isinstance(stats.get("system"), dict) else {}
+        version = _text_or_none(system.get("comfyui_version"))
+        devices: list[Any] = stats["devices"] if isinstance(stats.get("devices"), list) else []
+        upload_limit = features.get("max_upload_size")
         self._capabilities = ServerCapabilities(
             version=version,
-            python_version=system.get("python_version"),
-            pytorch_version=system.get("pytorch_version"),
+            python_version=_text_or_none(system.get("python_version")),
+            pytorch_version=_text_or_none(system.get("pytorch_version")),
             devices=tuple(
-                DeviceInfo(str(d.get("name")), str(d.get("type")), d.get("vram_total"), d.get("vram_free"))
-                for d in stats.get("devices") or []
+                DeviceInfo(str(d.get("name")), str(d.get("type")), _int_or_none(d.get("vram_total")),
+                           _int_or_none(d.get("vram_free")))
+                for d in devices
                 if isinstance(d, dict)
             ),
-            supports_preview_metadata=bool(features.get("supports_preview_metadata")),
-            max_upload_size=features.get("max_upload_size"),
+            supports_preview_metadata=features.get("supports_preview_metadata") is True,
+            max_upload_size=_int_or_none(upload_limit),
             targeted_interrupt=_version_tuple(version) >= _TARGETED_INTERRUPT_SINCE,
             jobs_api=jobs_api,
             extra={"features": features, "system": system},
@@ -981,10 +985,17 @@ class AsyncComfyClient:
 
     async def load_image(self, output: Output) -> Any:
         """An output as a ``PIL.Image`` (fully loaded)."""
-        from PIL import Image
+        from PIL import Image, UnidentifiedImageError
 
-        image = Image.open(io.BytesIO(await self.download(output)))
-        image.load()
+        data = await self.download(output)
+        try:
+            image = Image.open(io.BytesIO(data))
+            image.load()
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+            raise ServerError(
+                f"{output.path!r} from {self.url} is not an image PIL can read ({type(exc).__name__}: {exc}); "
+                "use client.download(output) for its bytes"
+            ) from None
         return image
 
     async def save_output(self, output: Output, directory: str | os.PathLike[str]) -> pathlib.Path:
@@ -1247,6 +1258,14 @@ class AsyncComfyClient:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _secret(value: Any) -> str | None:

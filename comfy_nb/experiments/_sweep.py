@@ -132,10 +132,9 @@ class Sweep:
                 self.fixed[name] = _plain(value, name)
         self._check_names()
         lengths = {n: len(v) for n, v in self.axes.items()}
-        if self.zip:
-            if len(set(lengths.values())) > 1:
-                shown = ", ".join(f"{n}: {k}" for n, k in lengths.items())
-                raise WorkflowError(f"zip=True needs axes of equal length; got {shown}")
+        if self.zip and len(set(lengths.values())) > 1:
+            shown = ", ".join(f"{n}: {k}" for n, k in lengths.items())
+            raise WorkflowError(f"zip=True needs axes of equal length; got {shown}")
         count = min(lengths.values(), default=1) if self.zip else math.prod(lengths.values())
         if count > max_cells:
             shown = " × ".join(f"{n}[{k}]" for n, k in lengths.items())

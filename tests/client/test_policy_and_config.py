@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from comfy_nb.client import AsyncComfyClient, retry_delay
-from comfy_nb.client._async_client import _as_api_graph, _safe_target, _split_url
+from comfy_nb.client._async_client import _safe_target, _split_url, as_api_graph
 from comfy_nb.client._loop import library_loop, run_sync
 from comfy_nb.client._models import Output
 from comfy_nb.client._retry import MAX_RETRY_AFTER, is_retryable_status
@@ -75,9 +75,9 @@ def test_secrets_never_show(caplog: pytest.LogCaptureFixture) -> None:
 
 def test_ui_format_workflow_is_refused_with_a_hint() -> None:
     with pytest.raises(WorkflowError, match="UI-format"):
-        _as_api_graph({"nodes": [], "links": [], "version": 0.4})
+        as_api_graph({"nodes": [], "links": [], "version": 0.4})
     with pytest.raises(WorkflowError, match="class_type"):
-        _as_api_graph({"1": {"inputs": {}}})
+        as_api_graph({"1": {"inputs": {}}})
 
 
 @pytest.mark.parametrize(
