@@ -25,6 +25,17 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
+def _finite_number(value: Any) -> float | None:
+    """A finite float from a JSON number, else None (a bool, a string, NaN, or an int too big)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 class FileRef(_Model):
     """A file the server wrote or holds, fetched with ``/view?filename=&subfolder=&type=``."""
 
@@ -48,7 +59,7 @@ class PromptResponse(_Model):
     @field_validator("number", mode="before")
     @classmethod
     def _number_or_none(cls, value: Any) -> Any:
-        return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        return _finite_number(value)
 
     @field_validator("node_errors", mode="before")
     @classmethod
@@ -71,9 +82,9 @@ class QueueItem(_Model):
         """One wire entry; a shape that is not ``[number, prompt_id, ...]`` raises ``ProtocolError``."""
         if not isinstance(item, (list, tuple)) or len(item) < 2:
             raise ProtocolError(f"queue item is not a [number, prompt_id, ...] array: {str(item)[:100]}")
-        number, prompt_id = item[0], item[1]
-        if isinstance(number, bool) or not isinstance(number, (int, float)) or math.isnan(number):
-            raise ProtocolError(f"queue item has a number that is not a number: {str(number)[:50]}")
+        number, prompt_id = _finite_number(item[0]), item[1]
+        if number is None:
+            raise ProtocolError(f"queue item has a number that is not a finite number: {str(item[0])[:50]}")
         if not isinstance(prompt_id, str) or not prompt_id:
             raise ProtocolError(f"queue item has a prompt id that is not a string: {str(prompt_id)[:50]}")
         targets = item[4] if len(item) > 4 and isinstance(item[4], (list, tuple)) else []
