@@ -43,8 +43,10 @@ class FakeComfy:
         self.answers: dict[str, Answer | None] = {}
         self.script: Script = default_script
         self.gate: asyncio.Event | None = None
-        self.prompt_delay = 0.0
-        """Seconds ``POST /prompt`` takes before queuing (the prompt is queued even if the client left)."""
+        self.slow_submit = False
+        """When True, ``POST /prompt`` queues the prompt only once the client has given up waiting and
+        looks for it in ``/queue`` or ``/history`` (a validation slower than the client's timeout)."""
+        self._looked = asyncio.Event()
         self.posts: list[str] = []
         """Prompt ids received by ``POST /prompt``, one per request (duplicates show double submits)."""
         self.queue_running: list[str] = []
@@ -62,24 +64,28 @@ class FakeComfy:
 
     async def start(self) -> FakeComfy:
         app = web.Application()
-        app.router.add_get("/ws", self._ws)
-        app.router.add_get("/prompt", self._get_prompt)
-        app.router.add_post("/prompt", self._post_prompt)
-        app.router.add_get("/queue", self._queue)
-        app.router.add_post("/queue", self._post_queue)
-        app.router.add_get("/history/{pid}", self._history_one)
-        app.router.add_get("/history", self._history_all)
-        app.router.add_get("/object_info", self._object_info)
-        app.router.add_get("/system_stats", self._system_stats)
-        app.router.add_get("/view", self._view)
-        app.router.add_post("/interrupt", self._interrupt)
-        self._runner = web.AppRunner(app, handle_signals=False)
+        routes = [
+            ("GET", "/ws", "_ws"), ("GET", "/prompt", "_get_prompt"), ("POST", "/prompt", "_post_prompt"),
+            ("GET", "/queue", "_queue"), ("POST", "/queue", "_post_queue"), ("GET", "/history/{pid}", "_history_one"),
+            ("GET", "/history", "_history_all"), ("GET", "/object_info", "_object_info"),
+            ("GET", "/system_stats", "_system_stats"), ("GET", "/view", "_view"), ("POST", "/interrupt", "_interrupt"),
+        ]
+        for method, path, name in routes:  # looked up per request, so a test may replace a handler
+            app.router.add_route(method, path, self._dispatch(name))
+        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.url = f"http://127.0.0.1:{port}"
         return self
+
+    def _dispatch(self, name: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def handler(request: web.Request) -> web.StreamResponse:
+            result: web.StreamResponse = await getattr(self, name)(request)
+            return result
+
+        return handler
 
     async def stop(self) -> None:
         for task in list(self._tasks):
@@ -174,8 +180,9 @@ class FakeComfy:
         self.posts.append(pid)
 
         async def accept() -> None:  # shielded: a client that timed out does not stop the server
-            if self.prompt_delay:
-                await asyncio.sleep(self.prompt_delay)
+            if self.slow_submit:
+                self._looked.clear()
+                await self._looked.wait()
             self.queue_pending.append(pid)
             self.spawn(self._run(pid))
 
@@ -198,7 +205,9 @@ class FakeComfy:
         }
 
     async def _queue(self, request: web.Request) -> web.StreamResponse:
-        return self._answer("queue", self._queue_default)
+        response = self._answer("queue", self._queue_default)
+        self._looked.set()
+        return response
 
     async def _post_queue(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
@@ -213,7 +222,9 @@ class FakeComfy:
         def default() -> Any:
             return {pid: self.history[pid]} if pid in self.history else {}
 
-        return self._answer("history", default, pid)
+        response = self._answer("history", default, pid)
+        self._looked.set()
+        return response
 
     async def _history_all(self, request: web.Request) -> web.StreamResponse:
         return self._answer("history_all", lambda: dict(self.history))
