@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import concurrent.futures
+import functools
 import io
 import json
 import logging
@@ -284,7 +285,9 @@ class AsyncComfyClient:
             from httpx_aiohttp import AiohttpTransport
 
             limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
-            self._aio_transport = AiohttpTransport(verify=self._verify, limits=limits)
+            # One shared TLS context per setting: loading the CA bundle costs ~0.1 s of event-loop time,
+            # which every client paid at connect (even for http://), stalling every other job's events.
+            self._aio_transport = AiohttpTransport(verify=_tls_context(self._verify), limits=limits)
             self._http = httpx.AsyncClient(
                 base_url=self.url,
                 headers=self._headers,
@@ -1063,18 +1066,7 @@ class AsyncComfyClient:
             attempt += 1
 
     def _ssl_context(self) -> ssl.SSLContext | None:
-        if not self._ws_url.startswith("wss://"):
-            return None
-        if isinstance(self._verify, ssl.SSLContext):
-            return self._verify
-        if self._verify is False:
-            ctx = ssl.create_default_context()
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-            return ctx
-        if isinstance(self._verify, str):
-            return ssl.create_default_context(cafile=self._verify)
-        return ssl.create_default_context()
+        return _tls_context(self._verify) if self._ws_url.startswith("wss://") else None
 
     def _on_frame(self, frame: str | bytes) -> None:
         if isinstance(frame, bytes):
@@ -1258,6 +1250,27 @@ class AsyncComfyClient:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _tls_context(verify: bool | str | ssl.SSLContext) -> ssl.SSLContext:
+    """The TLS context for a ``verify`` setting, built once per process and shared by every client."""
+    if isinstance(verify, ssl.SSLContext):
+        return verify
+    if isinstance(verify, str):
+        if not os.path.isfile(verify):
+            raise ConfigError(f"verify={verify!r}: no such CA bundle file (give a .pem path, True or False)")
+        return _cached_tls_context(verify)
+    return _cached_tls_context(bool(verify))
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_tls_context(verify: bool | str) -> ssl.SSLContext:
+    if verify is False:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+    return ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
 
 
 def _text_or_none(value: Any) -> str | None:
