@@ -110,7 +110,10 @@ def check_max_retries(value: Any) -> int:
 
 def split_userinfo(url: str) -> tuple[str, str | None, str | None]:
     """``(url without user:password@, user, password)``: credentials in a URL are kept as secrets."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed [IPv6 bracket: the URL check reports it (redacted)
+        return redact_url(url), None, None
     if "@" not in parts.netloc:
         return url, None, None
     userinfo, _, hostport = parts.netloc.rpartition("@")
@@ -120,12 +123,16 @@ def split_userinfo(url: str) -> tuple[str, str | None, str | None]:
 
 
 def redact_url(url: str) -> str:
-    """``url`` with any ``user:password@`` shown as ``***@`` (for messages and reprs)."""
-    clean, user, password = split_userinfo(url)
-    if user is None and password is None:
+    """``url`` with any ``user:password@`` shown as ``***@`` (for messages and reprs); works on URLs
+    too broken to parse, since those are the ones that end up in error messages."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    authority = rest[:end]
+    if "@" not in authority:
         return url
-    parts = urlsplit(clean)
-    return urlunsplit((parts.scheme, f"***@{parts.netloc}", parts.path, parts.query, parts.fragment))
+    return f"{scheme}{sep}***@{authority.rpartition('@')[2]}{rest[end:]}"
 
 
 class LoraSpec(BaseModel):

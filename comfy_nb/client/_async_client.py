@@ -110,7 +110,10 @@ def _split_url(url: str) -> tuple[str, str, tuple[str, str] | None]:
         raise ConfigError(
             f"server URL {shown!r} has no scheme: write it as http://host:port (or https:// behind a proxy)"
         )
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+    except ValueError as exc:
+        raise ConfigError(f"server URL {shown!r} cannot be parsed ({exc})") from None
     if parts.scheme not in ("http", "https"):
         raise ConfigError(f"server URL {shown!r} must start with http:// or https:// (got {parts.scheme}://)")
     try:

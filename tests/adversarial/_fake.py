@@ -255,6 +255,10 @@ class FakeComfy:
         return web.Response(body=self.view_body, content_type="image/png")
 
     async def _interrupt(self, request: web.Request) -> web.StreamResponse:
+        for pid in list(self.queue_running):
+            self.finish(pid, "interrupted")
+            await self.send(msg("execution_interrupted", prompt_id=pid, node_id="1"))
+            await self.send(msg("executing", node=None, prompt_id=pid))
         return web.Response()
 
 
