@@ -74,7 +74,6 @@ async def test_client_constructor_rejects_bad_values(case: str, caplog: pytest.L
 async def test_url_password_is_a_secret(fake: FakeComfy, tmp_path: pathlib.Path) -> None:
     """Item 8: user:password@ in the URL works, but never shows in reprs, errors or the saved file."""
     url = fake.url.replace("http://", f"http://bob:{SECRET}@")
-    client = make_client(fake, **{})
     client = AsyncComfyClient(url)
     assert SECRET not in repr(client) and SECRET not in client.url
     config = ComfyConfig(server_url=url)
