@@ -1030,6 +1030,7 @@ class AsyncComfyClient:
                     additional_headers=self._headers or None,
                     max_size=None,
                     open_timeout=min(10.0, self.timeout),
+                    close_timeout=_WS_CLOSE_TIMEOUT,
                     compression=None,
                     ping_interval=20,
                     ping_timeout=20,
@@ -1329,6 +1330,9 @@ def as_api_graph(prompt: Any) -> dict[str, Any]:
 
 
 _WS_LOG = logging.getLogger("websockets.client")
+_WS_CLOSE_TIMEOUT = 1.0
+"""Seconds ``aclose()`` waits for the server to finish the socket's closing handshake (a server that
+never closes its end would otherwise hold every close, and interpreter exit, for 10 s)."""
 
 
 class _RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]

@@ -9,10 +9,20 @@ import sys
 from ._server import MockServer
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (0-65535; 0 picks a free one)")
+    return port
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="comfy-nb-mock", description="Mock ComfyUI server (no GPU, no models).")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8188, help="port (default 8188; 0 picks a free one)")
+    parser.add_argument("--port", type=_port, default=8188, help="port (default 8188; 0 picks a free one)")
     parser.add_argument("--step-delay", type=float, default=0.05, help="seconds per sampler step (default 0.05)")
     parser.add_argument("--output-dir", default=None, help="where SaveImage writes (default: a temporary dir)")
     parser.add_argument("--root-dir", default=None, help="holds output/, input/ and temp/ (default: temporary)")
