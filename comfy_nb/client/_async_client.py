@@ -908,12 +908,17 @@ class AsyncComfyClient:
 
         return unsubscribe
 
+    def _queue_wanted(self) -> bool:
+        """Whether anyone needs ``/queue`` read: a listener, or a job of ours that may have prompts
+        ahead of it (with at most one prompt on the server, a queued job of ours has none)."""
+        if self._queue_listeners:
+            return True
+        if self.queue_remaining is not None and self.queue_remaining <= 1:
+            return False
+        return any(j.status.state is JobState.QUEUED for j in self._active.values())
+
     def _schedule_queue_refresh(self) -> None:
-        if self._loop is None or self._closing:
-            return
-        if not self._queue_listeners and not any(
-            j.status.state is JobState.QUEUED for j in self._active.values()
-        ):
+        if self._loop is None or self._closing or not self._queue_wanted():
             return
         self._queue_dirty = True
         if self._queue_refresh is None or self._queue_refresh.done():
@@ -925,6 +930,8 @@ class AsyncComfyClient:
         while self._queue_dirty:
             self._queue_dirty = False
             await asyncio.sleep(0.05)  # coalesce a burst of status broadcasts into one read
+            if not self._queue_wanted():  # the jobs started meanwhile: nothing to show
+                return
             try:
                 state = await self.queue()
             except ComfyError as exc:  # unreachable or malformed: the next status message retries

@@ -261,7 +261,11 @@ class PoolJob:
             else:
                 self._notify(status)
 
-        self._unsubscribe = job.subscribe(on_status)
+        def on_error(exc: BaseException) -> None:
+            if isinstance(exc, ClientClosed):  # its client was closed under the pool: release our waiters too
+                self._close()
+
+        self._unsubscribe = job.subscribe(on_status, on_error)
         if job.done:
             self._wake.set()
         else:
