@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import struct
 from collections.abc import Callable
 from typing import Any
@@ -171,7 +172,7 @@ async def test_stale_poll_answer_never_finishes_a_job_twice(fake: FakeComfy, bac
     fake.script = script
     async with make_client(fake, quiet_poll=0.05) as client:
         ledgers = []
-        for _ in range(5):
+        for _ in range(int(os.environ.get("COMFY_NB_SOAK_JOBS", "5"))):  # 80 for a soak
             release.clear()
             fake.requests.clear()
             ledgers.append(Ledger(await client.submit(GRAPH)))
@@ -200,7 +201,7 @@ async def test_node_errors_survive_any_order(fake: FakeComfy) -> None:
 
     fake._post_prompt = post_prompt  # type: ignore[method-assign]
     async with make_client(fake) as client:
-        for _ in range(10):
+        for _ in range(int(os.environ.get("COMFY_NB_SOAK_JOBS", "10"))):
             ledger = Ledger(await client.submit(GRAPH))
             status = await ledger.ended_once()
             assert status.state is JobState.COMPLETED
