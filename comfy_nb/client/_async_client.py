@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import concurrent.futures
+import contextlib
 import functools
 import io
 import json
@@ -196,9 +197,21 @@ class AsyncComfyClient:
         self.url, self._ws_url, url_auth = _split_url(str(url or os.environ.get("COMFY_URL") or DEFAULT_URL))
         if token is None and username is None and url_auth is None:
             token = os.environ.get("COMFY_TOKEN") or None
+        if headers is not None and not isinstance(headers, Mapping):
+            raise ConfigError(f"headers must be a dict of header names to values, not {type(headers).__name__}")
+        for name in headers or {}:
+            if not isinstance(name, str) or not name or not all(33 <= ord(c) <= 126 and c != ":" for c in name):
+                raise ConfigError(f"header name {name!r} is not a valid HTTP header name (printable ASCII, no ':')")
         self._headers: dict[str, str] = {
             k: check_secret_header(_secret(v) or "", f"header {k!r}") for k, v in (headers or {}).items()
         }
+        for what, given in (("username", username), ("password", password)):
+            if given is not None and not isinstance(given, str):
+                raise ConfigError(f"{what} must be a string, not {type(given).__name__}")
+        if not isinstance(verify, (bool, str, ssl.SSLContext)):
+            raise ConfigError(
+                f"verify must be True, False, a CA bundle path or an ssl.SSLContext, not {type(verify).__name__}"
+            )
         if token:
             self._headers["Authorization"] = f"Bearer {check_secret_header(token, 'the token')}"
         elif username is not None or url_auth is not None:
@@ -234,6 +247,8 @@ class AsyncComfyClient:
         self._ws_connected: asyncio.Event | None = None
         self._ws_attempted: asyncio.Event | None = None
         self._ws_failed: str | None = None
+        self._ws_opening = False
+        """True while a socket connection attempt is in flight."""
         self._closing = False
         self._closed = False
         """True after ``aclose()`` until an explicit ``connect()``: nothing reopens it implicitly."""
@@ -628,6 +643,10 @@ class AsyncComfyClient:
             body["partial_execution_targets"] = list(partial_targets)
         tracker = JobTracker(pid, prompt=graph, outputs_to_execute=partial_targets, view_url=self.view_url)
         job = Job(self, tracker, meta)
+        if self._ws is None and self._ws_opening and self._ws_connected is not None:
+            # A reconnect is under way: wait for it (briefly) rather than follow this job blind.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._ws_connected.wait(), _WS_REOPEN_WAIT)
         if self._ws is None:  # no socket now: events may be missed, so the end is read from history
             tracker.gap = True
         self._active[pid] = job  # before the POST: its events may arrive before the response
@@ -1031,6 +1050,7 @@ class AsyncComfyClient:
         attempt = 0
         url = f"{self._ws_url}?clientId={self.client_id}"
         while not self._closing:
+            self._ws_opening = True
             try:
                 async with websockets.connect(
                     url,
@@ -1047,6 +1067,7 @@ class AsyncComfyClient:
                 ) as ws:
                     await ws.send(feature_flags_request())
                     self._ws = ws
+                    self._ws_opening = False
                     self._ws_failed = None
                     reconnected = attempt > 0 or any(j._tracker.gap for j in self._active.values())
                     attempt = 0
@@ -1066,6 +1087,7 @@ class AsyncComfyClient:
                 log.debug("comfy_nb: WebSocket %s: %s", self._ws_url, self._ws_failed)
             finally:
                 self._ws = None
+                self._ws_opening = False
                 self._ws_connected.clear()
                 self._ws_attempted.set()
             if self.closing:
@@ -1337,6 +1359,8 @@ def as_api_graph(prompt: Any) -> dict[str, Any]:
 
 
 _WS_LOG = logging.getLogger("websockets.client")
+_WS_REOPEN_WAIT = 1.0
+"""Seconds a submit waits for a socket that is being (re)opened before following its job without one."""
 _WS_CLOSE_TIMEOUT = 1.0
 """Seconds ``aclose()`` waits for the server to finish the socket's closing handshake (a server that
 never closes its end would otherwise hold every close, and interpreter exit, for 10 s)."""

@@ -69,7 +69,7 @@ def _plain(value: Any, name: str) -> Any:
     if isinstance(value, tuple):
         value = [_plain(v, name) for v in value]
     try:
-        json.loads(_canonical(value))
+        json.loads(json.dumps(value, allow_nan=False))  # NaN/Infinity would not read back as JSON
     except (TypeError, ValueError):
         raise WorkflowError(
             f"sweep value {value!r} for {name!r} cannot be recorded as JSON: use numbers, strings, lists "
