@@ -51,5 +51,15 @@ class Observers(Generic[T]):
                 except Exception:
                     log.exception("on_error of %s raised", self._what)
 
+    def fail(self, exc: BaseException) -> None:
+        """Hand ``exc`` to every ``on_error`` given (the source ended abnormally); plain callbacks are skipped."""
+        for _callback, on_error in tuple(self._entries):
+            if on_error is None:
+                continue
+            try:
+                on_error(exc)
+            except Exception:
+                log.exception("on_error of %s raised", self._what)
+
     def __len__(self) -> int:
         return len(self._entries)

@@ -9,6 +9,7 @@ to disk only by ``save(reveal_secrets=True)``. It imports only ``errors`` and th
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -26,9 +27,20 @@ from pydantic import (
 
 from ._files import write_atomic
 from .errors import ConfigError
-from .protocol import server_url_problem
+from .protocol import redact_url, server_url_problem, split_userinfo
 
-__all__ = ["DEFAULT_WORKFLOWS", "TASK_TYPES", "ComfyConfig", "LoraSpec", "default_config_path"]
+__all__ = [
+    "DEFAULT_WORKFLOWS",
+    "TASK_TYPES",
+    "ComfyConfig",
+    "LoraSpec",
+    "check_max_retries",
+    "check_secret_header",
+    "check_timeout",
+    "default_config_path",
+    "redact_url",
+    "split_userinfo",
+]
 
 TASK_TYPES = ("image", "video", "upscale", "inpaint", "grid")
 DEFAULT_WORKFLOWS: dict[str, str] = {
@@ -47,6 +59,53 @@ _RETIRED_KEYS = frozenset({"connect_timeout", "retry_backoff"})
 
 def default_config_path() -> Path:
     return Path(platformdirs.user_config_dir("comfy_nb")) / "config.json"
+
+
+# -- checks shared by ComfyConfig and the client (one rule in one place) ----------------------------
+
+
+def header_value_problem(value: str) -> str | None:
+    """Why ``value`` cannot be sent as an HTTP header value, without quoting it (it may be a secret)."""
+    for index, char in enumerate(value):
+        if char in "\r\n":
+            where = "at its end (a trailing newline, e.g. from a file)" if not value[index:].strip() else (
+                f"at position {index}"
+            )
+            return f"contains a line break {where}: strip it, e.g. token.strip()"
+        if ord(char) > 126 or (ord(char) < 32 and char != "\t"):
+            kind = "a curly quote (pasted from a document?)" if char in "\u2018\u2019\u201c\u201d" else (
+                f"the character U+{ord(char):04X}"
+            )
+            return f"contains {kind} at position {index}: HTTP headers carry only printable ASCII"
+    if value != value.strip():
+        return "starts or ends with spaces: strip it"
+    return None
+
+
+def check_secret_header(value: str, what: str) -> str:
+    """``value`` if it can be sent as a header, else ``ConfigError`` naming ``what`` (never the value)."""
+    if not isinstance(value, str):
+        raise ConfigError(f"{what} must be a string, not {type(value).__name__}")
+    problem = header_value_problem(value)
+    if problem is not None:
+        raise ConfigError(f"{what} {problem}")
+    return value
+
+
+def check_timeout(value: Any, what: str = "timeout") -> float:
+    """A positive, finite number of seconds, else ``ConfigError``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{what} must be a number of seconds, not {type(value).__name__}")
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{what} must be a positive number of seconds (got {value}); e.g. {what}=30")
+    return float(value)
+
+
+def check_max_retries(value: Any) -> int:
+    """A count of retries >= 0, else ``ConfigError``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"max_retries must be a whole number >= 0 (got {value!r}); 0 turns retries off")
+    return value
 
 
 class LoraSpec(BaseModel):
@@ -81,7 +140,7 @@ class ComfyConfig(BaseModel):
     password: SecretStr | None = Field(default=None, repr=False, exclude=True)
     headers: dict[str, SecretStr] = Field(default_factory=dict, repr=False, exclude=True)
     """Extra HTTP headers (e.g. a proxy's API key); treated as secrets."""
-    timeout: float = Field(default=30.0, gt=0)
+    timeout: float = Field(default=30.0, gt=0, allow_inf_nan=False)
     max_retries: int = Field(default=3, ge=0)
     workflows: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_WORKFLOWS))
     """Task type (image, img2img, video, upscale, inpaint, grid) → template name or workflow file path."""
@@ -97,10 +156,48 @@ class ComfyConfig(BaseModel):
             raise _config_error(exc) from None
 
     def __setattr__(self, name: str, value: Any) -> None:
+        if name == "server_url" and isinstance(value, str):
+            value, user, password = split_userinfo(value.strip())
+            if user is not None:  # credentials given with the new URL replace the old ones
+                self.username = user
+            if password is not None:
+                self.password = SecretStr(password)
         try:
             super().__setattr__(name, value)
         except ValidationError as exc:
             raise _config_error(exc) from None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _userinfo_to_secrets(cls, data: Any) -> Any:
+        """``http://user:pw@host`` is accepted, but the password is kept as a secret, not in the URL."""
+        if isinstance(data, dict) and isinstance(data.get("server_url"), str):
+            url, user, password = split_userinfo(data["server_url"].strip())
+            if user is not None or password is not None:
+                data = {**data, "server_url": url}
+                if user is not None and data.get("username") is None:
+                    data["username"] = user
+                if password is not None and data.get("password") is None:
+                    data["password"] = password
+        return data
+
+    @field_validator("token")
+    @classmethod
+    def _check_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            problem = header_value_problem(value.get_secret_value())
+            if problem is not None:
+                raise ValueError(problem)
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _check_headers(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for name, secret in value.items():
+            problem = header_value_problem(secret.get_secret_value())
+            if problem is not None:
+                raise ValueError(f"header {name!r} {problem}")
+        return value
 
     def __str__(self) -> str:
         return repr(self)
@@ -183,7 +280,7 @@ def _config_error(exc: ValidationError) -> ConfigError:
     for error in exc.errors(include_input=False, include_url=False):
         field = ".".join(str(part) for part in error["loc"]) or "config"
         message = error["msg"].removeprefix("Value error, ")
-        if error["loc"] and error["loc"][0] in _SECRET_FIELDS:
-            message = error["type"]
+        if error["loc"] and error["loc"][0] in _SECRET_FIELDS and error["type"] != "value_error":
+            message = error["type"]  # our own checks never quote the value; pydantic's might
         problems.append(f"{field}: {message}")
     return ConfigError("invalid configuration: " + "; ".join(problems))

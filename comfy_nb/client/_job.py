@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._display import mimebundle
 from .._observers import Observers
-from ..errors import ComfyTimeout, ExecutionError, JobCancelled, JobLost
+from ..errors import ClientClosed, ComfyTimeout, ExecutionError, JobCancelled, JobLost
 from ._contracts import ErrorCallback, UpdateCallback
 from ._models import JobState, JobStatus, Output
 from ._tracker import JobTracker
@@ -58,6 +58,13 @@ class Job:
         self.foreign = False
         """True for a prompt submitted elsewhere and only followed by this client."""
         self.vanished = 0
+        self.heard = False
+        """True once the socket brought an event for this prompt (so the server has it)."""
+        self._held = False
+        """True while ``submit`` still handles the server's answer: changes are delivered after it."""
+        self._ended = False
+        """True once the terminal status was delivered: nothing is delivered after it."""
+        self._closed: ClientClosed | None = None
 
     @property
     def prompt_id(self) -> str:
@@ -76,10 +83,39 @@ class Job:
         return self._client
 
     def _notify(self) -> None:
+        """Deliver the current status to subscribers; the terminal one exactly once, then nothing."""
+        if self._held or self._ended:
+            return
         status = self._tracker.status
+        if status.terminal:
+            self._ended = True
         self._subscribers.notify(status)
         if status.terminal:
             self._done.set()
+
+    def _hold(self) -> None:
+        self._held = True
+
+    def _release(self) -> None:
+        """End the hold ``submit`` put on deliveries and deliver what changed meanwhile."""
+        self._held = False
+        self._notify()
+
+    def _close(self, client_url: str) -> None:
+        """The client was closed with this job unfinished: release every waiter with ``ClientClosed``.
+
+        The job keeps its last status (it may still run on the server); subscribers get the error
+        through ``on_error`` once.
+        """
+        if self.done or self._closed is not None:
+            return
+        self._closed = ClientClosed(
+            f"the client for {client_url} was closed while prompt {self.prompt_id} was unfinished "
+            f"(state {self.status.state.value}); it may still run on the server: follow it again with "
+            f"client.track({self.prompt_id!r}) on an open client"
+        )
+        self._subscribers.fail(self._closed)
+        self._done.set()
 
     def subscribe(self, on_update: UpdateCallback, on_error: ErrorCallback | None = None) -> Callable[[], None]:
         """Call ``on_update(status)`` on every change; returns a function that stops it.
@@ -89,7 +125,7 @@ class Job:
         return self._subscribers.add(on_update, on_error)
 
     async def wait(self, timeout: float | None = None) -> JobStatus:
-        """Wait for a terminal state; raises only ``ComfyTimeout``."""
+        """Wait for a terminal state; raises ``ComfyTimeout``, or ``ClientClosed`` if the client is closed."""
         if not self.done:
             try:
                 await asyncio.wait_for(self._done.wait(), timeout)
@@ -98,6 +134,8 @@ class Job:
                     f"prompt {self.prompt_id} did not finish within {timeout} s "
                     f"(state {self.status.state.value}, progress {self.status.progress:.0f}%)"
                 ) from None
+        if not self.done and self._closed is not None:
+            raise ClientClosed(self._closed.message)
         return self.status
 
     async def result(self, timeout: float | None = None) -> list[Output]:
@@ -113,14 +151,21 @@ class Job:
         return self._client.spawn(self.cancel())
 
     async def updates(self) -> AsyncGenerator[JobStatus, None]:
-        """Each new status until (and including) the terminal one."""
-        queue: asyncio.Queue[JobStatus] = asyncio.Queue()
-        unsubscribe = self.subscribe(queue.put_nowait)
+        """Each new status until (and including) the terminal one; ``ClientClosed`` if the client closes."""
+        queue: asyncio.Queue[JobStatus | BaseException] = asyncio.Queue()
+        unsubscribe = self.subscribe(queue.put_nowait, queue.put_nowait)
         try:
             status = self.status
             yield status
             while not status.terminal:
-                status = await queue.get()
+                if self._closed is not None and queue.empty():
+                    raise ClientClosed(self._closed.message)
+                item = await queue.get()
+                if isinstance(item, ClientClosed):
+                    raise ClientClosed(item.message)
+                if isinstance(item, BaseException):
+                    continue  # our own queue.put_nowait cannot raise; nothing else reports here
+                status = item
                 yield status
         finally:
             unsubscribe()

@@ -135,6 +135,10 @@ class ComfyClient:
         return self.aclient.view_url
 
     @property
+    def max_download_size(self) -> int:
+        return self.aclient.max_download_size
+
+    @property
     def closing(self) -> bool:
         return self.aclient.closing
 

@@ -12,6 +12,8 @@ import time
 from dataclasses import replace
 from typing import Any
 
+from pydantic import ValidationError
+
 from ..errors import NodeInputError
 from ..protocol import (
     ExecutedMessage,
@@ -27,6 +29,7 @@ from ..protocol import (
     ProgressStateMessage,
     ProgressText,
     ServerMessage,
+    epoch_ms,
     linked_nodes,
 )
 from ._models import ErrorInfo, JobState, JobStatus, NodeRef, Output, Preview, outputs_from_ui
@@ -253,6 +256,16 @@ class JobTracker:
             return self._finish(JobState.CANCELLED, timestamp=msg.timestamp)
         return False
 
+    def outputs_missing(self) -> bool:
+        """True when no output arrived although the graph has sink nodes to run (they are the output
+        nodes): at the end marker the outputs must then come from history (messages were reordered
+        or lost)."""
+        if self._outputs or not self._to_run:
+            return False
+        nodes = [self._prompt.get(nid) for nid in self._to_run]
+        consumed = {src for node in nodes if isinstance(node, dict) for src in linked_nodes(node.get("inputs"))}
+        return any(nid not in consumed for nid in self._to_run)
+
     def apply_preview(self, preview: PreviewImage) -> bool:
         if self.status.terminal:
             return False
@@ -272,38 +285,49 @@ class JobTracker:
         return True
 
     def apply_history(self, entry: HistoryEntry) -> bool:
-        """Finish from a ``/history`` entry: the record of last resort after a lost socket."""
-        if self.status.terminal and not self.gap:
+        """Finish from a ``/history`` entry: the record of last resort after a lost socket.
+
+        A job that has already ended is never touched again (a stale poll answer must not end it a
+        second time). Fields of an unexpected type read as absent: nothing here raises.
+        """
+        if self.status.terminal:
             return False
         for node_id, ui in entry.outputs.items():
             self._outputs[node_id] = outputs_from_ui(node_id, ui, self._view_url)
-        if not self._to_run and len(entry.prompt) > 4 and isinstance(entry.prompt[2], dict):
-            self._prompt = entry.prompt[2]
-            self._to_run = nodes_to_run(self._prompt, [str(x) for x in entry.prompt[4] or []])
+        prompt = entry.prompt
+        if not self._to_run and len(prompt) > 4 and isinstance(prompt[2], dict):
+            self._prompt = prompt[2]
+            targets = prompt[4] if isinstance(prompt[4], list) else []
+            self._to_run = nodes_to_run(self._prompt, [str(x) for x in targets])
             self._count_done()
         start = entry.status.message("execution_start")
-        if start and self.status.started_at is None:
-            self.status = replace(self.status, started_at=start.get("timestamp", 0) / 1000.0 or None)
-        was_terminal = self.status.terminal
-        if was_terminal:  # a terminal state reached with a gap: refresh outputs only
-            self.status = replace(self.status, outputs=self._outputs_tuple())
-            self.gap = False
-            return True
+        started = epoch_ms(start.get("timestamp")) if start else None
+        if started and self.status.started_at is None:
+            self.status = replace(self.status, started_at=started / 1000.0)
         self.gap = False
         err = entry.status.message("execution_error")
         if err is not None:
-            msg = ExecutionErrorMessage.model_validate({**err, "prompt_id": self.prompt_id})
+            try:
+                msg = ExecutionErrorMessage.model_validate({**err, "prompt_id": self.prompt_id})
+            except ValidationError:
+                msg = ExecutionErrorMessage(prompt_id=self.prompt_id, exception_message=str(err)[:500])
             return self.apply(msg)
         interrupted = entry.status.message("execution_interrupted")
         if interrupted is not None:
-            return self._finish(JobState.CANCELLED, timestamp=interrupted.get("timestamp"))
+            return self._finish(JobState.CANCELLED, timestamp=epoch_ms(interrupted.get("timestamp")))
         success = entry.status.message("execution_success")
         if entry.status.status_str == "success" or entry.status.completed:
-            return self._finish(JobState.COMPLETED, timestamp=success.get("timestamp") if success else None)
+            stamp = epoch_ms(success.get("timestamp")) if success else None
+            return self._finish(JobState.COMPLETED, timestamp=stamp)
         return False
 
     def set_node_errors(self, errors: tuple[NodeInputError, ...]) -> bool:
         """Outputs the server dropped as invalid (a 200 with ``node_errors``): recorded, not run."""
+        if self.status.terminal:  # ended before the POST answer was read: the record still needs them
+            if errors == self.status.node_errors:
+                return False
+            self.status = replace(self.status, node_errors=errors)
+            return True
         dropped = {o for e in errors for o in e.dependent_outputs}
         if self._prompt:
             self._to_run = nodes_to_run(self._prompt, None, dropped)

@@ -96,13 +96,22 @@ class RunStore:
         return self.directory / "outputs" / key
 
     def read_manifest(self) -> dict[str, Any] | None:
+        """The manifest, None if there is none; ``ConfigError`` naming the file if it cannot be used."""
+        from ..errors import ConfigError
+
         try:
             data = json.loads(self.manifest_path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read the sweep manifest {self.manifest_path}: {exc}") from None
+        except ValueError as exc:  # truncated or edited by hand
+            raise ConfigError(
+                f"the sweep manifest {self.manifest_path} is not valid JSON ({exc}); it may have been cut "
+                "short or edited. Restore it, or delete it and run the same Sweep again into this directory "
+                "(finished cells are kept: their results are in cells/)"
+            ) from None
         if not isinstance(data, dict) or data.get("format") != FORMAT:
-            from ..errors import ConfigError
-
             raise ConfigError(f"{self.manifest_path} is not a comfy_nb sweep manifest")
         return data
 

@@ -1,8 +1,10 @@
 """``Sweep``: a base task or workflow plus axes of values, expanded into cells.
 
-Cells are expanded eagerly (a sweep is at most a few thousand cells) and each gets a key that depends
-only on the base and on the cell's values, so a run directory can be resumed by a sweep built again
-in a later kernel: the same cell gets the same key and is not run twice.
+Cells are expanded eagerly (a sweep is at most a few thousand cells; more than ``max_cells`` is refused
+at once with the count) and each gets a key that depends only on the base and on the cell's values, so
+a run directory can be resumed by a sweep built again in a later kernel: the same cell gets the same
+key and is not run twice. That is why a base task without a seed gets one derived from the task
+itself, not drawn at random.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import hashlib
 import importlib
 import itertools
 import json
+import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,6 +36,8 @@ WORKFLOW_PARAMETERS = (*PARAMETER_NAMES, "size", "lora_strength")
 _TASK_EXTRAS = ("size", "lora_strength")
 _VARIABLE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _LORA_PREFIX = "lora:"
+MAX_CELLS = 100_000
+"""The default limit on a sweep's size: a typo (``range(10**6)``) fails at once instead of expanding."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +72,7 @@ def _plain(value: Any, name: str) -> Any:
     if isinstance(value, tuple):
         value = [_plain(v, name) for v in value]
     try:
-        json.loads(_canonical(value))
+        json.loads(json.dumps(value, allow_nan=False))  # NaN/Infinity would not read back as JSON
     except (TypeError, ValueError):
         raise WorkflowError(
             f"sweep value {value!r} for {name!r} cannot be recorded as JSON: use numbers, strings, lists "
@@ -104,33 +109,40 @@ class Sweep:
       when missing) and any node input as ``"node_id.input"``.
     """
 
-    def __init__(self, base: Any, /, *, zip: bool = False, **axes: Any) -> None:
+    def __init__(self, base: Any, /, *, zip: bool = False, max_cells: int = MAX_CELLS, **axes: Any) -> None:
         if isinstance(base, Mapping):
             from ..workflows import Workflow
 
             base = Workflow(base)
         self.kind = _base_kind(base)
         if self.kind == "task" and getattr(base, "seed", 0) is None:
-            # One seed for the whole sweep: cells must differ only by what is swept.
-            base = dataclasses.replace(base, seed=base.resolved_seed)
+            # One seed for the whole sweep (cells differ only by what is swept), derived from the task
+            # so that the same Sweep built in a new kernel has the same cell keys and resumes.
+            base = dataclasses.replace(base, seed=_derived_seed(base))
         self.base = base
         self.zip = bool(zip)
         self.axes: dict[str, list[Any]] = {}
         self.fixed: dict[str, Any] = {}
         for name, value in axes.items():
             if _is_axis(value):
-                values = [_plain(v, name) for v in value]
+                values = [_plain(v, name) for v in _bounded_axis(name, value, max_cells)]
                 if not values:
                     raise WorkflowError(f"sweep axis {name!r} is empty")
                 self.axes[name] = values
             else:
                 self.fixed[name] = _plain(value, name)
         self._check_names()
-        if self.zip:
-            lengths = {n: len(v) for n, v in self.axes.items()}
-            if len(set(lengths.values())) > 1:
-                shown = ", ".join(f"{n}: {k}" for n, k in lengths.items())
-                raise WorkflowError(f"zip=True needs axes of equal length; got {shown}")
+        lengths = {n: len(v) for n, v in self.axes.items()}
+        if self.zip and len(set(lengths.values())) > 1:
+            shown = ", ".join(f"{n}: {k}" for n, k in lengths.items())
+            raise WorkflowError(f"zip=True needs axes of equal length; got {shown}")
+        count = min(lengths.values(), default=1) if self.zip else math.prod(lengths.values())
+        if count > max_cells:
+            shown = " × ".join(f"{n}[{k}]" for n, k in lengths.items())
+            raise WorkflowError(
+                f"this sweep has {count:,} cells ({shown}), over the limit of {max_cells:,}: check the axes "
+                "for a typo, or pass max_cells= to run one this large"
+            )
         self.fingerprint = hashlib.sha256(_canonical(self.base_data()).encode()).hexdigest()[:16]
         self.cells: list[Cell] = self._expand()
         if self.kind == "workflow":
@@ -248,6 +260,25 @@ class Sweep:
             target = getattr(target, part)
         base = target(base_info["data"]) if base_info["kind"] == "workflow" else target(**base_info["data"])
         return cls(base, zip=bool(manifest.get("zip")), **manifest.get("fixed", {}), **manifest["axes"])
+
+
+def _bounded_axis(name: str, value: Any, limit: int) -> list[Any]:
+    """The axis's values, reading no more than ``limit + 1`` of them (a typo-sized range fails fast)."""
+    size = len(value) if hasattr(value, "__len__") else None
+    values = list(itertools.islice(iter(value), limit + 1)) if size is None or size > limit else list(value)
+    if len(values) > limit:
+        total = f"{size:,}" if size is not None else f"more than {limit:,}"
+        raise WorkflowError(
+            f"sweep axis {name!r} has {total} values, over the limit of {limit:,} cells: check it for a typo, "
+            "or pass max_cells= to run a sweep this large"
+        )
+    return values
+
+
+def _derived_seed(task: Any) -> int:
+    """A seed that depends only on the task's fields (the same in every kernel)."""
+    digest = hashlib.sha256(_canonical(_task_data(task)).encode()).digest()
+    return int.from_bytes(digest[:4], "big")
 
 
 def _fill(value: Any, values: Mapping[str, Any]) -> Any:

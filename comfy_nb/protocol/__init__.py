@@ -15,7 +15,7 @@ from ._frames import (
     encode_preview_with_metadata,
     encode_progress_text,
 )
-from ._graph import api_graph, is_link, is_ui_workflow, linked_nodes
+from ._graph import api_graph, is_link, is_ui_workflow, linked_nodes, refuse_non_finite
 from ._messages import (
     ExecutedMessage,
     ExecutingMessage,
@@ -31,6 +31,7 @@ from ._messages import (
     ServerMessage,
     StatusMessage,
     UnknownMessage,
+    epoch_ms,
     feature_flags_request,
     parse_message,
 )
@@ -45,7 +46,7 @@ from ._rest import (
     node_errors_to_list,
     prompt_validation_error,
 )
-from ._urls import ServerUrl, parse_server_url, server_url_problem
+from ._urls import ServerUrl, parse_server_url, redact_url, server_url_problem, split_userinfo
 from ._validation import PromptCheck, validate_prompt
 
 __all__ = [
@@ -84,6 +85,7 @@ __all__ = [
     "encode_preview_image",
     "encode_preview_with_metadata",
     "encode_progress_text",
+    "epoch_ms",
     "feature_flags_request",
     "is_link",
     "is_ui_workflow",
@@ -93,6 +95,9 @@ __all__ = [
     "parse_node_defs",
     "parse_server_url",
     "prompt_validation_error",
+    "redact_url",
+    "refuse_non_finite",
     "server_url_problem",
+    "split_userinfo",
     "validate_prompt",
 ]

@@ -6,6 +6,7 @@ mock server (execution order), so the three cannot drift apart.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, TypeGuard
 
@@ -73,3 +74,15 @@ def api_graph(prompt: Any) -> dict[str, dict[str, Any]]:
             raise WorkflowError(f"node {node_id!r} ({class_type}): '_meta' must be a dict like {{'title': ...}}")
         graph[str(node_id)] = dict(node)
     return graph
+
+
+def refuse_non_finite(graph: Mapping[str, Mapping[str, Any]]) -> None:
+    """``WorkflowError`` for a NaN or infinite input: JSON cannot carry it and the server's range checks
+    would let it through, so it is refused before anything is sent."""
+    for node_id, node in graph.items():
+        for name, value in dict(node.get("inputs") or {}).items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise WorkflowError(
+                    f"node {node_id!r} ({node.get('class_type')}) input {name!r} is {value}: JSON cannot "
+                    "carry it and the server's range checks would let it through; give a finite number"
+                )

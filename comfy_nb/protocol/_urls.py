@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ..errors import ConfigError
 
-__all__ = ["ServerUrl", "parse_server_url", "server_url_problem"]
+__all__ = ["ServerUrl", "parse_server_url", "redact_url", "server_url_problem", "split_userinfo"]
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def parse_server_url(text: str) -> ServerUrl:
     """The HTTP base, socket URL and URL credentials of a server, or ``ConfigError`` saying how to fix it."""
     problem = server_url_problem(text)
     if problem is not None:
-        raise ConfigError(f"server URL {text.strip()!r} {problem}")
+        raise ConfigError(f"server URL {redact_url(text.strip())!r} {problem}")
     parts = urlsplit(text.strip())
     host = parts.hostname or ""
     host = f"[{host}]" if ":" in host else host
@@ -74,3 +74,30 @@ def parse_server_url(text: str) -> ServerUrl:
     auth = (parts.username or "", parts.password or "") if parts.username else None
     ws_scheme = "wss" if parts.scheme == "https" else "ws"
     return ServerUrl(f"{parts.scheme}://{netloc}{path}", f"{ws_scheme}://{netloc}{path}/ws", auth)
+
+
+def split_userinfo(url: str) -> tuple[str, str | None, str | None]:
+    """``(url without user:password@, user, password)``: credentials in a URL are kept as secrets."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed [IPv6 bracket: the URL check reports it (redacted)
+        return redact_url(url), None, None
+    if "@" not in parts.netloc:
+        return url, None, None
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user, sep, password = userinfo.partition(":")
+    clean = urlunsplit((parts.scheme, hostport, parts.path, parts.query, parts.fragment))
+    return clean, unquote(user) or None, unquote(password) if sep else None
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any ``user:password@`` shown as ``***@`` (for messages and reprs); works on URLs
+    too broken to parse, since those are the ones that end up in error messages."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    authority = rest[:end]
+    if "@" not in authority:
+        return url
+    return f"{scheme}{sep}***@{authority.rpartition('@')[2]}{rest[end:]}"

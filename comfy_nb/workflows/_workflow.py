@@ -315,7 +315,11 @@ class Workflow:
         """
         prompt = self.to_api()
         check = validate_prompt(
-            prompt, as_object_info(object_info), strict_combos=strict_combos, input_files=input_files
+            prompt,
+            as_object_info(object_info),
+            strict_combos=strict_combos,
+            input_files=input_files,
+            client_checks=True,
         )
         if check.ok and not check.node_errors:
             return

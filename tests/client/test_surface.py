@@ -16,7 +16,7 @@ ASYNC_ONLY = {"connect", "aclose"}
 BLOCKING_ONLY = {"close", "aclient"}  # ``aclient``: the async client it drives, for ``await`` code
 
 # The client's follow-state, kept on Job for now; it moves into the follower when the client is split.
-FOLLOW_STATE = {"foreign", "vanished"}
+FOLLOW_STATE = {"foreign", "heard", "vanished"}
 
 TINY = {
     "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
