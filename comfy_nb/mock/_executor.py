@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from . import _loaders  # noqa: F401 - registers the loader nodes
 from ._nodes import NODE_IMPLS, NodeImpl, encode_for_error
 
 if TYPE_CHECKING:
@@ -107,6 +108,9 @@ class _NodeCtx:
 
     def models(self, folder: str) -> list[str]:
         return self.app.catalog.models.get(folder, [])
+
+    def family(self, folder: str, name: str) -> str | None:
+        return self.app.catalog.family(folder, name)
 
     def next_counter(self, folder: str, filename: str, count: int = 1) -> int:
         return self.app.executor.next_counter(folder, filename, count)

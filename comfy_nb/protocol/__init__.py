@@ -4,6 +4,7 @@ Shared by the client (which speaks it) and the mock server (which answers it), s
 write the same shapes. See ``../shared/reference/comfyui-protocol.md`` for the contract.
 """
 
+from ._families import MODEL_FAMILIES, MODEL_INPUTS, ModelFamily, family_of, fits
 from ._frames import (
     BinaryEventType,
     BinaryFrame,
@@ -47,6 +48,11 @@ from ._rest import (
 from ._validation import PromptCheck, validate_prompt
 
 __all__ = [
+    "MODEL_FAMILIES",
+    "MODEL_INPUTS",
+    "ModelFamily",
+    "family_of",
+    "fits",
     "WIDGET_TYPES",
     "BinaryEventType",
     "BinaryFrame",

@@ -20,7 +20,8 @@ CLASSES = (
     "ImageUpscaleWithModel LoadImage LoadImageMask SaveImage PreviewImage SaveAnimatedWEBP SaveAnimatedPNG "
     "EmptyImage ImageInvert ImageBlur ImageOnlyCheckpointLoader SVD_img2vid_Conditioning "
     "VideoLinearCFGGuidance EmptyHunyuanLatentVideo RepeatLatentBatch SaveImageWebsocket PrimitiveInt "
-    "PrimitiveFloat PrimitiveString GetImageSize ImageQuantize SlowProgressImage"
+    "PrimitiveFloat PrimitiveString GetImageSize ImageQuantize SlowProgressImage UNETLoader CLIPLoader "
+    "DualCLIPLoader ModelSamplingSD3"
 ).split()
 
 # Inputs whose options the mock fills at run time (model files, input-dir images).
@@ -31,6 +32,10 @@ DYNAMIC = {
     ("LoraLoader", "lora_name"),
     ("LoraLoaderModelOnly", "lora_name"),
     ("UpscaleModelLoader", "model_name"),
+    ("UNETLoader", "unet_name"),
+    ("CLIPLoader", "clip_name"),
+    ("DualCLIPLoader", "clip_name1"),
+    ("DualCLIPLoader", "clip_name2"),
     ("LoadImage", "image"),
     ("LoadImageMask", "image"),
 }
