@@ -6,12 +6,13 @@ turns a request by parameters into a prompt using the workflow the ``ComfyConfig
 """
 
 from ._task import GenerationTask, TaskType
-from ._templates import TEMPLATES, load_template
+from ._templates import TEMPLATE_FAMILIES, TEMPLATES, load_template
 from ._ui import is_ui_workflow, ui_to_api
 from ._workflow import Node, Workflow
 
 __all__ = [
     "TEMPLATES",
+    "TEMPLATE_FAMILIES",
     "GenerationTask",
     "Node",
     "TaskType",
