@@ -404,7 +404,9 @@ def _encode(pixels: ImageBatch, vae: VaeRef) -> Latent:
     w8, h8 = _mult8(w), _mult8(h)
     imgs = tuple(p.convert("RGB").crop((0, 0, w8, h8)) if p.size != (w8, h8) else p.convert("RGB") for p in pixels)
     family = MODEL_FAMILIES.get(vae.family or "sd15", MODEL_FAMILIES["sd15"])
-    return Latent(w8, h8, len(imgs), imgs, channels=family.latent_channels)
+    # a video VAE encodes the batch as the frames of one video (a 5-D latent)
+    frames = len(imgs) if family.video else 1
+    return Latent(w8, h8, len(imgs), imgs, video=family.video, channels=family.latent_channels, frames=frames)
 
 
 @_node("VAEEncode")
