@@ -15,14 +15,14 @@ __all__ = ["DEFAULT_MODELS", "MODEL_FOLDERS", "Catalog", "IMAGE_EXTENSIONS"]
 
 DEFAULT_MODELS: dict[str, list[str]] = {
     "checkpoints": ["sd15-mock.safetensors", "sdxl-mock.safetensors", "v1-5-pruned-emaonly-fp16.safetensors"],
-    "diffusion_models": ["wan2.1_t2v_1.3B_fp16.safetensors"],
-    "text_encoders": ["umt5_xxl_fp8_e4m3fn_scaled.safetensors"],
-    "vae": ["vae-ft-mse-mock.safetensors", "wan_2.1_vae.safetensors"],
+    "diffusion_models": ["flux1-dev.safetensors", "wan2.1_t2v_1.3B_fp16.safetensors"],
+    "text_encoders": ["clip_l.safetensors", "t5xxl_fp16.safetensors", "umt5_xxl_fp8_e4m3fn_scaled.safetensors"],
+    "vae": ["ae.safetensors", "vae-ft-mse-mock.safetensors", "wan_2.1_vae.safetensors"],
     "loras": ["detail-mock.safetensors", "style-ink-mock.safetensors"],
     "upscale_models": ["4x-mock.pth"],
 }
 """The mock's files; each has the family its name says (``protocol.family_of``). The default
-SD1.5 and video files have the names the templates load, as on an install that followed the official ones."""
+SD1.5, Flux and Wan files have the names the templates load, as on an install that followed the official ones."""
 
 ModelFiles = Mapping[str, "Sequence[str] | Mapping[str, str | None]"]
 """``{folder: [file names]}``, or ``{folder: {file name: family}}`` to give files a family their names do not say."""

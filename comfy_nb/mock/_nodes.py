@@ -329,6 +329,16 @@ async def clip_text_encode(ctx: NodeContext, text: str, clip: ClipRef | None) ->
     return ([Conditioning(str(text), clip)],), None
 
 
+@_node("FluxGuidance")
+async def flux_guidance(ctx: NodeContext, conditioning: Any, guidance: float) -> tuple[tuple[Any, ...], None]:
+    return (conditioning,), None
+
+
+@_node("ConditioningZeroOut")
+async def conditioning_zero_out(ctx: NodeContext, conditioning: Any) -> tuple[tuple[Any, ...], None]:
+    return ([Conditioning("", None)],), None
+
+
 def _cond_text(cond: Any) -> str:
     if isinstance(cond, list):
         return " | ".join(c.text for c in cond if isinstance(c, Conditioning))
@@ -387,6 +397,11 @@ async def svd_conditioning(
 
 @_node("EmptyLatentImage")
 async def empty_latent(ctx: NodeContext, width: int, height: int, batch_size: int = 1) -> tuple[tuple[Any, ...], None]:
+    return (Latent(_mult8(width), _mult8(height), int(batch_size)),), None
+
+
+@_node("EmptySD3LatentImage")
+async def empty_sd3_latent(ctx: NodeContext, width: int, height: int, batch_size: int = 1) -> tuple[tuple[Any, ...], None]:
     return (Latent(_mult8(width), _mult8(height), int(batch_size)),), None
 
 

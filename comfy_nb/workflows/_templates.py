@@ -20,6 +20,8 @@ __all__ = ["TEMPLATES", "TEMPLATE_FAMILIES", "load_template"]
 TEMPLATES: dict[str, str] = {
     "txt2img": "text to image, SD1.5 checkpoint (official default): empty latent, KSampler, SaveImage",
     "txt2img_sdxl": "text to image, SDXL base checkpoint at 1024×1024 (official SDXL example, base pass)",
+    "txt2img_flux": "text to image, Flux.1 dev (official template): UNETLoader + DualCLIPLoader(flux) + VAELoader, "
+    "FluxGuidance 3.5, no negative prompt (ConditioningZeroOut), cfg 1",
     "img2img": "image to image: LoadImage resized to the size, VAEEncode, KSampler at denoise 0.87",
     "inpaint": "inpainting with any checkpoint: InpaintModelConditioning with a noise mask; mask from a "
     "mask image (white = repaint) or the image's alpha",
@@ -35,6 +37,7 @@ TEMPLATES: dict[str, str] = {
 TEMPLATE_FAMILIES: dict[str, str | None] = {
     "txt2img": "sd15",
     "txt2img_sdxl": "sdxl",
+    "txt2img_flux": "flux",
     "img2img": "sd15",
     "inpaint": "sd15",
     "inpaint_model": "sd15_inpaint",

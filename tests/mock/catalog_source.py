@@ -21,7 +21,7 @@ CLASSES = (
     "EmptyImage ImageInvert ImageBlur ImageOnlyCheckpointLoader SVD_img2vid_Conditioning "
     "VideoLinearCFGGuidance EmptyHunyuanLatentVideo RepeatLatentBatch SaveImageWebsocket PrimitiveInt "
     "PrimitiveFloat PrimitiveString GetImageSize ImageQuantize SlowProgressImage UNETLoader CLIPLoader "
-    "DualCLIPLoader ModelSamplingSD3"
+    "DualCLIPLoader ModelSamplingSD3 EmptySD3LatentImage FluxGuidance ConditioningZeroOut"
 ).split()
 
 # Inputs whose options the mock fills at run time (model files, input-dir images).
