@@ -161,3 +161,15 @@ def test_inpaint_for_an_inpainting_model(filled_info: dict[str, Any]) -> None:
     encode = next(n for n in prompt.values() if n["class_type"] == "VAEEncodeForInpaint")
     load = next(k for k, n in prompt.items() if n["class_type"] == "LoadImage")
     assert encode["inputs"]["mask"] == [load, 1]  # no mask image: the picture's alpha
+
+
+def test_model_choices_survive_save_and_load(tmp_path: Any) -> None:
+    config = ComfyConfig(
+        server_url=URL,
+        checkpoint="sd15.safetensors",
+        models={"video": ModelChoice(vae="wan_2.1_vae.safetensors", loras=[LoraSpec(name="wan-motion.safetensors")])},
+    )
+    loaded = ComfyConfig.load(config.save(tmp_path / "config.json"))
+    assert loaded.models == config.models and loaded.checkpoint == "sd15.safetensors"
+    with pytest.raises(ConfigError, match=r"models\.video\.vae_name"):
+        ComfyConfig(server_url=URL, models={"video": {"vae_name": "x"}})
