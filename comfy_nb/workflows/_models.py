@@ -77,7 +77,7 @@ def plan_models(
         ("checkpoint", "checkpoints", has_ckpt),
         ("diffusion_model", "diffusion_models", has_unet),
         ("text_encoder", "text_encoders", any("clip_name" in n.inputs for n in wf)),
-        ("vae", "vae", True),
+        ("vae", "vae", has_ckpt or any("vae_name" in n.inputs for n in wf)),
     ):
         if getattr(plan, field) is not None or not present:
             continue
@@ -88,7 +88,7 @@ def plan_models(
                 break
     if loras is not None:
         plan.loras = list(loras)
-    else:
+    elif has_ckpt or has_unet:
         plan.loras = next((list(c.loras) for c in choices if c.loras), [])
     return plan
 

@@ -173,3 +173,10 @@ def test_model_choices_survive_save_and_load(tmp_path: Any) -> None:
     assert loaded.models == config.models and loaded.checkpoint == "sd15.safetensors"
     with pytest.raises(ConfigError, match=r"models\.video\.vae_name"):
         ComfyConfig(server_url=URL, models={"video": {"vae_name": "x"}})
+
+
+def test_preferences_for_a_graph_without_their_loaders_are_ignored(filled_info: dict[str, Any]) -> None:
+    choice = ModelChoice(vae="vae-ft-mse.safetensors", loras=[LoraSpec(name="detail.safetensors")])
+    config = ComfyConfig(server_url=URL, models={"upscale": choice})
+    prompt, _ = GenerationTask(type="upscale", init_image="example.png").to_prompt(config, filled_info)
+    assert not {"VAELoader", "LoraLoader", "LoraLoaderModelOnly"} & set(_classes(prompt))
