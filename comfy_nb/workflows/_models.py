@@ -35,7 +35,9 @@ class ModelPlan:
 
 def _title(family: str | None) -> str:
     known = MODEL_FAMILIES.get(family or "")
-    return f"{known.title} ({known.name})" if known else "unknown family"
+    if known is not None:
+        return f"{known.title} ({known.name})"
+    return f"family {family}" if family else "unknown family"  # text encoders, upscalers: a name only
 
 
 def plan_models(

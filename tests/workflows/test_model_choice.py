@@ -180,3 +180,15 @@ def test_preferences_for_a_graph_without_their_loaders_are_ignored(filled_info: 
     config = ComfyConfig(server_url=URL, models={"upscale": choice})
     prompt, _ = GenerationTask(type="upscale", init_image="example.png").to_prompt(config, filled_info)
     assert not {"VAELoader", "LoraLoader", "LoraLoaderModelOnly"} & set(_classes(prompt))
+
+
+def test_a_missing_text_encoder_is_replaced_by_one_of_its_family(filled_info: dict[str, Any]) -> None:
+    """What the real check did: the Flux template names t5xxl_fp16, the server has the fp8 T5 only."""
+    info = _with_files(filled_info, "DualCLIPLoader", "clip_name2", ["clip_l.safetensors", "t5xxl_fp8_e4m3fn.safetensors"])
+    info = _with_files(info, "DualCLIPLoader", "clip_name1", ["clip_l.safetensors", "t5xxl_fp8_e4m3fn.safetensors"])
+    config = ComfyConfig(server_url=URL, workflows={"image": "txt2img_flux"})
+    with pytest.warns(UserWarning, match=r"no text_encoders file 't5xxl_fp16.safetensors'; using "
+                      r"'t5xxl_fp8_e4m3fn.safetensors', also family t5xxl"):
+        prompt, _ = GenerationTask(prompt="fox").to_prompt(config, info)
+    (loader,) = [n for n in prompt.values() if n["class_type"] == "DualCLIPLoader"]
+    assert loader["inputs"]["clip_name2"] == "t5xxl_fp8_e4m3fn.safetensors"
