@@ -34,6 +34,7 @@ __all__ = [
     "TASK_TYPES",
     "ComfyConfig",
     "LoraSpec",
+    "ModelChoice",
     "check_max_retries",
     "check_secret_header",
     "check_timeout",
@@ -129,6 +130,22 @@ class LoraSpec(BaseModel):
         return data
 
 
+class ModelChoice(BaseModel):
+    """Preferred models for one task type or model family; ``None`` keeps the workflow's own.
+
+    ``checkpoint`` fills ``CheckpointLoaderSimple``; ``diffusion_model``, ``text_encoder`` and ``vae``
+    fill ``UNETLoader``, ``CLIPLoader`` and ``VAELoader`` of families that ship in parts.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    checkpoint: str | None = None
+    diffusion_model: str | None = None
+    text_encoder: str | None = None
+    vae: str | None = None
+    loras: list[LoraSpec] = Field(default_factory=list)
+
+
 class ComfyConfig(BaseModel):
     """Server, auth, timeouts and preferred models; ``is_configured`` once a server URL is set."""
 
@@ -147,7 +164,11 @@ class ComfyConfig(BaseModel):
     checkpoint: str | None = None
     vae: str | None = None
     loras: list[LoraSpec] = Field(default_factory=list)
+    """``checkpoint``, ``vae`` and ``loras``: preferences for image tasks whose graph loads a checkpoint."""
     upscale_model: str | None = None
+    models: dict[str, ModelChoice] = Field(default_factory=dict)
+    """Task type (``"video"``, ``"inpaint"``...) or model family (``"sdxl"``, ``"wan21"``...) → preferred
+    models; a task type's choice wins over its family's, and both over the simple fields above."""
 
     def __init__(self, **data: Any) -> None:
         try:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..protocol import is_link
+from . import _loaders  # noqa: F401 - registers the loader nodes
 from ._catalog import Catalog
 from ._faults import Faults, ServerStats
 from ._nodes import NODE_IMPLS, NodeImpl, encode_for_error
@@ -141,6 +142,9 @@ class _NodeCtx:
 
     def models(self, folder: str) -> list[str]:
         return self.env.catalog.models.get(folder, [])
+
+    def family(self, folder: str, name: str) -> str | None:
+        return self.env.catalog.family(folder, name)
 
     def next_counter(self, folder: str, filename: str, count: int = 1) -> int:
         return self.executor.next_counter(folder, filename, count)

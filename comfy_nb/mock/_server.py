@@ -31,7 +31,7 @@ from ..protocol import (
     encode_progress_text,
     validate_prompt,
 )
-from ._catalog import DEFAULT_MODELS, MODEL_FOLDERS, Catalog
+from ._catalog import DEFAULT_MODELS, MODEL_FOLDERS, Catalog, ModelFiles
 from ._executor import Executor, Workspace
 from ._faults import Faults, ServerStats
 from ._images import GenParams, generate
@@ -690,7 +690,9 @@ class MockServer:
       its own ``seconds_per_step`` instead.
     - Folders: ``root_dir`` (default: a fresh temporary directory, removed on ``stop()``) holds
       ``output/``, ``input/`` (with an ``example.png``) and ``temp/``; ``output_dir`` overrides the first.
-    - ``models``: ``{folder: [file names]}`` the loaders' combos offer (default: a small fake set).
+    - ``models``: ``{folder: [file names]}`` the loaders' combos offer (default: a small fake set), or
+      ``{folder: {file name: family}}``; a file's model family decides what the loaders give and which
+      latents the samplers take, as on a real server.
     - ``faults`` (``Faults``) and ``stats`` (``ServerStats``) are safe to use from any thread;
       ``restart(downtime=0.0)`` drops sockets and loses queue, history, cache and temp, like a real restart.
     """
@@ -703,7 +705,7 @@ class MockServer:
         step_delay: float = 0.0,
         root_dir: str | os.PathLike[str] | None = None,
         output_dir: str | os.PathLike[str] | None = None,
-        models: dict[str, list[str]] | None = None,
+        models: ModelFiles | None = None,
         preview_size: int = 512,
         sampler_previews: bool = True,
         max_upload_size: int = DEFAULT_MAX_UPLOAD,
@@ -714,7 +716,7 @@ class MockServer:
         self.preview_size = int(preview_size)
         self.sampler_previews = bool(sampler_previews)
         self.max_upload_size = int(max_upload_size)
-        self.models = {k: list(v) for k, v in (DEFAULT_MODELS if models is None else models).items()}
+        self.models: ModelFiles = dict(DEFAULT_MODELS if models is None else models)
         self._own_root = root_dir is None
         self.root_dir = os.path.abspath(tempfile.mkdtemp(prefix="comfy_nb_mock_") if root_dir is None else root_dir)
         self.output_dir = os.path.abspath(output_dir) if output_dir else os.path.join(self.root_dir, "output")

@@ -4,6 +4,7 @@ Shared by the client (which speaks it) and the mock server (which answers it), s
 write the same shapes. See ``../shared/reference/comfyui-protocol.md`` for the contract.
 """
 
+from ._families import MODEL_FAMILIES, MODEL_INPUTS, ModelFamily, family_of, fits
 from ._frames import (
     BinaryEventType,
     BinaryFrame,
@@ -50,6 +51,8 @@ from ._urls import ServerUrl, parse_server_url, redact_url, server_url_problem, 
 from ._validation import PromptCheck, validate_prompt
 
 __all__ = [
+    "MODEL_FAMILIES",
+    "MODEL_INPUTS",
     "WIDGET_TYPES",
     "BinaryEventType",
     "BinaryFrame",
@@ -65,6 +68,7 @@ __all__ = [
     "HistoryEntry",
     "HistoryStatus",
     "InputSpec",
+    "ModelFamily",
     "NodeDef",
     "NodeProgress",
     "PreviewImage",
@@ -86,7 +90,9 @@ __all__ = [
     "encode_preview_with_metadata",
     "encode_progress_text",
     "epoch_ms",
+    "family_of",
     "feature_flags_request",
+    "fits",
     "is_link",
     "is_ui_workflow",
     "linked_nodes",

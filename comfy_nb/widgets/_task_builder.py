@@ -187,7 +187,8 @@ class TaskBuilder(W.VBox):  # type: ignore[misc]
         fill: list[tuple[str, tuple[Any, ...], Callable[[Any], None]]] = [
             ("choices", ("KSampler", "sampler_name"), lambda v: set_options(self.sampler, list(v))),
             ("choices", ("KSampler", "scheduler"), lambda v: set_options(self.scheduler, list(v))),
-            ("models", ("checkpoints",), lambda v: self._set_model(self.checkpoint, v)),
+            # no preselection: "(none)" lets the workflow pick a checkpoint of its own model family
+            ("models", ("checkpoints",), lambda v: set_options(self.checkpoint, list(v), allow_none=True)),
             ("models", ("vae",), lambda v: set_options(self.vae, list(v), allow_none=True)),
             ("models", ("loras",), lambda v: setattr(self.loras, "names", list(v))),
         ]
@@ -198,12 +199,6 @@ class TaskBuilder(W.VBox):  # type: ignore[misc]
                 self.status.value = status_html(f"Cannot read the server's lists: {exc}", "error")
                 return
             _bg.on_done(fut, apply, functools.partial(_log_list_error, args))
-
-    def _set_model(self, dd: W.Dropdown, values: Any) -> None:
-        values = list(values)
-        set_options(dd, values, allow_none=True)
-        if not dd.value and values:
-            dd.value = values[0]
 
     @property
     def task(self) -> Any:

@@ -20,7 +20,8 @@ from ..errors import ConfigError, WorkflowError
 from ..protocol import NodeDef
 from ._bind import bind_parameters
 from ._defs import ObjectInfo, as_node_defs
-from ._templates import TEMPLATES, load_template
+from ._models import plan_models, resolve_models
+from ._templates import TEMPLATE_FAMILIES, TEMPLATES, load_template
 from ._workflow import Workflow
 
 __all__ = ["GenerationTask", "TaskType"]
@@ -47,13 +48,15 @@ class GenerationTask:
     sampler: str | None = None
     scheduler: str | None = None
     checkpoint: str | None = None
+    """The main model: the checkpoint, or the diffusion model of a graph that loads one alone."""
     vae: str | None = None
     loras: list[tuple[str, float] | tuple[str, float, float] | LoraSpec] | None = None
     """``None``: the config's LoRAs; ``[]``: none."""
     init_image: Any = None
     """Server-side file name (the client uploads local images first)."""
     mask: Any = None
-    """Server-side mask file name: white (red channel) marks what to repaint."""
+    """Server-side mask file name: white (red channel) marks what to repaint; ``None`` for an inpaint
+    task takes the mask from the init image's alpha (transparent = repaint)."""
     denoise: float | None = None
     upscale_model: str | None = None
     scale_by: float | None = None
@@ -99,8 +102,6 @@ class GenerationTask:
                 out.append(f"{name} must be a number > 0, got {value!r}")
         if self.type in ("upscale", "inpaint") and self.init_image is None:
             out.append(f"the {self.type} task needs init_image (the name of an uploaded image)")
-        if self.type == "inpaint" and self.mask is None:
-            out.append("an inpaint task needs mask (the name of an uploaded mask image; white = repaint)")
         return out
 
     # -- building the prompt -------------------------------------------------------------------
@@ -122,11 +123,13 @@ class GenerationTask:
         defs = as_node_defs(node_defs) if node_defs is not None else None
         if defs is not None:
             self._check_against(defs)
+        key = self._workflow_key(config)
         workflow = self._load_workflow(config, node_defs)
-        template = workflow.copy()
-        self._bind(workflow, config)
-        if defs is not None and config.workflows.get(self._workflow_key(config)) in TEMPLATES:
-            _use_server_models(workflow, template, defs)
+        source = config.workflows.get(key)
+        family = TEMPLATE_FAMILIES.get(source) if source in TEMPLATES else None
+        self._bind(workflow, config, key, family)
+        if defs is not None and source in TEMPLATES:
+            resolve_models(workflow, defs, family)
         return workflow
 
     def _workflow_key(self, config: ComfyConfig) -> str:
@@ -152,19 +155,22 @@ class GenerationTask:
             )
         return Workflow.load(path, node_defs)
 
-    def _bind(self, wf: Workflow, config: ComfyConfig) -> None:
-        # The config's preferred models apply where the workflow has a loader for them; the task's
-        # own choices must apply (an error says why they cannot).
-        has_checkpoint = any("ckpt_name" in n.inputs for n in wf)
-        checkpoint = self.checkpoint or (config.checkpoint if has_checkpoint else None)
-        if checkpoint:
-            wf.set_checkpoint(checkpoint)
-        vae = self.vae or (config.vae if has_checkpoint else None)
-        if vae:
-            wf.set_vae(vae)
-        loras = self.loras if self.loras is not None else (config.loras if has_checkpoint else [])
-        for item in loras:
-            lora = item if isinstance(item, LoraSpec) else LoraSpec.model_validate(item)
+    def _bind(self, wf: Workflow, config: ComfyConfig, key: str, family: str | None) -> None:
+        # The config's preferred models apply where they fit the graph; the task's own choices must
+        # apply (an error says why they cannot).
+        loras = None
+        if self.loras is not None:
+            loras = [i if isinstance(i, LoraSpec) else LoraSpec.model_validate(i) for i in self.loras]
+        plan = plan_models(wf, config, key, family, model=self.checkpoint, vae=self.vae, loras=loras)
+        if plan.checkpoint:
+            wf.set_checkpoint(plan.checkpoint)
+        if plan.diffusion_model:
+            wf.set_diffusion_model(plan.diffusion_model)
+        if plan.text_encoder:
+            wf.set_text_encoder(plan.text_encoder)
+        if plan.vae:
+            wf.set_vae(plan.vae)
+        for lora in plan.loras:
             wf.add_lora(lora.name, lora.strength_model, lora.strength_clip)
         has_upscaler = any("model_name" in n.inputs for n in wf)
         upscale_model = self.upscale_model or (config.upscale_model if has_upscaler else None)
@@ -174,6 +180,8 @@ class GenerationTask:
             wf.set_image(_server_name(self.init_image, "init_image"))
         if self.mask is not None:
             wf.set_mask(_server_name(self.mask, "mask"))
+        elif self.type == "inpaint":
+            wf.set_mask_from_alpha()
         if self.scale_by is not None:
             wf.set_scale_by(self.scale_by)
         if self.type == "upscale" and not _has_sampler(wf):
@@ -250,25 +258,6 @@ def _has_sampler(wf: Workflow) -> bool:
     except WorkflowError:
         return False
     return True
-
-
-_MODEL_INPUTS = ("ckpt_name", "vae_name", "lora_name", "model_name")
-
-
-def _use_server_models(wf: Workflow, template: Workflow, defs: dict[str, NodeDef]) -> None:
-    """A built-in template names placeholder model files; where the task and config chose none and
-    the server lacks the placeholder, take the server's first file of that kind instead."""
-    for node in wf:
-        spec_node = defs.get(node.class_type)
-        if spec_node is None or node.id not in template:
-            continue
-        for name in _MODEL_INPUTS:
-            spec = spec_node.input(name)
-            value = node.inputs.get(name)
-            if spec is None or not spec.options or value in spec.options:
-                continue
-            if template[node.id].inputs.get(name) == value:  # still the template's placeholder
-                node.inputs[name] = spec.options[0]
 
 
 def _server_name(value: Any, field_name: str) -> str:

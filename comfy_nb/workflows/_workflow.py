@@ -535,6 +535,35 @@ class Workflow:
         )
         self._assign(target, "ckpt_name", name)
 
+    def set_diffusion_model(self, name: str, *, node: str | None = None) -> None:
+        """Set the ``UNETLoader`` of a family that ships its diffusion model alone."""
+        how = 'wf.set_diffusion_model(..., node="<id>")'
+        self._assign(self._one_with_input("unet_name", "diffusion model loader", node, how), "unet_name", name)
+
+    def set_text_encoder(self, name: str, *, node: str | None = None) -> None:
+        """Set the ``CLIPLoader`` of a family that ships its text encoder alone."""
+        how = 'wf.set_text_encoder(..., node="<id>")'
+        self._assign(self._one_with_input("clip_name", "text encoder loader", node, how), "clip_name", name)
+
+    def remove_node(self, node_id: str) -> None:
+        """Remove a node that nothing links to any more."""
+        users = self.consumers(node_id)
+        if users:
+            raise WorkflowError(f"node {self[node_id].describe()} is still used by {self._listing([n for n, _ in users])}")
+        del self._nodes[self[node_id].id]
+
+    def set_mask_from_alpha(self, *, node: str | None = None) -> None:
+        """Take the mask from the ``LoadImage`` picture's alpha (transparent = repaint), as the official
+        inpaint templates do, instead of from a separate ``LoadImageMask``."""
+        masks = self.nodes("LoadImageMask")
+        image = (
+            self[node] if node else self._single(self.nodes("LoadImage"), "LoadImage node", 'node="<id>"')
+        )
+        for mask in masks:
+            for user, key in self.consumers(mask.id):
+                user.inputs[key] = image.output(1)
+            self.remove_node(mask.id)
+
     def set_upscale_model(self, name: str, *, node: str | None = None) -> None:
         how = 'wf.set_upscale_model(..., node="<id>")'
         target = self._one_with_input("model_name", "upscale model loader", node, how)
@@ -591,11 +620,21 @@ class Workflow:
         *,
         checkpoint: str | None = None,
     ) -> Node:
-        """Insert a LoRA loader after the checkpoint (after earlier LoRAs) and rewire model and CLIP users."""
+        """Insert a LoRA loader after the model loader (after earlier LoRAs) and rewire model and CLIP users.
+
+        After a checkpoint loader that is a ``LoraLoader`` (model and CLIP); after a ``UNETLoader``,
+        which gives no CLIP, a ``LoraLoaderModelOnly``.
+        """
         how = 'wf.add_lora(..., checkpoint="<id>")'
-        ckpt = self._one_with_input("ckpt_name", "checkpoint loader", checkpoint, how)
+        if checkpoint is not None:
+            ckpt = self[checkpoint]
+        else:
+            loaders = [n for n in self.nodes() if "ckpt_name" in n.inputs or "unet_name" in n.inputs]
+            ckpt = self._single(loaders, "model loader (checkpoint or diffusion model)", how)
         model = (ckpt.id, self._slot_of(ckpt, "model", "MODEL"))
-        clip: tuple[str, int] | None = (ckpt.id, self._slot_of(ckpt, "clip", "CLIP"))
+        clip: tuple[str, int] | None = None
+        if "ckpt_name" in ckpt.inputs:
+            clip = (ckpt.id, self._slot_of(ckpt, "clip", "CLIP"))
         while True:  # walk to the end of the existing LoRA chain
             users = {n for n, _ in self.consumers(*model)}
             if len(users) != 1 or next(iter(users)).class_type not in _LORA_CLASSES:
@@ -659,7 +698,9 @@ class Workflow:
                 for key in ("width", "height", "batch_size"):
                     value = sizes[0].inputs.get(key)
                     params[key] = None if is_link(value) else value
-        checkpoints = [n.inputs["ckpt_name"] for n in self.nodes() if "ckpt_name" in n.inputs]
+        checkpoints = [
+            n.inputs[k] for n in self.nodes() for k in ("ckpt_name", "unet_name") if k in n.inputs
+        ]
         params["model"] = checkpoints[0] if len(checkpoints) == 1 else None
         return params
 

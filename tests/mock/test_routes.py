@@ -132,7 +132,7 @@ async def test_simple_routes(mock_server: MockServer) -> None:
             assert set(body["devices"][0]) == set(capture("system_stats.json")["devices"][0])
         assert (await c.get("/features")).json() == capture("features.json")
         assert (await c.get("/models")).json() == capture("models.json")
-        assert (await c.get("/models/checkpoints")).json() == ["sd15-mock.safetensors", "sdxl-mock.safetensors"]
+        assert (await c.get("/models/checkpoints")).json() == ["sd15-mock.safetensors", "sdxl-mock.safetensors", "v1-5-pruned-emaonly-fp16.safetensors"]
         assert (await c.get("/models/diffusers")).json() == []
         r = await c.get("/models/not_a_folder")
         assert r.status_code == 404 and r.content == b""
@@ -143,7 +143,7 @@ async def test_simple_routes(mock_server: MockServer) -> None:
         one = (await c.get("/api/object_info/SaveImage")).json()
         assert one == {"SaveImage": {**capture("object_info_single_SaveImage.json")["SaveImage"], "description": ""}} or set(one) == {"SaveImage"}
         info = (await c.get("/object_info")).json()
-        assert info["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"][0] == ["sd15-mock.safetensors", "sdxl-mock.safetensors"]
+        assert info["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"][0] == ["sd15-mock.safetensors", "sdxl-mock.safetensors", "v1-5-pruned-emaonly-fp16.safetensors"]
         assert "pixel_space" in info["VAELoader"]["input"]["required"]["vae_name"][0]
         assert info["UpscaleModelLoader"]["input"]["required"]["model_name"][1]["options"] == ["4x-mock.pth"]
         assert "example.png" in info["LoadImage"]["input"]["required"]["image"][0]

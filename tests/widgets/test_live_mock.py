@@ -164,6 +164,7 @@ def test_task_builder_queues_without_blocking_and_feeds_gallery(server: MockServ
     tb.batch.value = 2
     task = tb.task
     assert isinstance(task, GenerationTask)
+    assert task.checkpoint is None  # no preselected checkpoint: the workflow picks one of its family
     assert (task.prompt, task.width, task.steps, task.seed, task.cfg_scale) == ("<b>fox</b> in snow", 64, 3, 10, 7.0)
     t0 = time.monotonic()
     tb.queue_button.click()

@@ -32,7 +32,7 @@ CONFIG = ComfyConfig(server_url="http://127.0.0.1:8188")
         ({"seed": -1}, "seed must be an integer"),
         ({"type": "music"}, "type 'music' is not one of"),
         ({"prompt": "  "}, "the image task needs a prompt"),
-        ({"type": "inpaint", "init_image": "a.png"}, "needs mask"),
+        ({"type": "inpaint"}, "needs init_image"),
         ({"type": "upscale"}, "needs init_image"),
         ({"denoise": 1.5}, "denoise must be in 0..1"),
     ],
