@@ -108,6 +108,10 @@ class ComfyClient:
         return self.aclient.url
 
     @property
+    def auth(self) -> str | None:
+        return self.aclient.auth
+
+    @property
     def client_id(self) -> str:
         return self.aclient.client_id
 

@@ -70,6 +70,8 @@ class JobView(anywidget.AnyWidget):
     """list[dict]: ``{kind, filename, thumb}`` per output once completed."""
     cancel_requested = t.Bool(False).tag(sync=True)
     """bool: the Cancel button was pressed."""
+    notice = t.Unicode("").tag(sync=True)
+    """str: a hint about what the server does, e.g. why no preview moves."""
 
     def __init__(self, job: Any) -> None:
         super().__init__()
@@ -77,6 +79,7 @@ class JobView(anywidget.AnyWidget):
         self._lock = threading.Lock()
         self._preview_src: object = None
         self._thumbs_started = False
+        self._got_preview = False
         self._unsubscribe: Any = None
         meta = getattr(job, "meta", None) or {}
         self.title = str(meta.get("prompt") or meta.get("title") or "")
@@ -94,7 +97,9 @@ class JobView(anywidget.AnyWidget):
 
     # -- client side -------------------------------------------------------------------------
     def _on_status(self, status: Any) -> None:
-        self._throttle.push(status, final=bool(status.terminal))
+        # a node's last step goes out at once, so "step n/n" shows before the next node replaces it
+        last_step = (status.steps or 0) > 1 and status.step == status.steps
+        self._throttle.push(status, final=bool(status.terminal) or last_step)
 
     def _apply(self, st: Any) -> None:
         """Copy a JobStatus snapshot into the traits (runs at most ~20 times per second)."""
@@ -111,14 +116,17 @@ class JobView(anywidget.AnyWidget):
             self.nodes_total = int(st.total_nodes or 0)
             elapsed = _elapsed(st)
             self.elapsed = elapsed
-            self.eta = _eta(elapsed, float(st.progress)) if state == "running" else None
+            eta = getattr(st, "eta", None)
+            self.eta = float(eta) if state == "running" and eta is not None else None
             if st.preview is not None and st.preview is not self._preview_src and not st.terminal:
                 self._preview_src = st.preview
+                self._got_preview = True
                 try:
                     data, mime = downscale(st.preview.data, _PREVIEW_SIDE)
                 except ValueError:
                     data, mime = b"", ""
                 self.preview, self.preview_mime = data, mime
+            self.notice = _preview_notice(self.step, self._got_preview) if state == "running" else ""
             err = st.error
             if err is not None:
                 self.error = {
@@ -192,10 +200,12 @@ def _elapsed(st: Any) -> float | None:
     return max(0.0, float(end) - float(st.started_at))
 
 
-def _eta(elapsed: float | None, progress: float) -> float | None:
-    if elapsed is None or progress <= 0.5 or progress >= 100:
-        return None
-    return elapsed * (100.0 - progress) / progress
+def _preview_notice(step: int, got_preview: bool) -> str:
+    """Say why no image moves: a node stepped a few times and the server sent no preview."""
+    if got_preview or step < 2:
+        return ""
+    return (f"No preview after {step} steps: ComfyUI sends sampler previews only when started with "
+            "--preview-method auto (or latent2rgb); its default is none.")
 
 
 def _log_thumb_error(exc: BaseException) -> None:

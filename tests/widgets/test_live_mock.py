@@ -217,7 +217,8 @@ def test_config_panel_validates_tests_connection_and_keeps_secrets(
     fut = panel.test_connection()
     fut.result(TIMEOUT)
     wait_for(lambda: "Connected" in panel.test_status.value, TIMEOUT, "connected")
-    for word in ("Version", "VRAM", "previews", "jobs API", "targeted interrupt"):
+    for word in ("comfy_nb built-in mock (ComfyUI 0.3.64 API)", "RAM", "previews on (--preview-method auto)",
+                 "jobs API", "targeted interrupt"):
         assert word in panel.test_status.value
     wait_for(lambda: "sd15-mock.safetensors" in panel.checkpoint._options_values, TIMEOUT, "models")
     panel.checkpoint.value = "sdxl-mock.safetensors"
