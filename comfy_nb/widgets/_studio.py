@@ -39,7 +39,6 @@ class Studio(W.VBox):  # type: ignore[misc]
 
     def use_client(self, client: Any) -> None:
         """Work against ``client`` from now on (what Settings' "Use this server" does); the gallery keeps its outputs."""
-        self._client = client
         self.queue_panel.close()
         self.gallery._client = client
         self.builder = TaskBuilder(client, gallery=self.gallery)
@@ -48,6 +47,7 @@ class Studio(W.VBox):  # type: ignore[misc]
         children[0], children[2] = self.builder, self.queue_panel
         self.tabs.children = children
         self.tabs.titles = _TABS
+        self._client = client
 
     @property
     def client(self) -> Any:
