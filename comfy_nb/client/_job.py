@@ -9,6 +9,7 @@ from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ComfyTimeout, ExecutionError, JobCancelled, JobLost
+from ._console import follow_job
 from ._models import JobState, JobStatus, Output
 from ._tracker import JobTracker
 
@@ -107,9 +108,16 @@ class Job:
 
         return unsubscribe
 
-    async def wait(self, timeout: float | None = None) -> JobStatus:
-        """Wait for a terminal state; raises only ``ComfyTimeout``."""
+    async def wait(self, timeout: float | None = None, *, progress: bool | None = None) -> JobStatus:
+        """Wait for a terminal state; raises only ``ComfyTimeout``.
+
+        ``progress``: draw a text progress line on stderr while waiting (default: when stderr is a
+        terminal outside a notebook; ``True`` also shows the end of a job that had already finished).
+        """
+        if progress and self.done:
+            follow_job(self, progress)()
         if not self.done:
+            stop_drawing = follow_job(self, progress)
             try:
                 await asyncio.wait_for(self._done.wait(), timeout)
             except asyncio.TimeoutError:
@@ -117,11 +125,13 @@ class Job:
                     f"prompt {self.prompt_id} did not finish within {timeout} s "
                     f"(state {self.status.state.value}, progress {self.status.progress:.0f}%)"
                 ) from None
+            finally:
+                stop_drawing()
         return self.status
 
-    async def result(self, timeout: float | None = None) -> list[Output]:
+    async def result(self, timeout: float | None = None, *, progress: bool | None = None) -> list[Output]:
         """The outputs; raises ``ExecutionError``, ``JobCancelled`` or ``JobLost`` when there are none."""
-        return raise_for_status(await self.wait(timeout))
+        return raise_for_status(await self.wait(timeout, progress=progress))
 
     async def cancel(self) -> bool:
         """Remove the prompt from the queue, or interrupt it if it is running."""

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
 from captures import FIXTURES
+
 from comfy_nb.client import ComfyClient, DeviceInfo, JobState, NodeRef, ServerCapabilities
 from comfy_nb.config import ComfyConfig
 from comfy_nb.mock import MockServer
