@@ -14,7 +14,7 @@ import ipywidgets as W
 import traitlets as t
 
 from . import _bg
-from ._forms import LoraStack, lora_pairs, field_layout, section, set_options, status_html
+from ._forms import LoraStack, lora_triples, field_layout, section, set_options, status_html
 from ._server_info import caps_html, in_use_html
 
 __all__ = ["ConfigPanel", "validate_url"]
@@ -134,7 +134,7 @@ class ConfigPanel(W.VBox):  # type: ignore[misc]
         self.vae = W.Dropdown(description="VAE", style=lab, layout=field_layout("460px"))
         set_options(self.checkpoint, [], keep=self._get("checkpoint"), allow_none=True)
         set_options(self.vae, [], keep=self._get("vae"), allow_none=True)
-        self.loras = LoraStack((), lora_pairs(self._get("loras")))
+        self.loras = LoraStack((), lora_triples(self._get("loras")))
         self.path = W.Text(description="File", placeholder="default location", style=lab,
                            layout=field_layout("460px"))
         self.save_button = W.Button(description="Save", icon="save", layout=field_layout("90px"))
@@ -372,7 +372,7 @@ class ConfigPanel(W.VBox):  # type: ignore[misc]
         set_options(self.checkpoint, [v for v in self.checkpoint._options_values if v], keep=self._get("checkpoint"),
                     allow_none=True)
         set_options(self.vae, [v for v in self.vae._options_values if v], keep=self._get("vae"), allow_none=True)
-        self.loras.value = lora_pairs(self._get("loras"))
+        self.loras.value = lora_triples(self._get("loras"))
         self._show_secret_state()
 
     def __repr__(self) -> str:

@@ -80,6 +80,7 @@ class JobView(anywidget.AnyWidget):
         self._preview_src: object = None
         self._thumbs_started = False
         self._got_preview = False
+        self._last_step_node: str | None = None
         self._unsubscribe: Any = None
         meta = getattr(job, "meta", None) or {}
         self.title = str(meta.get("prompt") or meta.get("title") or "")
@@ -97,8 +98,13 @@ class JobView(anywidget.AnyWidget):
 
     # -- client side -------------------------------------------------------------------------
     def _on_status(self, status: Any) -> None:
-        # a node's last step goes out at once, so "step n/n" shows before the next node replaces it
-        last_step = (status.steps or 0) > 1 and status.step == status.steps
+        # a node's last step goes out at once (once), so "step n/n" shows before the next node replaces it
+        node = status.current_node
+        last_step = (status.steps or 0) > 1 and status.step == status.steps and node is not None
+        if last_step and node.id == self._last_step_node:
+            last_step = False
+        elif last_step:
+            self._last_step_node = node.id
         self._throttle.push(status, final=bool(status.terminal) or last_step)
 
     def _apply(self, st: Any) -> None:
@@ -204,7 +210,7 @@ def _preview_notice(step: int, got_preview: bool) -> str:
     """Say why no image moves: a node stepped a few times and the server sent no preview."""
     if got_preview or step < 2:
         return ""
-    return (f"No preview after {step} steps: ComfyUI sends sampler previews only when started with "
+    return ("No previews from the server: ComfyUI sends sampler previews only when started with "
             "--preview-method auto (or latent2rgb); its default is none.")
 
 
