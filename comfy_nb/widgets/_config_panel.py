@@ -96,7 +96,10 @@ class ConfigPanel(W.VBox):  # type: ignore[misc]
         self.client = client
         """The client in use (``None`` for a panel that only edits a config)."""
         if config is None and client is not None:
-            config = getattr(client, "config", None) or _config_class()(server_url=client.url)
+            config = getattr(client, "config", None)
+            if config is None:  # what submit_task would make; attached so Settings edits reach the tasks
+                config = _config_class()(server_url=client.url)
+                getattr(client, "aclient", client).config = config
         self.config = config if config is not None else _config_class()()
         self.capabilities: Any = None
         """ServerCapabilities from the last successful Test connection."""

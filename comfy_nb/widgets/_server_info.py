@@ -93,7 +93,7 @@ def in_use_html(url: str, auth: str | None, caps: Any = None) -> str:
         parts.insert(1, server_kind(caps))
     parts.append(f"auth: {auth}" if auth else "no auth")
     text = " · ".join(parts)
-    return f'<div class="cnb-in-use"><b>In use:</b> {html.escape(text)}</div>'
+    return f'<div class="cnb-in-use-line"><b>In use:</b> {html.escape(text)}</div>'
 
 
 def caps_html(caps: Any) -> str:

@@ -108,6 +108,7 @@ class TaskBuilder(W.VBox):  # type: ignore[misc]
                                          style={"button_width": "auto"}, tooltips=[
                                              "same seed every time", "a new random seed per job",
                                              "seed + 1 per job"])
+        self.seed_mode.add_class("cnb-seed-mode")
         self.steps = W.BoundedIntText(20, min=1, max=1000, description="Steps", style=lab, layout=field_layout("150px"))
         self.cfg = W.BoundedFloatText(7.0, min=0.0, max=100.0, step=0.5, description="CFG", style=lab,
                                       layout=field_layout("150px"))

@@ -72,6 +72,7 @@ def test_studio_settings_show_the_client_in_use_without_its_secret(server: MockS
         studio = Studio(client)
         panel = studio.config_panel
         assert panel.url.value == server.url and not panel.test_button.disabled
+        assert client.config is panel.config, "Settings edits reach the tasks the client builds"
         assert "Enter the server" not in panel.url_status.value
         wait_for(lambda: "mock" in panel.in_use.value, TIMEOUT, "server kind")
         line = panel.in_use.value
