@@ -119,11 +119,11 @@ class ConfigPanel(W.VBox):  # type: ignore[misc]
                                 continuous_update=False)
         self.password = _SecretField(description="Password", style=lab, layout=field_layout("300px"),
                                    continuous_update=False)
-        self.test_button = W.Button(description="Test connection", icon="plug", layout=field_layout("160px"))
+        self.test_button = W.Button(description="Test connection", icon="plug", layout=field_layout("170px"))
         self.test_button.add_class("cnb-test-button")
         self.test_status = W.HTML("")
         self.test_status.add_class("cnb-test-status")
-        self.use_button = W.Button(description="Use this server", icon="exchange", layout=field_layout("160px"),
+        self.use_button = W.Button(description="Use this server", icon="exchange", layout=field_layout("170px"),
                                    tooltip="Connect to the URL above and use it from now on")
         self.use_button.add_class("cnb-use-button")
         self.use_button.layout.display = "" if client is not None else "none"
@@ -164,7 +164,8 @@ class ConfigPanel(W.VBox):  # type: ignore[misc]
             W.HBox([self.url, self.url_status], layout=W.Layout(align_items="center")),
             W.HBox([self.username], layout=W.Layout(flex_flow="row wrap")),
             W.HBox([self.token, self.password], layout=W.Layout(flex_flow="row wrap")),
-            W.HBox([self.test_button, self.use_button, self.test_status], layout=W.Layout(align_items="center")),
+            W.HBox([self.test_button, self.use_button], layout=W.Layout(flex_flow="row wrap")),
+            self.test_status,
             section("Workflow per task type"),
             *self.workflows.values(),
             section("Preferred models"),
