@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -95,3 +96,30 @@ def test_config_repr_shows_only_what_differs_and_never_a_secret() -> None:
     text = repr(config)
     assert text == "ComfyConfig(server_url='http://127.0.0.1:8188', token=***, headers=***, timeout=60.0)"
     assert str(config) == text and "s3cret" not in text and "hdr-secret" not in text
+
+
+def test_animated_output_gets_a_small_first_frame_poster(fake_client: Any) -> None:
+    import io
+
+    from PIL import Image
+
+    from comfy_nb.client import JobState, Output
+    from comfy_nb.widgets import JobView
+
+    from .conftest import FakeJob
+
+    frames = [Image.new("RGB", (400, 300), colour) for colour in ((200, 10, 10), (10, 200, 10), (10, 10, 200))]
+    buf = io.BytesIO()
+    frames[0].save(buf, "WEBP", save_all=True, append_images=frames[1:], duration=100)
+    fake_client.files["clip_00001_.webp"] = buf.getvalue()
+    out = Output(kind="animated", filename="clip_00001_.webp")
+    gallery = Gallery([out], client=fake_client)
+    job = FakeJob(fake_client)
+    view = JobView(job)
+    job.emit(state=JobState.COMPLETED, progress=100.0, outputs=(out,), started_at=1.0, finished_at=2.0)
+    wait_for(lambda: view.outputs[0]["thumb"].startswith("data:image/jpeg"), TIMEOUT, "job view poster")
+    wait_for(lambda: gallery.items and gallery.items[0]["thumb"].startswith("data:image/jpeg"), TIMEOUT, "poster")
+    import base64
+
+    poster = Image.open(io.BytesIO(base64.b64decode(view.outputs[0]["thumb"].split(",", 1)[1])))
+    assert max(poster.size) <= 160 and poster.getpixel((10, 10))[0] > 150, "the first (red) frame, small"
