@@ -15,6 +15,7 @@ from ._frames import (
     encode_preview_with_metadata,
     encode_progress_text,
 )
+from ._graph import api_graph, is_link, is_ui_workflow, linked_nodes
 from ._messages import (
     ExecutedMessage,
     ExecutingMessage,
@@ -44,6 +45,7 @@ from ._rest import (
     node_errors_to_list,
     prompt_validation_error,
 )
+from ._urls import ServerUrl, parse_server_url, server_url_problem
 from ._validation import PromptCheck, validate_prompt
 
 __all__ = [
@@ -73,17 +75,24 @@ __all__ = [
     "QueueItem",
     "QueueSnapshot",
     "ServerMessage",
+    "ServerUrl",
     "StatusMessage",
     "UnknownFrame",
     "UnknownMessage",
+    "api_graph",
     "decode_binary_frame",
     "encode_preview_image",
     "encode_preview_with_metadata",
     "encode_progress_text",
     "feature_flags_request",
+    "is_link",
+    "is_ui_workflow",
+    "linked_nodes",
     "node_errors_to_list",
-    "parse_node_defs",
     "parse_message",
+    "parse_node_defs",
+    "parse_server_url",
     "prompt_validation_error",
+    "server_url_problem",
     "validate_prompt",
 ]

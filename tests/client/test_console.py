@@ -109,7 +109,7 @@ def test_sweep_draws_cells_done(client: ComfyClient, monkeypatch: pytest.MonkeyP
     wf.set_sampler(steps=2)
     plain = io.StringIO()
     monkeypatch.setattr(sys, "stderr", plain)
-    run = client.run_sweep(Sweep(wf, seed=[1, 2, 3]), output_dir=tmp_path, progress=True)
+    run = Sweep(wf, seed=[1, 2, 3]).run(client, output_dir=tmp_path, progress=True)
     assert run.done
     last = plain.getvalue().splitlines()[-1]
     assert "comfy_nb sweep 100%|" in last and "3/3 cells (3 completed)" in last

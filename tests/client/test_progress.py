@@ -133,7 +133,7 @@ def test_progress_tracks_time_smoothly() -> None:
         assert progress - previous <= 2.5, f"progress jumped {previous:.1f} -> {progress:.1f}"
         previous = progress
         way = 100 * (t - start) / (end - start)
-        if 10 <= way and t < end:
+        if way >= 10 and t < end:
             assert abs(progress - way) <= 5, f"{progress:.1f}% shown at {way:.1f}% of the time"
     assert samples[-1][1] == 100.0
     assert samples[-1][2] is None

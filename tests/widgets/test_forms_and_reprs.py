@@ -122,4 +122,5 @@ def test_animated_output_gets_a_small_first_frame_poster(fake_client: Any) -> No
     import base64
 
     poster = Image.open(io.BytesIO(base64.b64decode(view.outputs[0]["thumb"].split(",", 1)[1])))
-    assert max(poster.size) <= 160 and poster.getpixel((10, 10))[0] > 150, "the first (red) frame, small"
+    pixel = poster.convert("RGB").getpixel((10, 10))
+    assert max(poster.size) <= 160 and isinstance(pixel, tuple) and pixel[0] > 150, "the first (red) frame, small"

@@ -96,6 +96,7 @@ def test_studio_switches_to_another_server(server: MockServer) -> None:
             studio.config_panel.url.value = other.url
             fut = studio.config_panel.use_server()
             new_client = fut.result(TIMEOUT)
+            assert isinstance(new_client, ComfyClient)
             wait_for(lambda: studio.client is new_client, TIMEOUT, "studio switched")
             assert new_client.url == other.url and studio.builder._client is new_client
             assert studio.queue_panel is not old_queue and studio.tabs.children[2] is studio.queue_panel
