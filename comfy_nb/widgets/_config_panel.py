@@ -148,8 +148,7 @@ class ConfigPanel(W.VBox):  # type: ignore[misc]
         self._show_secret_state()
         self._show_in_use()
         if client is not None:  # what the client already knows (cached after its first call)
-            fut = _bg.call(client, "capabilities")
-            _bg.on_done(fut, lambda caps: self._show_in_use(caps), lambda _exc: None)
+            self._probe_in_use(client)
 
     # -- config access ----------------------------------------------------------------------
     def _auth_holder(self) -> Any:
@@ -212,6 +211,15 @@ class ConfigPanel(W.VBox):  # type: ignore[misc]
             wf.pop(task_type, None)
         self._set("workflows", wf)
 
+    def _probe_in_use(self, client: Any) -> None:
+        """Fill the in-use line with what the client's server is (cached by the client after one call)."""
+
+        def show(caps: Any) -> None:
+            if self.client is client:  # not a late answer about a server no longer in use
+                self._show_in_use(caps)
+
+        _bg.on_done(_bg.call(client, "capabilities"), show, lambda _exc: None)
+
     def _show_in_use(self, caps: Any = None) -> None:
         client = self.client
         self.in_use.value = "" if client is None else in_use_html(str(client.url), getattr(client, "auth", None), caps)
@@ -257,8 +265,7 @@ class ConfigPanel(W.VBox):  # type: ignore[misc]
                 callback(client)
             except Exception:  # one broken listener must not stop the others
                 log.exception("a ConfigPanel on_use callback raised")
-        fut = _bg.call(client, "capabilities")
-        _bg.on_done(fut, lambda caps: self._show_in_use(caps), lambda _exc: None)
+        self._probe_in_use(client)
 
     def test_connection(self) -> Any:
         """Connect with the current settings in the background; the result shows under the button.
