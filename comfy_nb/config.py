@@ -220,6 +220,16 @@ class ComfyConfig(BaseModel):
                 raise ValueError(f"header {name!r} {problem}")
         return value
 
+    def __repr__(self) -> str:
+        """The fields that differ from the defaults; a secret shows only as ``***`` (that it is set)."""
+        parts = []
+        for name, info in type(self).model_fields.items():
+            value = getattr(self, name)
+            if value == info.get_default(call_default_factory=True):
+                continue
+            parts.append(f"{name}=***" if name in _SECRET_FIELDS else f"{name}={value!r}")
+        return f"ComfyConfig({', '.join(parts)})"
+
     def __str__(self) -> str:
         return repr(self)
 

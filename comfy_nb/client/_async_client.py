@@ -256,6 +256,12 @@ class AsyncComfyClient:
         return f"{self.url}/view"
 
     @property
+    def auth(self) -> str | None:
+        """The kind of credentials this client sends (``"bearer"`` or ``"basic"``), never their value."""
+        value = self._headers.get("Authorization", "")
+        return value.split(" ", 1)[0].lower() or None if value else None
+
+    @property
     def closing(self) -> bool:
         return self._closing
 

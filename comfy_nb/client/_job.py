@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from .._display import mimebundle
 from .._observers import Observers
 from ..errors import ClientClosed, ComfyTimeout, ExecutionError, JobCancelled, JobLost
+from ._console import follow_job
 from ._contracts import ErrorCallback, UpdateCallback
 from ._models import JobState, JobStatus, Output
 from ._tracker import JobTracker
@@ -124,9 +125,16 @@ class Job:
         """
         return self._subscribers.add(on_update, on_error)
 
-    async def wait(self, timeout: float | None = None) -> JobStatus:
-        """Wait for a terminal state; raises ``ComfyTimeout``, or ``ClientClosed`` if the client is closed."""
+    async def wait(self, timeout: float | None = None, *, progress: bool | None = None) -> JobStatus:
+        """Wait for a terminal state; raises ``ComfyTimeout``, or ``ClientClosed`` if the client is closed.
+
+        ``progress``: draw a text progress line on stderr while waiting (default: when stderr is a
+        terminal outside a notebook; ``True`` also shows the end of a job that had already finished).
+        """
+        if progress and self.done:
+            follow_job(self, progress)()
         if not self.done:
+            stop_drawing = follow_job(self, progress)
             try:
                 await asyncio.wait_for(self._done.wait(), timeout)
             except asyncio.TimeoutError:
@@ -134,13 +142,15 @@ class Job:
                     f"prompt {self.prompt_id} did not finish within {timeout} s "
                     f"(state {self.status.state.value}, progress {self.status.progress:.0f}%)"
                 ) from None
+            finally:
+                stop_drawing()
         if not self.done and self._closed is not None:
             raise ClientClosed(self._closed.message)
         return self.status
 
-    async def result(self, timeout: float | None = None) -> list[Output]:
+    async def result(self, timeout: float | None = None, *, progress: bool | None = None) -> list[Output]:
         """The outputs; raises ``ExecutionError``, ``JobCancelled`` or ``JobLost`` when there are none."""
-        return raise_for_status(await self.wait(timeout))
+        return raise_for_status(await self.wait(timeout, progress=progress))
 
     async def cancel(self) -> bool:
         """Remove the prompt from the queue, or interrupt it if it is running."""

@@ -49,11 +49,11 @@ class BlockingJob:
     def done(self) -> bool:
         return self.async_job.done
 
-    def wait(self, timeout: float | None = None) -> JobStatus:
-        return run_sync(self.async_job.wait(timeout))
+    def wait(self, timeout: float | None = None, *, progress: bool | None = None) -> JobStatus:
+        return run_sync(self.async_job.wait(timeout, progress=progress))
 
-    def result(self, timeout: float | None = None) -> list[Output]:
-        return run_sync(self.async_job.result(timeout))
+    def result(self, timeout: float | None = None, *, progress: bool | None = None) -> list[Output]:
+        return run_sync(self.async_job.result(timeout, progress=progress))
 
     def cancel(self) -> bool:
         return run_sync(self.async_job.cancel())
@@ -109,6 +109,10 @@ class ComfyClient:
     @property
     def url(self) -> str:
         return self.aclient.url
+
+    @property
+    def auth(self) -> str | None:
+        return self.aclient.auth
 
     @property
     def timeout(self) -> float:

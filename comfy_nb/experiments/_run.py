@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .._display import mimebundle
 from .._observers import Observers
 from ..client import JobState, JobStatus, Output
+from ..client._console import follow_sweep
 from ..errors import ComfyConnectionError, ComfyError, ComfyTimeout
 from ..protocol import NodeDef
 from ._store import TERMINAL, CellResult, RunStore
@@ -203,13 +204,19 @@ class SweepRun:
         state = self._results[cell.key].state
         return state == "completed" or (state == "failed" and not rerun_failed)
 
-    async def wait(self, timeout: float | None = None) -> SweepRun:
-        """Wait until every cell is finished (or the run cancelled); returns the run."""
+    async def wait(self, timeout: float | None = None, *, progress: bool | None = None) -> SweepRun:
+        """Wait until every cell is finished (or the run cancelled); returns the run.
+
+        ``progress``: draw a text progress line on stderr meanwhile (default: a terminal, no notebook).
+        """
         if self._finished is not None and not self._finished.is_set():
+            stop_drawing = follow_sweep(self, progress)
             try:
                 await asyncio.wait_for(asyncio.shield(self._finished.wait()), timeout)
             except asyncio.TimeoutError:
                 raise ComfyTimeout(f"the sweep did not finish within {timeout} s ({self!r})") from None
+            finally:
+                stop_drawing()
         return self
 
     def cancel(self) -> concurrent.futures.Future[None] | None:

@@ -72,11 +72,16 @@ async def run_sweep(
     return run
 
 
-async def run_sweep_to_end(target: AsyncComfyClient | ServerPool, sweep: Sweep | SweepRun, **kwargs: Any) -> SweepRun:
-    """``run_sweep`` and wait for the end (the blocking client's form); cancelling it cancels the sweep."""
+async def run_sweep_to_end(
+    target: AsyncComfyClient | ServerPool, sweep: Sweep | SweepRun, *, progress: bool | None = None, **kwargs: Any
+) -> SweepRun:
+    """``run_sweep`` and wait for the end (the blocking client's form); cancelling it cancels the sweep.
+
+    ``progress``: a text progress line on stderr meanwhile (default: a terminal outside a notebook).
+    """
     run = await run_sweep(target, sweep, **kwargs)
     try:
-        return await run.wait()
+        return await run.wait(progress=progress)
     except asyncio.CancelledError:
         run.cancel()
         raise

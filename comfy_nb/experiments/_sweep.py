@@ -219,7 +219,8 @@ class Sweep:
 
         With an ``AsyncComfyClient`` or ``ServerPool`` use ``run = await run_sweep(client, sweep)`` instead:
         it returns at once and the run fills in while the kernel stays free. Keyword arguments
-        (``concurrency``, ``output_dir``, ...) are ``run_sweep``'s.
+        (``concurrency``, ``output_dir``, ...) are ``run_sweep``'s, plus ``progress`` (a text progress
+        line on stderr; default: a terminal outside a notebook).
         """
         from ._runner import run_sweep_blocking
 

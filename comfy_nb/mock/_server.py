@@ -356,7 +356,8 @@ class _App:
                     "python_version": sys.version,
                     "pytorch_version": "none (comfy_nb mock)",
                     "embedded_python": False,
-                    "argv": ["comfy_nb.mock", "--port", str(self.server.port)],
+                    "argv": ["comfy_nb.mock", "--port", str(self.server.port),
+                             *(["--preview-method", "auto"] if self.server.sampler_previews else [])],
                 },
                 "devices": [
                     {

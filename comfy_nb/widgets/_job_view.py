@@ -72,6 +72,8 @@ class JobView(anywidget.AnyWidget):
     """list[dict]: ``{kind, filename, thumb}`` per output once completed."""
     cancel_requested = t.Bool(False).tag(sync=True)
     """bool: the Cancel button was pressed."""
+    notice = t.Unicode("").tag(sync=True)
+    """str: a hint about what the server does, e.g. why no preview moves."""
 
     def __init__(self, job: JobLike) -> None:
         super().__init__()
@@ -79,6 +81,8 @@ class JobView(anywidget.AnyWidget):
         self._lock = threading.Lock()
         self._preview_src: object = None
         self._thumbs_started = False
+        self._got_preview = False
+        self._last_step_node: str | None = None
         self._unsubscribe: Callable[[], None] | None = None
         meta = job.meta
         self.title = str(meta.get("prompt") or meta.get("title") or "")
@@ -96,7 +100,13 @@ class JobView(anywidget.AnyWidget):
 
     # -- client side -------------------------------------------------------------------------
     def _on_status(self, status: JobStatus) -> None:
-        self._throttle.push(status, final=bool(status.terminal))
+        # a node's last step goes out at once (once), so "step n/n" shows before the next node replaces it
+        node = status.current_node
+        last_step = False
+        if node is not None and (status.steps or 0) > 1 and status.step == status.steps:
+            last_step = node.id != self._last_step_node
+            self._last_step_node = node.id
+        self._throttle.push(status, final=bool(status.terminal) or last_step)
 
     def _apply(self, st: JobStatus) -> None:
         """Copy a JobStatus snapshot into the traits (runs at most ~20 times per second)."""
@@ -113,14 +123,17 @@ class JobView(anywidget.AnyWidget):
             self.nodes_total = int(st.total_nodes or 0)
             elapsed = _elapsed(st)
             self.elapsed = elapsed
-            self.eta = _eta(elapsed, float(st.progress)) if state == "running" else None
+            eta = getattr(st, "eta", None)
+            self.eta = float(eta) if state == "running" and eta is not None else None
             if st.preview is not None and st.preview is not self._preview_src and not st.terminal:
                 self._preview_src = st.preview
+                self._got_preview = True
                 try:
                     data, mime = downscale(st.preview.data, _PREVIEW_SIDE)
                 except ValueError:
                     data, mime = b"", ""
                 self.preview, self.preview_mime = data, mime
+            self.notice = _preview_notice(self.step, self._got_preview) if state == "running" else ""
             err = st.error
             if err is not None:
                 self.error = {
@@ -192,10 +205,12 @@ def _elapsed(st: JobStatus) -> float | None:
     return max(0.0, float(end) - float(st.started_at))
 
 
-def _eta(elapsed: float | None, progress: float) -> float | None:
-    if elapsed is None or progress <= 0.5 or progress >= 100:
-        return None
-    return elapsed * (100.0 - progress) / progress
+def _preview_notice(step: int, got_preview: bool) -> str:
+    """Say why no image moves: a node stepped a few times and the server sent no preview."""
+    if got_preview or step < 2:
+        return ""
+    return ("No previews from the server: ComfyUI sends sampler previews only when started with "
+            "--preview-method auto (or latent2rgb); its default is none.")
 
 
 def _log_thumb_error(exc: BaseException) -> None:

@@ -15,7 +15,7 @@ import ipywidgets as W
 from .._observers import Observers
 from ..client import ClientLike
 from . import _bg
-from ._forms import LoraStack, field_layout, lora_pairs, section, set_options, status_html
+from ._forms import LoraStack, field_layout, lora_triples, section, set_options, status_html
 from ._job_view import JobView
 
 __all__ = ["TaskBuilder"]
@@ -107,9 +107,10 @@ class TaskBuilder(W.VBox):  # type: ignore[misc]
         self.seed = W.BoundedIntText(0, min=0, max=_MAX_SEED, description="Seed", style=lab,
                                      layout=field_layout("200px"))
         self.seed_mode = W.ToggleButtons(options=["fixed", "random", "increment"], value="random",
-                                         style={"button_width": "86px"}, tooltips=[
+                                         style={"button_width": "auto"}, tooltips=[
                                              "same seed every time", "a new random seed per job",
                                              "seed + 1 per job"])
+        self.seed_mode.add_class("cnb-seed-mode")
         self.steps = W.BoundedIntText(20, min=1, max=1000, description="Steps", style=lab, layout=field_layout("150px"))
         self.cfg = W.BoundedFloatText(7.0, min=0.0, max=100.0, step=0.5, description="CFG", style=lab,
                                       layout=field_layout("150px"))
@@ -125,7 +126,7 @@ class TaskBuilder(W.VBox):  # type: ignore[misc]
         self.vae = W.Dropdown(description="VAE", style=lab, layout=field_layout("420px"))
         set_options(self.checkpoint, [], keep=ckpt, allow_none=True)
         set_options(self.vae, [], keep=vae, allow_none=True)
-        self.loras = LoraStack((), lora_pairs(getattr(config, "loras", None)) if config is not None else [])
+        self.loras = LoraStack((), lora_triples(getattr(config, "loras", None)) if config is not None else [])
         self.init_upload = W.FileUpload(accept="image/*", multiple=False, description="Init image",
                                         layout=field_layout("150px"))
         self.mask_upload = W.FileUpload(accept="image/*", multiple=False, description="Mask",
@@ -252,7 +253,8 @@ class TaskBuilder(W.VBox):  # type: ignore[misc]
         fields: dict[str, Any] = {
             "type": self.type.value,
             "prompt": self.prompt.value,
-            "negative_prompt": self.negative.value or None,
+            # what the box shows is what runs: empty means no negative prompt, not the template's
+            "negative_prompt": self.negative.value,
             "width": int(self.width.value),
             "height": int(self.height.value),
             "seed": seed,

@@ -11,7 +11,7 @@ prompts; it is kept in ``resolved_seed`` and in the meta so the image can be rep
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -65,6 +65,19 @@ class GenerationTask:
     batch_size: int | None = None
     resolved_seed: int = field(init=False, default=0)
     """The seed actually used: ``seed``, or the one drawn for ``seed=None``."""
+
+    def __repr__(self) -> str:
+        """Only the fields that were set (no wall of ``=None``; no drawn seed, so it prints the same twice)."""
+        parts = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            default = f.default_factory() if f.default_factory is not MISSING else f.default
+            if not f.init or value == default:
+                continue
+            shown = repr(value) if value is None or isinstance(value, (str, int, float, list, tuple)) else (
+                f"<{type(value).__name__}>")
+            parts.append(f"{f.name}={shown}")
+        return f"GenerationTask({', '.join(parts)})"
 
     def __post_init__(self) -> None:
         problems = self._problems()

@@ -56,8 +56,9 @@ def test_jobview_message_rate_for_1000_progress_events_per_second(capsys: pytest
                       f"({event_rate:.0f}/s) -> {len(ups)} comm messages ({msg_rate:.1f}/s)")
             assert event_rate > 100, "the job must really stream fast"
             # the throttle's guarantee: one message per 55 ms window, plus the view's setup messages
-            # (title, node count), the first update and the final one
-            assert len(ups) <= duration / 0.055 + 4, f"{msg_rate:.1f} comm messages/s"
+            # (title, node count), the first update, the sampler's last step (sent at once so "step n/n"
+            # shows) and the final one
+            assert len(ups) <= duration / 0.055 + 5, f"{msg_rate:.1f} comm messages/s {[sorted(u) for u in ups]}"
             assert len(ups) >= min(10, duration * 10), "the view must update live"
             assert (view.progress == 100.0 and ups[-1].get("state") == "completed") or view.state == "completed"
             wait_for(lambda: view.outputs and view.outputs[0]["thumb"].startswith("data:image/jpeg"),
@@ -220,7 +221,8 @@ def test_config_panel_validates_tests_connection_and_keeps_secrets(
     fut = panel.test_connection()
     fut.result(TIMEOUT)
     wait_for(lambda: "Connected" in panel.test_status.value, TIMEOUT, "connected")
-    for word in ("Version", "VRAM", "previews", "jobs API", "targeted interrupt"):
+    for word in ("comfy_nb built-in mock (ComfyUI 0.3.64 API)", "RAM", "previews on (--preview-method auto)",
+                 "jobs API", "targeted interrupt"):
         assert word in panel.test_status.value
     wait_for(lambda: "sd15-mock.safetensors" in panel.checkpoint._options_values, TIMEOUT, "models")
     panel.checkpoint.value = "sdxl-mock.safetensors"
