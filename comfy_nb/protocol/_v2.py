@@ -13,7 +13,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from typing import Any, Literal, Union, get_args
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -187,7 +187,7 @@ class V2LogEvent(_Model):
     message: str = ""
 
 
-V2Event = Union[V2StatusEvent, V2ProgressEvent, V2PreviewEvent, V2OutputEvent, V2LogEvent]
+V2Event = V2StatusEvent | V2ProgressEvent | V2PreviewEvent | V2OutputEvent | V2LogEvent
 
 
 def _load(data: str, what: str) -> Any:
@@ -340,9 +340,8 @@ class SSEParser:
         elif name == "id":
             if "\0" not in value:
                 self._last_id = value
-        elif name == "retry":
-            if value and value.isascii() and value.isdigit():
-                self.retry = int(value)
+        elif name == "retry" and value and value.isascii() and value.isdigit():
+            self.retry = int(value)
         return None
 
     def _dispatch(self) -> SSEMessage | None:
