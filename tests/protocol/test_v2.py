@@ -45,7 +45,8 @@ def _stream(draw: st.DrawFn) -> tuple[bytes, list[SSEMessage]]:
         if event is not None:
             lines.append(f"event: {event}")
         for d in datas:
-            lines.append(f"data: {d}" if draw(st.booleans()) else f"data:{d}")
+            # one space after the colon is syntax; without it the value must not start with a space
+            lines.append(f"data: {d}" if d.startswith(" ") or draw(st.booleans()) else f"data:{d}")
         lines.append("")
         if datas:
             expected.append(SSEMessage(event or "message", "\n".join(datas), None, retry))
