@@ -56,7 +56,6 @@ __all__ = ["V2Session", "blake3_hash"]
 
 _METADATA_PREFIX = "comfy_nb:"
 _MAX_REDIRECTS = 5
-_AFTER_PROGRESS = "right after the last progress"
 _VALIDATION_CODES = frozenset({"invalid_workflow", "workflow_format_ui", "missing_asset"})
 
 
@@ -320,41 +319,44 @@ class V2Session:
 
     # ------------------------------------------------------------------ waiting
 
-    def _doubt(self, job: V2Job) -> str | None:
-        """Why a terminal ``job`` cannot be believed yet, or ``None`` when it fits what was seen."""
+    def _doubt(self, job: V2Job) -> tuple[str, bool] | None:
+        """Why a terminal ``job`` cannot be believed yet (and whether one agreeing re-read settles it),
+        or ``None`` when it fits what was seen."""
         seen = self._seen.get(job.id) or _Seen()
         if job.status == "expired":
-            return "expired"  # the proxy's history/queue gap reads as expired; a real expiry stays so
+            # A job this session cancelled while queued is dequeued and reads expired: one re-read.
+            # Otherwise it is the proxy's history/queue gap until it has stayed so for settle_time.
+            return ("expired after a cancel", True) if seen.cancel_requested else ("expired", False)
         if seen.last_progress is not None and time.monotonic() - seen.last_progress < self.settle_time:
-            return _AFTER_PROGRESS
+            return ("right after the last progress", True)
         if job.status == "succeeded" and not set(seen.outputs) <= {o.id for o in job.outputs}:
-            return "succeeded without outputs the stream reported"
+            return ("succeeded without outputs the stream reported", False)
         if job.status == "failed" and job.error is None:
-            return "failed without an error"
+            return ("failed without an error", False)
         if job.status == "canceled" and not seen.cancel_requested and "canceling" not in seen.statuses:
-            return "canceled though nobody asked"
+            return ("canceled though nobody asked", False)
         return None
 
     async def _settle(self, job: V2Job, deadline: float | None) -> V2Job:
-        """Re-read a doubtful terminal state until it fits, turns live again, or ``settle_time`` passes.
-
-        A state right after the last progress needs one agreeing re-read; the others are re-read (with
-        backoff) for up to ``settle_time`` and then believed as they stand.
-        """
+        """Re-read a doubtful terminal state until it fits, turns live again, or ``settle_time`` passes;
+        a state that needs only one agreeing re-read is believed after it."""
         started = time.monotonic()
         reads = 0
         while True:
             doubt = self._doubt(job)
-            if doubt is None or (doubt == _AFTER_PROGRESS and reads > 0):
-                return job
+            if doubt is None or (doubt[1] and reads > 0):
+                break
             now = time.monotonic()
             if now - started >= self.settle_time or (deadline is not None and now >= deadline):
-                return job
+                break
             await asyncio.sleep(min(0.05 * 2**reads, 1.0))
             reads += 1
             job = await self.get(job.id)
             if not job.terminal:
                 return job
+        if job.status == "expired" and self._seen.get(job.id, _Seen()).cancel_requested:
+            return job.model_copy(update={"status": "canceled"})
+        return job
 
     async def wait(
         self,

@@ -30,6 +30,7 @@ from ._catalog import DEFAULT_MODELS, MODEL_FOLDERS, Catalog
 from ._executor import Executor
 from ._faults import Faults, ServerStats
 from ._images import GenParams, generate
+from ._jobs import add_jobs_routes
 
 __all__ = ["MockServer"]
 
@@ -250,6 +251,8 @@ class _App:
             app.router.add_route(method, "/api" + path, handler)
         app.router.add_route("GET", "/internal/files/{directory_type}", self.internal_files)
         app.router.add_route("GET", "/internal/folder_paths", self.internal_folder_paths)
+        if self.server.jobs_api:
+            add_jobs_routes(self, app.router)
         return app
 
     @web.middleware
@@ -676,7 +679,7 @@ class MockServer:
     """A protocol-faithful ComfyUI 0.3.64 stand-in on real sockets (aiohttp), with fault injection.
 
     ``MockServer(host="127.0.0.1", port=0, *, step_delay=0.0, root_dir=None, output_dir=None, models=None,
-    preview_size=512, sampler_previews=True, max_upload_size=104857600)``
+    preview_size=512, sampler_previews=True, max_upload_size=104857600, jobs_api=False)``
 
     - ``with MockServer() as server:`` or ``server = MockServer().start(); ...; server.stop()``: runs on
       a background thread with its own event loop. ``server.url`` is ``"http://127.0.0.1:PORT"``.
@@ -685,6 +688,7 @@ class MockServer:
       its own ``seconds_per_step`` instead.
     - Folders: ``root_dir`` (default: a fresh temporary directory, removed on ``stop()``) holds
       ``output/``, ``input/`` (with an ``example.png``) and ``temp/``; ``output_dir`` overrides the first.
+    - ``jobs_api``: also answer ``/api/jobs`` like newer ComfyUI servers (0.3.64 has no jobs API).
     - ``models``: ``{folder: [file names]}`` the loaders' combos offer (default: a small fake set).
     - ``faults`` (``Faults``) and ``stats`` (``ServerStats``) are safe to use from any thread;
       ``restart(downtime=0.0)`` drops sockets and loses queue, history, cache and temp, like a real restart.
@@ -702,6 +706,7 @@ class MockServer:
         preview_size: int = 512,
         sampler_previews: bool = True,
         max_upload_size: int = DEFAULT_MAX_UPLOAD,
+        jobs_api: bool = False,
     ) -> None:
         self.host = host
         self.port = int(port)
@@ -709,6 +714,7 @@ class MockServer:
         self.preview_size = int(preview_size)
         self.sampler_previews = bool(sampler_previews)
         self.max_upload_size = int(max_upload_size)
+        self.jobs_api = bool(jobs_api)
         self.models = {k: list(v) for k, v in (DEFAULT_MODELS if models is None else models).items()}
         self._own_root = root_dir is None
         self.root_dir = os.path.abspath(tempfile.mkdtemp(prefix="comfy_nb_mock_") if root_dir is None else root_dir)
