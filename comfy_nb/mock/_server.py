@@ -288,8 +288,9 @@ class _App:
         try:
             hello = {"status": {"exec_info": {"queue_remaining": self.executor.remaining()}}, "sid": sid}
             await ws.send_str(json.dumps({"type": "status", "data": hello}))
-            if self.executor.client_id == sid and self.executor.last_node_id is not None:
-                await ws.send_str(json.dumps({"type": "executing", "data": {"node": self.executor.last_node_id}}))
+            node = self.executor.executing_node(sid)
+            if node is not None:
+                await ws.send_str(json.dumps({"type": "executing", "data": {"node": node}}))
             first = True
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
