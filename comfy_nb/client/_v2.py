@@ -381,6 +381,7 @@ class V2Session:
                 if job.terminal:
                     job = await self._settle(job, deadline)
                     if job.terminal:
+                        self._seen.pop(job_id, None)  # believed: what was seen is no longer needed
                         return job
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:

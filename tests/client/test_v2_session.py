@@ -252,3 +252,11 @@ async def test_the_key_never_reaches_the_redirect_host_nor_reprs_nor_errors(
         with pytest.raises(ServerError, match="check the API key") as refused:
             await bad.get("x")
     assert "wrong" not in str(refused.value)
+
+
+async def test_x_api_key_form_goes_only_to_the_own_origin() -> None:
+    async with V2Session("https://api.example.test", api_key=KEY, key_header="x-api-key") as session:
+        assert session._headers("https://api.example.test/api/v2/jobs") == {"X-API-Key": KEY}
+        assert session._headers("https://api.example.test:443/x") == {"X-API-Key": KEY}
+        assert session._headers("https://storage.example.test/blob") == {}
+        assert session._headers("http://api.example.test/api/v2/jobs") == {}  # another scheme is another origin
