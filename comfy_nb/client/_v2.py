@@ -124,6 +124,7 @@ class V2Session:
             timeout=httpx.Timeout(self.timeout, connect=min(10.0, self.timeout)), follow_redirects=False
         )
         self._seen: dict[str, _Seen] = {}
+        self._labels = True  # label jobs with the client-made id (off once the endpoint refuses labels)
 
     def __repr__(self) -> str:
         auth = " auth=***" if self._key_headers else ""
@@ -224,7 +225,9 @@ class V2Session:
     ) -> V2Job:
         """``POST /api/v2/jobs`` (201). Retries reuse the ``Idempotency-Key``; a reuse refusal adopts the job."""
         key = client_id or str(uuid.uuid4())
-        body: dict[str, Any] = {"workflow": dict(workflow), "metadata": _METADATA_PREFIX + key}
+        body: dict[str, Any] = {"workflow": dict(workflow)}
+        if self._labels:
+            body["metadata"] = _METADATA_PREFIX + key
         if extra_data:
             body["extra_data"] = dict(extra_data)
         if priority is not None:
@@ -241,6 +244,10 @@ class V2Session:
             return job
         err = parse_v2_error(payload)
         info = ResponseInfo.from_parts(response.status_code, response.content)
+        if self._labels and err is not None and _refuses_label(err.code, err.message):
+            # Comfy Cloud refuses labels, later v2 wants a map: submit unlabelled (no lost-answer recovery)
+            self._labels = False
+            return await self.submit(workflow, client_id=key, extra_data=extra_data, priority=priority)
         if err is not None and err.code == "idempotency_key_reuse":
             found = await self.find(key)
             if found is not None:
@@ -468,6 +475,12 @@ class V2Session:
                 raise ServerError(f"GET {url} redirected without a Location", request=RequestInfo("GET", url))
             url = urljoin(url, location)
         raise ServerError(f"GET {url}: more than {_MAX_REDIRECTS} redirects", request=RequestInfo("GET", url))
+
+
+def _refuses_label(code: str, message: str) -> bool:
+    return code in ("metadata_invalid", "metadata_not_supported") or (
+        code == "invalid_request" and "metadata" in message.lower()
+    )
 
 
 def _json_or_none(response: httpx.Response) -> Any:

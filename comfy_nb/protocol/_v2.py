@@ -116,7 +116,7 @@ class V2Job(_Model):
     outputs: tuple[V2Output, ...] = ()
     error: V2JobError | None = None
     outputs_reused: bool = False
-    metadata: str | None = None
+    metadata: str | dict[str, str] | None = None  # an opaque label (proxy 0.1.6) or string labels (later v2)
     priority: int | None = None
     urls: V2Urls | None = None
 

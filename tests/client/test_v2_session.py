@@ -29,6 +29,7 @@ class Script:
     statuses: list[str] = field(default_factory=list)  # GET /jobs/{id} answers, last one repeats
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     fail_first_submit: bool = False
+    refuse_labels: bool = False
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)  # Idempotency-Key -> job id
     gets: int = 0
@@ -103,6 +104,8 @@ async def endpoint(script: Script, storage: str) -> AsyncIterator[str]:
                            ], "dependent_outputs": ["9"]}}}}},
                 status=422,
             )
+        if script.refuse_labels and "metadata" in body:
+            return web.json_response({"error": {"code": "metadata_not_supported", "message": "no"}}, status=422)
         if key in script.keys:
             return web.json_response({"error": {"code": "idempotency_key_reuse", "message": "used"}}, status=422)
         job_id = str(uuid.uuid4())
@@ -260,3 +263,14 @@ async def test_x_api_key_form_goes_only_to_the_own_origin() -> None:
         assert session._headers("https://api.example.test:443/x") == {"X-API-Key": KEY}
         assert session._headers("https://storage.example.test/blob") == {}
         assert session._headers("http://api.example.test/api/v2/jobs") == {}  # another scheme is another origin
+
+
+async def test_an_endpoint_that_refuses_labels_gets_unlabelled_submits(endpoint: str, script: Script) -> None:
+    script.refuse_labels = True
+    script.statuses = ["succeeded"]
+    async with V2Session(endpoint, api_key=KEY, poll_interval=0.01) as session:
+        first = await session.submit({"1": {"class_type": "X", "inputs": {}}}, client_id="a")
+        second = await session.submit({"1": {"class_type": "X", "inputs": {}}}, client_id="b")
+    assert first.metadata is None and second.metadata is None
+    assert script.submits == 3  # one refused, then two unlabelled
+    assert script.keys == {"a": first.id, "b": second.id}
