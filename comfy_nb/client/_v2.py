@@ -334,7 +334,8 @@ class V2Session:
             # A job this session cancelled while queued is dequeued and reads expired: one re-read.
             # Otherwise it is the proxy's history/queue gap until it has stayed so for settle_time.
             return ("expired after a cancel", True) if seen.cancel_requested else ("expired", False)
-        if seen.last_progress is not None and time.monotonic() - seen.last_progress < self.settle_time:
+        recent = seen.last_progress is not None and time.monotonic() - seen.last_progress < self.settle_time
+        if recent and job.status != "succeeded":  # a success is never the proxy's false report
             return ("right after the last progress", True)
         if job.status == "succeeded" and not set(seen.outputs) <= {o.id for o in job.outputs}:
             return ("succeeded without outputs the stream reported", False)
@@ -356,7 +357,8 @@ class V2Session:
             now = time.monotonic()
             if now - started >= self.settle_time or (deadline is not None and now >= deadline):
                 break
-            await asyncio.sleep(min(0.05 * 2**reads, 1.0))
+            if reads:  # the first re-read goes at once: it is a fresh pair of reads behind the proxy
+                await asyncio.sleep(min(0.05 * 2 ** (reads - 1), 1.0))
             reads += 1
             job = await self.get(job.id)
             if not job.terminal:
@@ -370,17 +372,18 @@ class V2Session:
         job_id: str,
         *,
         timeout: float | None = None,
-        stream: bool = True,
+        stream: bool | None = None,
         on_event: Callable[[V2Event], Any] | None = None,
     ) -> V2Job:
-        """Wait for the job's believed terminal state. Polls as the truth; ``stream`` adds live events.
+        """Wait for the job's believed terminal state. Polls as the truth; ``stream`` (default: when
+        ``on_event`` is given) follows the event stream too, for live progress and a prompt wake-up.
 
         Raises ``ComfyTimeout`` when ``timeout`` passes first.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         wake = asyncio.Event()
         streamer: asyncio.Task[None] | None = None
-        if stream:
+        if stream or (stream is None and on_event is not None):
             streamer = asyncio.ensure_future(self._pump(job_id, wake, on_event))
         try:
             while True:

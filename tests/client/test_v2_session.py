@@ -47,7 +47,8 @@ def _job(base: str, job_id: str, status: str, metadata: str | None) -> dict[str,
             {"node_id": "9", "name": "out.png", "type": "image", "content_type": "image/png", "size_bytes": 3,
              "id": "asset-1", "hash": None, "url": f"{base}/api/v2/assets/asset-1/content"}
         ]
-    return {"id": job_id, "status": status, "outputs": outputs, "metadata": metadata, "error": None,
+    error = {"code": "node_execution_error", "message": "boom", "node_id": "1"} if status == "failed" else None
+    return {"id": job_id, "status": status, "outputs": outputs, "metadata": metadata, "error": error,
             "progress": None, "queue_position": None}
 
 
@@ -194,22 +195,23 @@ async def test_without_settling_the_same_race_loses_the_job(endpoint: str, scrip
             await session.result(job.id, timeout=10)
 
 
-async def test_a_terminal_state_right_after_progress_is_read_twice(endpoint: str, script: Script) -> None:
-    script.statuses = ["running", "running", "succeeded"]
-    script.events = [
-        ("status", {"status": "running"}),
-        ("progress", {"value": 1.0, "nodes_done": 2, "nodes_total": 2, "step": 20, "steps": 20}),
-    ]
+@pytest.mark.parametrize("progress", [True, False])
+async def test_a_failure_right_after_progress_is_read_again(endpoint: str, script: Script, progress: bool) -> None:
+    """A non-success terminal state right after the last progress gets one more read before it is
+    believed; without a recent progress the same well-formed failure is believed at once."""
+    script.statuses = ["running", "running", "failed", "succeeded"]
+    script.events = [("status", {"status": "running"})]
+    if progress:
+        script.events.append(("progress", {"value": 1.0, "nodes_done": 2, "nodes_total": 2, "step": 20, "steps": 20}))
     seen: list[V2Event] = []
     async with V2Session(endpoint, api_key=KEY, poll_interval=0.01, settle_time=5) as session:
         job = await session.submit({"1": {"class_type": "X", "inputs": {}}})
-        # read the stream first so the progress is known before the terminal answer
-        async for event in session.events(job.id):
+        async for event in session.events(job.id):  # the stream first, so the progress is known
             seen.append(event)
-        done = await session.wait(job.id, stream=False, timeout=10)
-    assert done.status == "succeeded"
-    assert any(isinstance(e, V2ProgressEvent) and e.progress.step == 20 for e in seen)
-    assert script.gets == 4  # running, running, succeeded, and one agreeing re-read
+        done = await session.wait(job.id, timeout=10)
+    assert any(isinstance(e, V2ProgressEvent) and e.progress.step == 20 for e in seen) == progress
+    assert done.status == ("succeeded" if progress else "failed")
+    assert script.gets == (4 if progress else 3)
 
 
 async def test_a_lost_submit_answer_is_found_by_its_key_not_run_twice(endpoint: str, script: Script) -> None:
