@@ -170,6 +170,7 @@ class V2Session:
         attempts = (self.max_retries if retries is None else retries) + 1
         for attempt in range(attempts):
             last = attempt == attempts - 1
+            answer: Mapping[str, str] | None = None  # its Retry-After paces the next attempt
             try:
                 response = await self._http.request(
                     method, url, json=json, params=params, files=files, data=data, headers=self._headers(url, headers)
@@ -190,7 +191,8 @@ class V2Session:
                     return response
                 if not (is_retryable_status(response.status_code) and not last):
                     raise self._status_error(response, request)
-            await asyncio.sleep(retry_delay(attempt, None))
+                answer = response.headers
+            await asyncio.sleep(retry_delay(attempt, answer))
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _status_error(self, response: httpx.Response, request: RequestInfo) -> ServerError:

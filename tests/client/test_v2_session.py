@@ -30,6 +30,7 @@ class Script:
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     fail_first_submit: bool = False
     refuse_labels: bool = False
+    busy: int = 0  # answer GET /jobs/{id} with 429 queue_full this many times first
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)  # Idempotency-Key -> job id
     gets: int = 0
@@ -124,6 +125,10 @@ async def endpoint(script: Script, storage: str) -> AsyncIterator[str]:
         job_id = request.match_info["id"]
         if job_id not in script.jobs:
             return web.json_response({"error": {"code": "not_found", "message": f"No job {job_id}."}}, status=404)
+        if script.busy:
+            script.busy -= 1
+            body = {"error": {"code": "queue_full", "message": "later"}}
+            return web.json_response(body, status=429, headers={"Retry-After": "0"})
         status = script.statuses[min(script.gets, len(script.statuses) - 1)]
         script.gets += 1
         return web.json_response(_job(base_box[0], job_id, status, script.jobs[job_id]["metadata"]))
@@ -276,3 +281,14 @@ async def test_an_endpoint_that_refuses_labels_gets_unlabelled_submits(endpoint:
     assert first.metadata is None and second.metadata is None
     assert script.submits == 3  # one refused, then two unlabelled
     assert script.keys == {"a": first.id, "b": second.id}
+
+
+async def test_a_busy_answer_is_retried_after_its_retry_after(endpoint: str, script: Script) -> None:
+    script.statuses = ["succeeded"]
+    async with V2Session(endpoint, api_key=KEY, max_retries=2) as session:
+        job = await session.submit({"1": {"class_type": "X", "inputs": {}}})
+        script.busy = 2
+        assert (await session.get(job.id)).status == "succeeded"
+        script.busy = 3
+        with pytest.raises(ServerError, match="429 \\(queue_full"):
+            await session.get(job.id)
