@@ -187,3 +187,37 @@ async def test_jobs_run_in_parallel_up_to_the_limit(cloud: MockServer, http: aio
                     break
     async with http.post(cloud.url + f"/api/jobs/{pids[0]}/cancel", headers=H) as r:
         assert r.status == 409  # already over
+
+
+def test_the_command_line_starts_the_cloud_mode() -> None:
+    import re
+    import subprocess
+    import sys
+    import urllib.error
+    import urllib.request
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "comfy_nb.mock", "--cloud", "--port", "0", "--parallel", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "COMFY_CLOUD_API_KEY": KEY, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert KEY not in line  # a key given by the user is never printed
+        m = re.search(r"listening on (http://127\.0\.0\.1:\d+), cloud mode, storage host http://127\.0\.0\.1:\d+", line)
+        assert m, line
+        url = m.group(1)
+        request = urllib.request.Request(url + "/api/system_stats", headers={"X-API-Key": KEY})
+        with urllib.request.urlopen(request, timeout=10) as r:
+            assert r.status == 200
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url + "/api/system_stats", timeout=10)
+        assert refused.value.code == 401
+        refused.value.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
