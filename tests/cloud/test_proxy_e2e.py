@@ -79,7 +79,8 @@ async def test_cancel_a_running_job(proxied: Proxied) -> None:
             if isinstance(event, V2ProgressEvent):
                 break  # it is running
         answer = await s.cancel(job.id)
-        assert answer.status in ("canceling", "canceled")
+        # the proxy re-reads after cancelling: the interrupt may land between its two reads (expired)
+        assert answer.status in ("canceling", "canceled", "expired")
         with pytest.raises(JobCancelled):
             await s.result(job.id, timeout=30)
 
