@@ -3,18 +3,15 @@
 Stored as JSON in ``platformdirs.user_config_dir("comfy_nb")/config.json`` (or a path you give),
 written with mode 0600. ``COMFY_URL`` and ``COMFY_TOKEN`` override the file when loading. Secrets
 (token, password, extra headers) never appear in ``repr``/``str``/``model_dump``; they are written
-to disk only by ``save(reveal_secrets=True)``. A leaf module: it imports only ``errors``.
+to disk only by ``save(reveal_secrets=True)``. It imports only ``errors`` and the protocol's URL rule.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import platformdirs
 from pydantic import (
@@ -27,7 +24,9 @@ from pydantic import (
     model_validator,
 )
 
+from ._files import write_atomic
 from .errors import ConfigError
+from .protocol import server_url_problem
 
 __all__ = ["DEFAULT_WORKFLOWS", "TASK_TYPES", "ComfyConfig", "LoraSpec", "default_config_path"]
 
@@ -43,6 +42,7 @@ DEFAULT_WORKFLOWS: dict[str, str] = {
 """Task type → built-in template. ``img2img`` is used for an ``image`` task that has an init image."""
 _WORKFLOW_KEYS = frozenset(DEFAULT_WORKFLOWS)
 _SECRET_FIELDS = ("token", "password", "headers")
+_RETIRED_KEYS = frozenset({"connect_timeout", "retry_backoff"})
 
 
 def default_config_path() -> Path:
@@ -66,7 +66,7 @@ class LoraSpec(BaseModel):
             return {"name": data}
         if isinstance(data, (list, tuple)) and 1 <= len(data) <= 3:
             strengths = list(data[1:]) + [data[1]] * (len(data) == 2)
-            return dict(zip(("name", "strength_model", "strength_clip"), [data[0], *strengths]))
+            return dict(zip(("name", "strength_model", "strength_clip"), [data[0], *strengths], strict=True))
         return data
 
 
@@ -82,9 +82,7 @@ class ComfyConfig(BaseModel):
     headers: dict[str, SecretStr] = Field(default_factory=dict, repr=False, exclude=True)
     """Extra HTTP headers (e.g. a proxy's API key); treated as secrets."""
     timeout: float = Field(default=30.0, gt=0)
-    connect_timeout: float = Field(default=10.0, gt=0)
     max_retries: int = Field(default=3, ge=0)
-    retry_backoff: float = Field(default=0.5, ge=0)
     workflows: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_WORKFLOWS))
     """Task type (image, img2img, video, upscale, inpaint, grid) → template name or workflow file path."""
     checkpoint: str | None = None
@@ -112,15 +110,10 @@ class ComfyConfig(BaseModel):
     def _check_url(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        url = value.strip().rstrip("/")
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:8188")
-        try:
-            parts.port  # noqa: B018 - raises on a bad port
-        except ValueError:
-            raise ValueError("has an invalid port") from None
-        return url
+        problem = server_url_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value.strip().rstrip("/")
 
     @field_validator("workflows")
     @classmethod
@@ -137,16 +130,6 @@ class ComfyConfig(BaseModel):
         """True once a server URL is set."""
         return self.server_url is not None
 
-    def auth_headers(self) -> dict[str, str]:
-        """The HTTP headers carrying the credentials (bearer token or basic auth, plus extra headers)."""
-        headers = {k: v.get_secret_value() for k, v in self.headers.items()}
-        if self.token is not None:
-            headers["Authorization"] = f"Bearer {self.token.get_secret_value()}"
-        elif self.username is not None and self.password is not None:
-            pair = f"{self.username}:{self.password.get_secret_value()}".encode()
-            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
-        return headers
-
     # -- persistence ---------------------------------------------------------------------------
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None) -> ComfyConfig:
@@ -162,6 +145,8 @@ class ComfyConfig(BaseModel):
                 raise ConfigError(f"config file {file} is not valid JSON: {exc}") from None
             if not isinstance(data, dict):
                 raise ConfigError(f"config file {file} must hold a JSON object")
+        for key in _RETIRED_KEYS & data.keys():  # saved by earlier versions, never used by the client
+            del data[key]
         for env, key in (("COMFY_URL", "server_url"), ("COMFY_TOKEN", "token")):
             if os.environ.get(env):
                 data[key] = os.environ[env]
@@ -181,17 +166,7 @@ class ComfyConfig(BaseModel):
                 data["password"] = self.password.get_secret_value()
             if self.headers:
                 data["headers"] = {k: v.get_secret_value() for k, v in self.headers.items()}
-        file.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=".config-", suffix=".json")  # created 0600
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(data, handle, indent=2)
-                handle.write("\n")
-            os.replace(tmp, file)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        os.chmod(file, 0o600)
+        write_atomic(file, json.dumps(data, indent=2) + "\n")  # created 0600: it may hold secrets
         return file
 
     @classmethod

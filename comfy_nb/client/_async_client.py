@@ -28,17 +28,16 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping
 from typing import Any, Protocol, TypeVar
-from urllib.parse import urlsplit
 
 import httpx
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from .._secrets import reveal as _secret
 from ..errors import (
     ComfyConnectionError,
     ComfyError,
     ComfyTimeout,
-    ConfigError,
     JobLost,
     ProtocolError,
     RequestInfo,
@@ -60,11 +59,13 @@ from ..protocol import (
     QueueSnapshot,
     StatusMessage,
     UnknownMessage,
+    api_graph,
     decode_binary_frame,
     feature_flags_request,
     node_errors_to_list,
     parse_message,
     parse_node_defs,
+    parse_server_url,
     prompt_validation_error,
 )
 from ._job import Job
@@ -97,30 +98,6 @@ class PromptBuilder(Protocol):
     def to_prompt(self, config: Any, node_defs: dict[str, NodeDef]) -> tuple[dict[str, Any], dict[str, Any]]: ...
 
 
-def _split_url(url: str) -> tuple[str, str, tuple[str, str] | None]:
-    """``(http_base, ws_url, basic_auth_from_url)`` for a server URL that may carry a base path."""
-    text = url.strip()
-    if "://" not in text:
-        raise ConfigError(
-            f"server URL {text!r} has no scheme: write it as http://host:port (or https:// behind a proxy)"
-        )
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https"):
-        raise ConfigError(f"server URL {text!r} must start with http:// or https:// (got {parts.scheme}://)")
-    if not parts.hostname:
-        raise ConfigError(f"server URL {text!r} has no host name")
-    try:
-        port = parts.port
-    except ValueError:
-        raise ConfigError(f"server URL {text!r} has an invalid port") from None
-    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-    netloc = f"{host}:{port}" if port else host
-    path = parts.path.rstrip("/")
-    auth = (parts.username or "", parts.password or "") if parts.username else None
-    ws_scheme = "wss" if parts.scheme == "https" else "ws"
-    return f"{parts.scheme}://{netloc}{path}", f"{ws_scheme}://{netloc}{path}/ws", auth
-
-
 def _version_tuple(version: str | None) -> tuple[int, ...]:
     out: list[int] = []
     for part in (version or "").split("."):
@@ -129,10 +106,6 @@ def _version_tuple(version: str | None) -> tuple[int, ...]:
             break
         out.append(int(digits))
     return tuple(out)
-
-
-def _looks_like_ui_workflow(prompt: Mapping[str, Any]) -> bool:
-    return "nodes" in prompt and "links" in prompt
 
 
 class AsyncComfyClient:
@@ -183,7 +156,8 @@ class AsyncComfyClient:
                 timeout = getattr(config, "timeout", None)
             if max_retries is None:
                 max_retries = getattr(config, "max_retries", None)
-        self.url, self._ws_url, url_auth = _split_url(str(url or os.environ.get("COMFY_URL") or DEFAULT_URL))
+        server = parse_server_url(str(url or os.environ.get("COMFY_URL") or DEFAULT_URL))
+        self.url, self._ws_url, url_auth = server.http, server.ws, server.auth
         if token is None and username is None and url_auth is None:
             token = os.environ.get("COMFY_TOKEN") or None
         self._headers: dict[str, str] = {k: _secret(v) or "" for k, v in (headers or {}).items()}
@@ -221,7 +195,6 @@ class AsyncComfyClient:
         self._object_info: dict[str, Any] | None = None
         self._node_defs: dict[str, NodeDef] | None = None
         self._capabilities: ServerCapabilities | None = None
-        self._server_flags: dict[str, Any] = {}
         self.queue_remaining: int | None = None
         self._queue_listeners: list[Callable[[QueueState], Any]] = []
         self._queue_refresh: asyncio.Task[None] | None = None
@@ -537,7 +510,7 @@ class AsyncComfyClient:
         A 200 that dropped invalid outputs is never silent: ``job.status.node_errors`` lists them and a
         warning is logged.
         """
-        graph = _as_api_graph(prompt)
+        graph = api_graph(prompt)
         await self.connect()
         pid = prompt_id or str(uuid.uuid4())
         body: dict[str, Any] = {"prompt": graph, "client_id": self.client_id, "prompt_id": pid}
@@ -632,12 +605,6 @@ class AsyncComfyClient:
         """Submit and wait for the outputs in one call."""
         job = await self.submit(prompt, **kwargs)
         return await job.result(timeout)
-
-    async def run_sweep(self, sweep: Any, **kwargs: Any) -> Any:
-        """Start a ``Sweep`` on this server and return its ``SweepRun`` (see ``comfy_nb.experiments.run_sweep``)."""
-        from ..experiments import run_sweep
-
-        return await run_sweep(self, sweep, **kwargs)
 
     # ------------------------------------------------------------------ following jobs
 
@@ -877,7 +844,7 @@ class AsyncComfyClient:
 
     async def save_output(self, output: Output, directory: str | os.PathLike[str]) -> pathlib.Path:
         """Save an output under ``directory`` (its subfolder kept); never writes outside it."""
-        root = pathlib.Path(directory).resolve()
+        root = await asyncio.to_thread(pathlib.Path(directory).resolve)  # resolve reads the disk
         target = _safe_target(root, output)
         data = await self.download(output)
 
@@ -963,10 +930,7 @@ class AsyncComfyClient:
             self.queue_remaining = msg.queue_remaining
             self._schedule_queue_refresh()
             return
-        if isinstance(msg, UnknownMessage):
-            return
-        if isinstance(msg, FeatureFlagsMessage):
-            self._server_flags = dict(msg.flags)
+        if isinstance(msg, (UnknownMessage, FeatureFlagsMessage)):  # the server's flags change nothing we do
             return
         pid = msg.prompt_id
         if isinstance(msg, (ExecutionStartMessage, ProgressMessage, ProgressStateMessage)):
@@ -1108,43 +1072,6 @@ class AsyncComfyClient:
 # ---------------------------------------------------------------------- helpers
 
 
-def _secret(value: Any) -> str | None:
-    if value is None:
-        return None
-    getter = getattr(value, "get_secret_value", None)
-    return str(getter()) if callable(getter) else str(value)
-
-
-def _as_api_graph(prompt: Any) -> dict[str, Any]:
-    to_api = getattr(prompt, "to_api", None)
-    if callable(to_api):
-        prompt = to_api()
-    if not isinstance(prompt, Mapping):
-        raise WorkflowError(f"a prompt must be an API-format graph (a dict of nodes), not {type(prompt).__name__}")
-    if _looks_like_ui_workflow(prompt):
-        raise WorkflowError(
-            "this is a UI-format workflow (it has 'nodes' and 'links'); convert it first with "
-            "Workflow.from_ui(workflow, await client.object_info()), or save it from ComfyUI with "
-            "'Export (API)'"
-        )
-    graph: dict[str, Any] = {}
-    for node_id, node in prompt.items():
-        if not isinstance(node, Mapping) or "class_type" not in node:
-            raise WorkflowError(
-                f"node {node_id!r} is not an API-format node: each node needs 'class_type' and 'inputs'"
-            )
-        class_type = node["class_type"]
-        if not isinstance(class_type, str) or not class_type:
-            # the server would answer 500 (it looks the value up in a dict): say what is wrong instead
-            raise WorkflowError(f"node {node_id!r} has class_type {class_type!r}: it must be a node class name")
-        if not isinstance(node.get("inputs", {}), Mapping):
-            raise WorkflowError(f"node {node_id!r} ({class_type}): 'inputs' must be a dict of input names to values")
-        if node.get("_meta") is not None and not isinstance(node["_meta"], Mapping):
-            raise WorkflowError(f"node {node_id!r} ({class_type}): '_meta' must be a dict like {{'title': ...}}")
-        graph[str(node_id)] = dict(node)
-    return graph
-
-
 _WS_LOG = logging.getLogger("websockets.client")
 
 
@@ -1265,9 +1192,8 @@ def _image_bytes(image: Any, name: str | None) -> tuple[bytes, str, str]:
     if isinstance(image, (bytes, bytearray, memoryview)):
         return bytes(image), name or "upload.png", _mime_for(name or "upload.png")
     if type(image).__module__.startswith("numpy"):
-        from PIL import Image
-
         import numpy as np
+        from PIL import Image
 
         array = np.asarray(image)
         if array.dtype != np.uint8:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import logging
 from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from .._display import mimebundle
+from .._observers import Observers
 from ..errors import ComfyTimeout, ExecutionError, JobCancelled, JobLost
+from ._contracts import ErrorCallback, UpdateCallback
 from ._models import JobState, JobStatus, Output
 from ._tracker import JobTracker
 
@@ -16,11 +18,6 @@ if TYPE_CHECKING:
     from ._async_client import AsyncComfyClient
 
 __all__ = ["Job", "raise_for_status"]
-
-log = logging.getLogger("comfy_nb")
-
-UpdateCallback = Callable[[JobStatus], Any]
-ErrorCallback = Callable[[BaseException], Any]
 
 
 def raise_for_status(status: JobStatus) -> list[Output]:
@@ -55,7 +52,7 @@ class Job:
         self._client = client
         self._tracker = tracker
         self._done = asyncio.Event()
-        self._subscribers: list[tuple[UpdateCallback, ErrorCallback | None]] = []
+        self._subscribers: Observers[JobStatus] = Observers(f"subscriber of job {tracker.prompt_id}")
         self.meta: dict[str, Any] = dict(meta or {})
         """The parameters that made this job (prompt, seed, sampler, ...), for galleries and records."""
         self.foreign = False
@@ -80,32 +77,16 @@ class Job:
 
     def _notify(self) -> None:
         status = self._tracker.status
-        for callback, on_error in tuple(self._subscribers):
-            try:
-                callback(status)
-            except Exception as exc:  # a broken subscriber must not break the client
-                if on_error is not None:
-                    try:
-                        on_error(exc)
-                    except Exception:
-                        log.exception("on_error callback of job %s raised", self.prompt_id)
-                else:
-                    log.exception("subscriber of job %s raised", self.prompt_id)
+        self._subscribers.notify(status)
         if status.terminal:
             self._done.set()
 
     def subscribe(self, on_update: UpdateCallback, on_error: ErrorCallback | None = None) -> Callable[[], None]:
-        """Call ``on_update(status)`` on every change; returns a function that stops it."""
-        entry = (on_update, on_error)
-        self._subscribers.append(entry)
+        """Call ``on_update(status)`` on every change; returns a function that stops it.
 
-        def unsubscribe() -> None:
-            try:
-                self._subscribers.remove(entry)
-            except ValueError:
-                pass
-
-        return unsubscribe
+        A callback that raises is logged, or handed to ``on_error``; it never stops the client.
+        """
+        return self._subscribers.add(on_update, on_error)
 
     async def wait(self, timeout: float | None = None) -> JobStatus:
         """Wait for a terminal state; raises only ``ComfyTimeout``."""
@@ -144,12 +125,9 @@ class Job:
         finally:
             unsubscribe()
 
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        from ..widgets import JobView
-
-        display(JobView(self))  # type: ignore[no-untyped-call]
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """Notebooks show a job as its live view (``comfy_nb.widgets.JobView``) when the widgets load."""
+        return mimebundle(self, include, exclude)
 
     def __repr__(self) -> str:
         st = self.status

@@ -27,18 +27,13 @@ from ..protocol import (
     ProgressStateMessage,
     ProgressText,
     ServerMessage,
+    linked_nodes,
 )
 from ._models import ErrorInfo, JobState, JobStatus, NodeRef, Output, Preview, outputs_from_ui
 
 __all__ = ["JobTracker", "nodes_to_run"]
 
 _RUNNING_CAP = 99.0
-
-
-def _links(inputs: Any) -> list[str]:
-    if not isinstance(inputs, dict):
-        return []
-    return [str(v[0]) for v in inputs.values() if isinstance(v, list) and len(v) == 2 and isinstance(v[1], int)]
 
 
 def nodes_to_run(
@@ -50,7 +45,7 @@ def nodes_to_run(
     minus outputs the server dropped as invalid.
     """
     if outputs is None:
-        consumed = {src for node in prompt.values() if isinstance(node, dict) for src in _links(node.get("inputs"))}
+        consumed = {src for node in prompt.values() if isinstance(node, dict) for src in linked_nodes(node.get("inputs"))}
         outputs = [nid for nid in prompt if nid not in consumed]
     wanted = [o for o in outputs if o not in (dropped_outputs or set())]
     seen: set[str] = set()
@@ -62,7 +57,7 @@ def nodes_to_run(
         seen.add(nid)
         node = prompt[nid]
         if isinstance(node, dict):
-            stack.extend(_links(node.get("inputs")))
+            stack.extend(linked_nodes(node.get("inputs")))
     return seen
 
 

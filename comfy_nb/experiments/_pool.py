@@ -15,6 +15,7 @@ taken from exactly one execution.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import dataclasses
 import logging
@@ -23,7 +24,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..client import AsyncComfyClient, ErrorInfo, Job, JobState, JobStatus, Output
+from .._observers import Observers
+from ..client import (
+    AsyncComfyClient,
+    ErrorCallback,
+    ErrorInfo,
+    Job,
+    JobState,
+    JobStatus,
+    Output,
+    UpdateCallback,
+)
 from ..client._job import raise_for_status
 from ..errors import ComfyConnectionError, ComfyError, ComfyTimeout, PromptValidationError, WorkflowError
 from ..protocol import NodeDef
@@ -31,8 +42,6 @@ from ..protocol import NodeDef
 __all__ = ["BlockingServerPool", "PoolJob", "ServerLoad", "ServerPool"]
 
 log = logging.getLogger("comfy_nb")
-
-UpdateCallback = Callable[[JobStatus], Any]
 
 
 @dataclass(frozen=True)
@@ -109,10 +118,11 @@ class PoolJob:
         self._done = asyncio.Event()
         self._wake = asyncio.Event()
         self._cancel_requested = False
-        self._subscribers: list[UpdateCallback] = []
+        self._subscribers: Observers[JobStatus] = Observers("subscriber of a pool job")
         self._task: asyncio.Task[None] | None = None
         self.attempts: list[dict[str, Any]] = []
         """Earlier submissions: ``{"server", "prompt_id", "reason"}``."""
+        self._loop = asyncio.get_running_loop()  # made by ServerPool.submit, on the pool's loop
 
     # ------------------------------------------------------------------ the Job surface
 
@@ -167,15 +177,13 @@ class PoolJob:
         await self._done.wait()
         return self.status.state is JobState.CANCELLED
 
-    def subscribe(self, on_update: UpdateCallback, on_error: Any = None) -> Callable[[], None]:
+    def cancel_nowait(self) -> concurrent.futures.Future[bool]:
+        """Ask for cancellation from any thread (a widget's Cancel button) without waiting."""
+        return asyncio.run_coroutine_threadsafe(self.cancel(), self._loop)
+
+    def subscribe(self, on_update: UpdateCallback, on_error: ErrorCallback | None = None) -> Callable[[], None]:
         """``on_update(status)`` on each change (a move to another server restarts at ``queued``)."""
-        self._subscribers.append(on_update)
-
-        def unsubscribe() -> None:
-            with contextlib.suppress(ValueError):
-                self._subscribers.remove(on_update)
-
-        return unsubscribe
+        return self._subscribers.add(on_update, on_error)
 
     def __repr__(self) -> str:
         return f"PoolJob(server={self.server!r}, state={self.status.state.value!r}, moves={len(self.attempts)})"
@@ -183,11 +191,7 @@ class PoolJob:
     # ------------------------------------------------------------------ following
 
     def _notify(self, status: JobStatus) -> None:
-        for callback in tuple(self._subscribers):
-            try:
-                callback(status)
-            except Exception:
-                log.exception("subscriber of pool job %s raised", self.prompt_id)
+        self._subscribers.notify(status)
 
     def _attach(self, server: _Server, job: Job) -> None:
         self._server, self._job, self._generation = server, job, server.generation
@@ -337,7 +341,7 @@ class ServerPool:
             return
         results = await asyncio.gather(*(self._bring_up(s) for s in self._servers), return_exceptions=True)
         if not any(s.up for s in self._servers):
-            details = "; ".join(f"{s.url}: {r}" for s, r in zip(self._servers, results))
+            details = "; ".join(f"{s.url}: {r}" for s, r in zip(self._servers, results, strict=True))
             raise ComfyConnectionError(f"no server of the pool answered ({details})")
         self._monitor = asyncio.create_task(self._watch(), name="comfy_nb-pool-monitor")
 
@@ -535,10 +539,10 @@ class BlockingServerPool:
         return self._run_sync(go())
 
     def run_sweep(self, sweep: Any, **kwargs: Any) -> Any:
-        """Run a sweep to the end and return the finished ``SweepRun``."""
-        from ._runner import run_sweep_to_end
+        """Run a sweep to the end and return the finished ``SweepRun`` (the same as ``sweep.run(pool)``)."""
+        from ._runner import run_sweep_blocking
 
-        return self._run_sync(run_sweep_to_end(self.pool, sweep, **kwargs))
+        return run_sweep_blocking(self, sweep, **kwargs)
 
     def stats(self) -> list[ServerLoad]:
         return self.pool.stats()

@@ -8,7 +8,7 @@ import os
 from importlib import resources
 from typing import Any
 
-__all__ = ["DEFAULT_MODELS", "MODEL_FOLDERS", "Catalog", "IMAGE_EXTENSIONS"]
+__all__ = ["DEFAULT_MODELS", "IMAGE_EXTENSIONS", "MODEL_FOLDERS", "Catalog"]
 
 DEFAULT_MODELS: dict[str, list[str]] = {
     "checkpoints": ["sd15-mock.safetensors", "sdxl-mock.safetensors"],

@@ -122,7 +122,7 @@ class CloudFront:
         name = hashlib.sha256(data).hexdigest() + ext
         path = os.path.join(self.folders["input"], name)
         if not os.path.exists(path):
-            with open(path, "wb") as f:  # noqa: ASYNC230 - small test files, the mock's own disk
+            with open(path, "wb") as f:
                 f.write(data)
         return web.json_response({"name": name, "subfolder": "", "type": "input"})
 

@@ -294,8 +294,8 @@ async def lora_loader(
 ) -> tuple[tuple[Any, ...], None]:
     _require(ctx, "loras", lora_name)
     return (
-        replace(model, loras=model.loras + ((lora_name, float(strength_model)),)),
-        replace(clip, loras=clip.loras + ((lora_name, float(strength_clip)),)),
+        replace(model, loras=(*model.loras, (lora_name, float(strength_model)))),
+        replace(clip, loras=(*clip.loras, (lora_name, float(strength_clip)))),
     ), None
 
 
@@ -304,7 +304,7 @@ async def lora_loader_model_only(
     ctx: NodeContext, model: ModelRef, lora_name: str, strength_model: float
 ) -> tuple[tuple[Any, ...], None]:
     _require(ctx, "loras", lora_name)
-    return (replace(model, loras=model.loras + ((lora_name, float(strength_model)),)),), None
+    return (replace(model, loras=(*model.loras, (lora_name, float(strength_model)))),), None
 
 
 @_node("UpscaleModelLoader")

@@ -26,10 +26,15 @@ from aiohttp import WSMsgType, web
 from PIL import Image, ImageOps
 from PIL.PngImagePlugin import PngInfo
 
-from ..protocol import encode_preview_image, encode_preview_with_metadata, encode_progress_text, validate_prompt
-from ._cloud import CloudFront
+from ..protocol import (
+    encode_preview_image,
+    encode_preview_with_metadata,
+    encode_progress_text,
+    validate_prompt,
+)
 from ._catalog import DEFAULT_MODELS, MODEL_FOLDERS, Catalog
-from ._executor import Executor
+from ._cloud import CloudFront
+from ._executor import Executor, Workspace
 from ._faults import Faults, ServerStats
 from ._images import GenParams, generate
 from ._jobs import add_jobs_routes
@@ -107,12 +112,15 @@ class _App:
         self.sampler_previews = server.sampler_previews
         self.max_upload_size = server.max_upload_size
         self.catalog = Catalog(server.models, server.input_dir)
-        self.executor = Executor(self, workers=server.parallel)
         self.sockets: dict[str, _Socket] = {}
         self._outbox: collections.deque[tuple[str | bytes, str | None]] = collections.deque()
         self._outbox_event = asyncio.Event()
         self._publisher: asyncio.Task[None] | None = None
         self._folders = {"output": server.output_dir, "input": server.input_dir, "temp": server.temp_dir}
+        self.executor = Executor(Workspace(
+            outbox=self, catalog=self.catalog, faults=self.faults, stats=self.stats, folders=self._folders,
+            step_delay=self.step_delay, preview_size=self.preview_size, sampler_previews=self.sampler_previews,
+        ), workers=server.parallel)
         self.app = self._build()
 
     # ------------------------------------------------------------------ folders
@@ -146,9 +154,6 @@ class _App:
         else:
             frame = encode_preview_image(image, mime)
         self._enqueue(frame, sid)
-
-    def queue_updated(self) -> None:
-        self.send("status", {"status": {"exec_info": {"queue_remaining": self.executor.remaining()}}}, None)
 
     async def _publish(self) -> None:
         outbox = self._outbox

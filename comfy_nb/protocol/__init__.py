@@ -15,6 +15,7 @@ from ._frames import (
     encode_preview_with_metadata,
     encode_progress_text,
 )
+from ._graph import api_graph, is_link, is_ui_workflow, linked_nodes
 from ._messages import (
     ExecutedMessage,
     ExecutingMessage,
@@ -44,6 +45,7 @@ from ._rest import (
     node_errors_to_list,
     prompt_validation_error,
 )
+from ._urls import ServerUrl, parse_server_url, server_url_problem
 from ._v2 import (
     TERMINAL_V2_STATUSES,
     SSEMessage,
@@ -99,6 +101,7 @@ __all__ = [
     "SSEMessage",
     "SSEParser",
     "ServerMessage",
+    "ServerUrl",
     "StatusMessage",
     "UnknownFrame",
     "UnknownMessage",
@@ -117,17 +120,23 @@ __all__ = [
     "V2ProgressEvent",
     "V2StatusEvent",
     "V2Urls",
+    "api_graph",
     "decode_binary_frame",
     "encode_preview_image",
     "encode_preview_with_metadata",
     "encode_progress_text",
     "feature_flags_request",
+    "is_link",
+    "is_ui_workflow",
+    "linked_nodes",
     "node_errors_to_list",
     "parse_message",
     "parse_node_defs",
+    "parse_server_url",
     "parse_v2_error",
     "parse_v2_event",
     "parse_v2_job",
     "prompt_validation_error",
+    "server_url_problem",
     "validate_prompt",
 ]

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import threading
 from typing import Any
-from urllib.parse import urlsplit
 
 import ipywidgets as W
 import traitlets as t
 
+from .._secrets import reveal
+from ..protocol import server_url_problem
 from . import _bg
-from ._forms import LoraStack, lora_pairs, field_layout, section, set_options, status_html
+from ._forms import LoraStack, field_layout, lora_pairs, section, set_options, status_html
 
 __all__ = ["ConfigPanel", "validate_url"]
 
@@ -23,34 +23,8 @@ _SECRET_FIELDS = ("token", "password")
 
 def validate_url(text: str) -> str | None:
     """Why ``text`` is not a usable server URL, or ``None`` when it is (no request is made)."""
-    text = text.strip()
-    if not text:
-        return "Enter the server's URL, e.g. http://127.0.0.1:8188"
-    if any(c.isspace() for c in text):
-        return "The URL contains spaces"
-    try:
-        parts = urlsplit(text)
-        port = parts.port
-    except ValueError as exc:
-        return f"Not a valid URL: {exc}"
-    if parts.scheme not in ("http", "https"):
-        return "The URL must start with http:// or https://"
-    host = parts.hostname
-    if not host:
-        return "The URL has no host name"
-    if port is not None and not 0 < port < 65536:
-        return "The port must be between 1 and 65535"
-    if parts.query or parts.fragment:
-        return "The URL must not have a query (?…) or fragment (#…)"
-    if host.replace(".", "").isdigit():
-        try:
-            ipaddress.ip_address(host)
-        except ValueError:
-            return f"{host} is not a valid IP address"
-    elif not all(label and len(label) < 64 and label.replace("-", "").replace("_", "").isalnum()
-                 for label in host.split(".")) and not host.startswith("["):
-        return f"{host} is not a valid host name"
-    return None
+    problem = server_url_problem(text)
+    return None if problem is None else f"The URL {problem}"
 
 
 class _SecretField(W.Password):  # type: ignore[misc]
@@ -63,13 +37,6 @@ def _config_class() -> Any:
     from ..config import ComfyConfig
 
     return ComfyConfig
-
-
-def _secret_value(v: Any) -> str:
-    if v is None:
-        return ""
-    getter = getattr(v, "get_secret_value", None)
-    return str(getter()) if getter is not None else str(v)
 
 
 class ConfigPanel(W.VBox):  # type: ignore[misc]
@@ -205,7 +172,7 @@ class ConfigPanel(W.VBox):  # type: ignore[misc]
 
     def _show_secret_state(self) -> None:
         for name, box in (("token", self.token), ("password", self.password)):
-            box.placeholder = "•••••• (set — type to replace)" if _secret_value(self._get(name)) else "not set"
+            box.placeholder = "•••••• (set — type to replace)" if reveal(self._get(name)) else "not set"
 
     def _on_workflow(self, task_type: str, value: str) -> None:
         wf = dict(self._get("workflows") or {})

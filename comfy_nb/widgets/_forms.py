@@ -8,7 +8,7 @@ from typing import Any
 
 import ipywidgets as W
 
-__all__ = ["LoraStack", "lora_pairs", "NONE_LABEL", "field_layout", "section", "set_options", "status_html"]
+__all__ = ["NONE_LABEL", "LoraStack", "field_layout", "lora_pairs", "section", "set_options", "status_html"]
 
 NONE_LABEL = "(none)"
 

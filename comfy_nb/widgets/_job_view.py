@@ -7,11 +7,13 @@ import logging
 import pathlib
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import anywidget
 import traitlets as t
 
+from ..client import JobLike, JobStatus, Output
 from . import _bg
 from ._images import downscale, fetch_thumbnail, mime_for
 from ._throttle import DEFAULT_INTERVAL, Throttle
@@ -32,7 +34,7 @@ class JobView(anywidget.AnyWidget):
     Parameters
     ----------
     job:
-        A ``Job`` (async client) or ``BlockingJob`` (blocking client).
+        A ``Job`` (async client), ``BlockingJob`` (blocking client) or ``PoolJob`` (server pool).
     """
 
     _esm = _STATIC / "job_view.js"
@@ -71,16 +73,16 @@ class JobView(anywidget.AnyWidget):
     cancel_requested = t.Bool(False).tag(sync=True)
     """bool: the Cancel button was pressed."""
 
-    def __init__(self, job: Any) -> None:
+    def __init__(self, job: JobLike) -> None:
         super().__init__()
         self._job = job
         self._lock = threading.Lock()
         self._preview_src: object = None
         self._thumbs_started = False
-        self._unsubscribe: Any = None
-        meta = getattr(job, "meta", None) or {}
+        self._unsubscribe: Callable[[], None] | None = None
+        meta = job.meta
         self.title = str(meta.get("prompt") or meta.get("title") or "")
-        self._throttle: Throttle[Any] = Throttle(self._apply, interval=DEFAULT_INTERVAL)
+        self._throttle: Throttle[JobStatus] = Throttle(self._apply, interval=DEFAULT_INTERVAL)
         self._apply(job.status)
         self._unsubscribe = job.subscribe(self._on_status) if not job.status.terminal else None
         if self._unsubscribe is not None and job.status.terminal:  # finished while subscribing
@@ -88,15 +90,15 @@ class JobView(anywidget.AnyWidget):
         self.on_msg(self._on_front_msg)
 
     @property
-    def job(self) -> Any:
+    def job(self) -> JobLike:
         """The job this view follows."""
         return self._job
 
     # -- client side -------------------------------------------------------------------------
-    def _on_status(self, status: Any) -> None:
+    def _on_status(self, status: JobStatus) -> None:
         self._throttle.push(status, final=bool(status.terminal))
 
-    def _apply(self, st: Any) -> None:
+    def _apply(self, st: JobStatus) -> None:
         """Copy a JobStatus snapshot into the traits (runs at most ~20 times per second)."""
         with self._lock, self.hold_sync():
             state = state_name(st.state)
@@ -138,16 +140,14 @@ class JobView(anywidget.AnyWidget):
             self._unsubscribe()
             self._unsubscribe = None
 
-    def _show_outputs(self, outputs: tuple[Any, ...]) -> None:
+    def _show_outputs(self, outputs: tuple[Output, ...]) -> None:
         files = [o for o in outputs if getattr(o, "kind", "") != "text"]
         texts = [o for o in outputs if getattr(o, "kind", "") == "text"]
         self.outputs = [
             {"kind": o.kind, "filename": o.filename, "thumb": "", "mime": mime_for(o.filename)} for o in files
         ] + [{"kind": "text", "filename": "", "thumb": "", "mime": "", "text": short(o.text or "", 500)}
              for o in texts]
-        client = getattr(self._job, "client", None)
-        if client is None:
-            return
+        client = self._job.client
         for i, out in enumerate(files[:_MAX_OUTPUT_THUMBS]):
             if out.kind not in ("image", "animated"):
                 continue
@@ -185,7 +185,7 @@ class JobView(anywidget.AnyWidget):
         return f"JobView({', '.join(parts)})"
 
 
-def _elapsed(st: Any) -> float | None:
+def _elapsed(st: JobStatus) -> float | None:
     if st.started_at is None:
         return None
     end = st.finished_at if st.finished_at is not None else time.time()

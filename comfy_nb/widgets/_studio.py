@@ -6,6 +6,7 @@ from typing import Any
 
 import ipywidgets as W
 
+from ..client import ClientLike
 from ._config_panel import ConfigPanel
 from ._gallery import Gallery
 from ._queue_panel import QueuePanel
@@ -25,12 +26,12 @@ class Studio(W.VBox):  # type: ignore[misc]
         An ``AsyncComfyClient`` or ``ComfyClient``.
     """
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: ClientLike) -> None:
         self._client = client
         self.gallery = Gallery(client=client)
         self.builder = TaskBuilder(client, gallery=self.gallery)
         self.queue_panel = QueuePanel(client)
-        config = getattr(client, "config", None)
+        config = client.config
         self.config_panel = ConfigPanel(config) if config is not None else ConfigPanel()
         self.tabs = W.Tab(children=[self.builder, self.gallery, self.queue_panel, self.config_panel])
         self.tabs.titles = _TABS

@@ -12,8 +12,10 @@ from typing import Any
 
 import ipywidgets as W
 
+from .._observers import Observers
+from ..client import ClientLike
 from . import _bg
-from ._forms import LoraStack, lora_pairs, field_layout, section, set_options, status_html
+from ._forms import LoraStack, field_layout, lora_pairs, section, set_options, status_html
 from ._job_view import JobView
 
 __all__ = ["TaskBuilder"]
@@ -78,17 +80,17 @@ class TaskBuilder(W.VBox):  # type: ignore[misc]
         Show a JobView per queued job under the form (default True).
     """
 
-    def __init__(self, client: Any, *, gallery: Any = None, show_jobs: bool = True) -> None:
+    def __init__(self, client: ClientLike, *, gallery: Any = None, show_jobs: bool = True) -> None:
         self._client = client
         self._gallery = gallery
         self._lock = threading.Lock()
-        self._job_listeners: list[Callable[[Any], None]] = []
+        self._job_listeners: Observers[Any] = Observers("on_job listener")
         self.jobs: list[Any] = []
         """Jobs queued from this builder, oldest first."""
         self._init_image: str | None = None
         self._mask: str | None = None
         self._show_jobs = show_jobs
-        config = getattr(client, "config", None)
+        config = client.config
         lab = {"description_width": "80px"}
 
         types = _task_types()
@@ -173,12 +175,12 @@ class TaskBuilder(W.VBox):  # type: ignore[misc]
 
     # -- public API -------------------------------------------------------------------------
     @property
-    def client(self) -> Any:
+    def client(self) -> ClientLike:
         return self._client
 
     def on_job(self, fn: Callable[[Any], None]) -> None:
         """Call ``fn(job)`` for every job this builder queues (on a background thread)."""
-        self._job_listeners.append(fn)
+        self._job_listeners.add(fn)
 
     def refresh_choices(self) -> None:
         """Load samplers, schedulers and models from the server (in the background)."""
@@ -288,11 +290,7 @@ class TaskBuilder(W.VBox):  # type: ignore[misc]
                 self.job_box.children = kids[:_MAX_JOB_VIEWS]
         if self._gallery is not None:
             self._gallery.add(job)
-        for fn in self._job_listeners:
-            try:
-                fn(job)
-            except Exception:
-                log.exception("on_job listener raised")
+        self._job_listeners.notify(job)
 
     def _on_size(self, change: Any) -> None:
         preset = SIZE_PRESETS.get(change["new"])

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from ..config import ComfyConfig, LoraSpec
 from ..errors import ConfigError, WorkflowError
 from ..protocol import NodeDef
+from ._bind import bind_parameters
 from ._defs import ObjectInfo, as_node_defs
 from ._templates import TEMPLATES, load_template
 from ._workflow import Workflow
@@ -177,19 +178,13 @@ class GenerationTask:
             wf.set_scale_by(self.scale_by)
         if self.type == "upscale" and not _has_sampler(wf):
             return  # a pure model upscale: nothing to sample
-        wf.set_prompt(self.prompt, self.negative_prompt)
-        wf.set_seed(self.resolved_seed)
-        wf.set_sampler(
-            self.sampler, scheduler=self.scheduler, steps=self.steps, cfg=self.cfg_scale, denoise=self.denoise
-        )
-        if self.width is not None and self.height is not None:
-            wf.set_size(self.width, self.height)
-        if self.batch_size is not None:
-            wf.set_batch_size(self.batch_size)
-        if self.frames is not None:
-            wf.set_frames(self.frames)
-        if self.fps is not None:
-            wf.set_fps(self.fps)
+        sized = self.width is not None and self.height is not None
+        bind_parameters(wf, {
+            "prompt": self.prompt, "negative_prompt": self.negative_prompt, "seed": self.resolved_seed,
+            "sampler": self.sampler, "scheduler": self.scheduler, "steps": self.steps, "cfg_scale": self.cfg_scale,
+            "denoise": self.denoise, "width": self.width if sized else None, "height": self.height if sized else None,
+            "batch_size": self.batch_size, "frames": self.frames, "fps": self.fps,
+        })
 
     def _meta(self, wf: Workflow) -> dict[str, Any]:
         params = wf.parameters()

@@ -10,7 +10,8 @@ import sys
 from typing import Any
 
 import httpx
-from _mockwire import Http, Recorder, capture
+from _mockwire import Http, Recorder
+from captures import capture
 from catalog_source import CATALOG, derive
 from PIL import Image
 

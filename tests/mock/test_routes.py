@@ -9,7 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
-from _mockwire import Http, Recorder, capture
+from _mockwire import Http, Recorder
+from captures import capture
 from PIL import Image
 
 from comfy_nb.mock import MockServer
@@ -167,9 +168,9 @@ async def test_origin_checks(mock_server: MockServer) -> None:
     async with httpx.AsyncClient(base_url=mock_server.url) as c:
         r = await c.get("/queue", headers={"Origin": "http://evil.example.com"})
         assert r.status_code == 403 and r.content == b""
-        r = await c.post("/prompt", json={"prompt": {}}, headers={"Origin": "http://localhost:%d" % port})
+        r = await c.post("/prompt", json={"prompt": {}}, headers={"Origin": f"http://localhost:{port}"})
         assert r.status_code == 403
-        r = await c.post("/prompt", json={"prompt": {}}, headers={"Origin": "http://127.0.0.1:%d" % port})
+        r = await c.post("/prompt", json={"prompt": {}}, headers={"Origin": f"http://127.0.0.1:{port}"})
         assert r.status_code == 400 and r.json()["error"]["type"] == "prompt_no_outputs"
         r = await c.options("/prompt", headers={"Origin": "http://evil.example.com", "Access-Control-Request-Method": "POST"})
         assert r.status_code == 403
@@ -190,7 +191,7 @@ async def test_origin_checks(mock_server: MockServer) -> None:
 
 def _png(color: tuple[int, int, int], size: tuple[int, int] = (8, 8), mode: str = "RGB") -> bytes:
     buf = io.BytesIO()
-    Image.new(mode, size, color if mode == "RGB" else color + (128,)).save(buf, format="PNG")
+    Image.new(mode, size, color if mode == "RGB" else (*color, 128)).save(buf, format="PNG")
     return buf.getvalue()
 
 
@@ -254,8 +255,7 @@ async def test_upload_too_large() -> None:
 
 
 def test_duplicate_detection_is_by_content(tmp_path: Any) -> None:
-    with MockServer(root_dir=tmp_path) as server:
-        with httpx.Client(base_url=server.url) as c:
+    with MockServer(root_dir=tmp_path) as server, httpx.Client(base_url=server.url) as c:
             data = _png((1, 2, 3))
             (tmp_path / "input" / "same.png").write_bytes(data)
             r = c.post("/upload/image", files={"image": ("same.png", data, "image/png")})

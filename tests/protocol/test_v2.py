@@ -57,7 +57,7 @@ def _stream(draw: st.DrawFn) -> tuple[bytes, list[SSEMessage]]:
 def _chunks(data: bytes, cuts: list[int]) -> list[bytes]:
     points = sorted({c % (len(data) + 1) for c in cuts})
     out, prev = [], 0
-    for p in points + [len(data)]:
+    for p in [*points, len(data)]:
         out.append(data[prev:p])
         prev = p
     return out

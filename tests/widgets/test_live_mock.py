@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 
 from comfy_nb.client import AsyncComfyClient, ComfyClient
 from comfy_nb.config import ComfyConfig
+from comfy_nb.errors import ComfyConnectionError
 from comfy_nb.mock import MockServer
 from comfy_nb.widgets import ConfigPanel, Gallery, JobView, QueuePanel, Studio, TaskBuilder
 from comfy_nb.workflows import GenerationTask
@@ -57,7 +59,7 @@ def test_jobview_message_rate_for_1000_progress_events_per_second(capsys: pytest
             # (title, node count), the first update and the final one
             assert len(ups) <= duration / 0.055 + 4, f"{msg_rate:.1f} comm messages/s"
             assert len(ups) >= min(10, duration * 10), "the view must update live"
-            assert view.progress == 100.0 and ups[-1].get("state") == "completed" or view.state == "completed"
+            assert (view.progress == 100.0 and ups[-1].get("state") == "completed") or view.state == "completed"
             wait_for(lambda: view.outputs and view.outputs[0]["thumb"].startswith("data:image/jpeg"),
                      what="output thumbnail")
         finally:
@@ -238,12 +240,17 @@ def test_config_panel_validates_tests_connection_and_keeps_secrets(
         assert secret not in path.read_text()
 
 
-def test_config_panel_reports_connection_failure() -> None:
-    from tests.e2e._lab import free_port
+def free_port() -> int:
+    """A port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
+
+def test_config_panel_reports_connection_failure() -> None:
     panel = ConfigPanel(ComfyConfig(server_url=f"http://127.0.0.1:{free_port()}", max_retries=0))
     fut = panel.test_connection()
-    with pytest.raises(Exception):
+    with pytest.raises(ComfyConnectionError):
         fut.result(TIMEOUT)
     wait_for(lambda: "Connection failed" in panel.test_status.value, TIMEOUT, "failure shown")
     assert "ComfyConnectionError" in panel.test_status.value

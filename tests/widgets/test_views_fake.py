@@ -27,8 +27,9 @@ def test_jobview_follows_status_and_updates_from_loop_thread(fake_client: FakeCl
     wait_for(lambda: view.preview_mime and view.state == "running", what="running with preview")
     assert view.node == "My sampler" and view.steps == 20 and view.queue_position is None
     assert view.preview_mime == "image/jpeg" and 0 < len(view.preview) < len(prev.data)
-    from PIL import Image
     import io
+
+    from PIL import Image
 
     assert max(Image.open(io.BytesIO(view.preview)).size) <= 256
     assert view.eta is not None and view.elapsed is not None

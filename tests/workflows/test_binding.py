@@ -185,7 +185,7 @@ def test_node_lookup_and_paths() -> None:
     wf.set("7.denoise", 0.4)
     wf.set("Hires sampler.steps", 12)
     assert wf.get("7.denoise") == 0.4 and wf["7"]["steps"] == 12
-    with pytest.raises(WorkflowError, match="not '<node id>.<input>'"):
+    with pytest.raises(WorkflowError, match=r"not '<node id>\.<input>'"):
         wf.set("seed", 1)
     with pytest.raises(WorkflowError, match="no node '99'"):
         wf["99"]
