@@ -1,4 +1,4 @@
-"""The prompt queue, the single worker and the classic output cache, as ComfyUI runs them.
+"""The prompt queue, the worker(s) and the classic output cache, as ComfyUI runs them.
 
 Message order per prompt (reference §10.5): ``execution_start``, ``execution_cached``, then per node
 ``progress_state``(running) → ``executing`` → [``progress_state`` → ``progress`` → preview]* →
@@ -114,7 +114,7 @@ class _NodeCtx:
     async def progress(
         self, value: int | float, total: int | float, preview: bytes | None = None, mime: str = "image/jpeg"
     ) -> None:
-        await self.executor.checkpoint()
+        await self.executor.checkpoint(self.run)
         self.run.progress_update(self.node_id, value, total, preview, mime)
 
     async def text(self, text: str) -> None:
@@ -164,6 +164,9 @@ class _Run:
         self.number, self.prompt_id, self.prompt, self.extra_data, self.outputs_to_execute = item[:5]
         cid = self.extra_data.get("client_id") if isinstance(self.extra_data, dict) else None
         self.client_id: str | None = cid if isinstance(cid, str) else None
+        self.interrupted = False
+        self.last_node_id: str | None = None
+        self.cache: dict[Any, _CacheEntry] = {}
         self.messages: list[list[Any]] = []
         self.nodes_state: dict[str, dict[str, Any]] = {}
         self.ui_outputs: dict[str, Any] = {}
@@ -246,9 +249,13 @@ class _Run:
 
 
 class Executor:
-    """Queue (a min-heap on ``number``), history, the worker task and the classic cache."""
+    """Queue (a min-heap on ``number``), history, the worker tasks and the classic cache.
 
-    def __init__(self, env: Workspace) -> None:
+    ``workers`` prompts run at once (1 like ComfyUI; more for the cloud mode's parallel jobs), each
+    worker with its own cache, as separate machines would have.
+    """
+
+    def __init__(self, env: Workspace, workers: int = 1) -> None:
         self.env = env
         self.heap: list[_HeapEntry] = []
         self.running: dict[str, list[Any]] = {}
@@ -256,14 +263,12 @@ class Executor:
         self.number = 0
         self._seq = 0
         self._wake = asyncio.Event()
-        self.interrupt_flag = False
-        self.client_id: str | None = None
-        self.last_node_id: str | None = None
-        self.current_prompt_id: str | None = None
-        self._cache: dict[Any, _CacheEntry] = {}
+        self.workers = max(1, int(workers))
+        self.runs: dict[str, _Run] = {}
+        self._caches: list[dict[Any, _CacheEntry]] = [{} for _ in range(self.workers)]
         self._counters: dict[tuple[str, str], int] = {}
         self._temp_prefixes: dict[str, str] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     # ------------------------------------------------------------------ queue
 
@@ -303,16 +308,24 @@ class Executor:
         return False
 
     def interrupt(self, prompt_id: str | None) -> None:
-        if prompt_id is None or prompt_id == self.current_prompt_id:
-            self.interrupt_flag = True
+        for run in self.runs.values():
+            if prompt_id is None or prompt_id == run.prompt_id:
+                run.interrupted = True
 
-    async def checkpoint(self) -> None:
+    def executing_node(self, client_id: str) -> str | None:
+        """The node a run of ``client_id``'s is executing (replayed to a reconnecting socket)."""
+        for run in self.runs.values():
+            if run.client_id == client_id and run.last_node_id is not None:
+                return run.last_node_id
+        return None
+
+    async def checkpoint(self, run: _Run) -> None:
         """A place where the worker honours stalls and interrupts (node start, each progress step)."""
         stall = self.env.faults.stall_remaining("worker")
         while stall > 0:
             await asyncio.sleep(stall)
             stall = self.env.faults.stall_remaining("worker")
-        if self.interrupt_flag:
+        if run.interrupted:
             raise Interrupted()
 
     # ------------------------------------------------------------------ history
@@ -358,18 +371,22 @@ class Executor:
     # ------------------------------------------------------------------ worker
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._worker(), name="comfy-nb-mock-worker")
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._worker(i), name=f"comfy-nb-mock-worker-{i}") for i in range(self.workers)
+        ]
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             try:
-                await self._task
+                await task
             except (asyncio.CancelledError, Exception):
                 pass
-            self._task = None
 
-    async def _worker(self) -> None:
+    async def _worker(self, index: int) -> None:
         while True:
             while not self.heap:
                 self._wake.clear()
@@ -383,27 +400,27 @@ class Executor:
             self.running[item[1]] = item
             self.queue_updated()
             try:
-                await self._execute(item)
+                await self._execute(item, index)
             except asyncio.CancelledError:
                 raise
             except Exception:  # a bug in the mock must not kill the worker
                 traceback.print_exc()
                 self.running.pop(item[1], None)
+                self.runs.pop(item[1], None)
                 self.queue_updated()
 
-    async def _execute(self, item: list[Any]) -> None:
+    async def _execute(self, item: list[Any], worker: int = 0) -> None:
         run = _Run(self.env.outbox, item)
-        self.interrupt_flag = False
-        self.client_id = run.client_id
-        self.current_prompt_id = run.prompt_id
+        self.runs[run.prompt_id] = run
         prompt: dict[str, Any] = run.prompt
         run.add_message("execution_start", {"prompt_id": run.prompt_id}, False)
 
         sigs = run.sigs = self._signatures(prompt)
         wanted = set(sigs.values())
-        if len(self._cache) > len(wanted) or any(k not in wanted for k in self._cache):
-            self._cache = {k: v for k, v in self._cache.items() if k in wanted}
-        cache = self._cache
+        cache = self._caches[worker]
+        if len(cache) > len(wanted) or any(k not in wanted for k in cache):
+            cache = self._caches[worker] = {k: v for k, v in cache.items() if k in wanted}
+        run.cache = cache
         cached = [nid for nid in prompt if sigs.get(nid) in cache]
         run.add_message("execution_cached", {"nodes": cached, "prompt_id": run.prompt_id}, False)
 
@@ -477,9 +494,7 @@ class Executor:
         self.env.stats.prompts_completed += 1
         self.queue_updated()
         run.to_client("executing", {"node": None, "prompt_id": run.prompt_id})
-        self.client_id = None
-        self.last_node_id = None
-        self.current_prompt_id = None
+        self.runs.pop(run.prompt_id, None)
 
     async def _run_node(self, run: _Run, nid: str, sigs: dict[str, Any], cache: dict[Any, _CacheEntry]) -> None:
         node = run.prompt[nid]
@@ -493,9 +508,9 @@ class Executor:
             run.executed.append(nid)
             return
         run.progress_start(nid)
-        self.last_node_id = nid
+        run.last_node_id = nid
         run.to_client("executing", {"node": nid, "display_node": nid, "prompt_id": run.prompt_id})
-        await self.checkpoint()
+        await self.checkpoint(run)
         impl = NODE_IMPLS.get(class_type)
         kwargs = self._inputs(run, nid, node, class_type, impl)
         try:
@@ -538,7 +553,7 @@ class Executor:
             if kind is None or kind == "HIDDEN":
                 continue  # undeclared inputs are ignored, like the real server
             if is_link(value):
-                entry = self._cache.get(run.sigs.get(str(value[0])))
+                entry = run.cache.get(run.sigs.get(str(value[0])))
                 if entry is None:
                     raise RuntimeError(f"node {nid}: input {name} links to {value[0]}, which has no output")
                 kwargs[name] = entry.outputs[int(value[1])]
