@@ -15,6 +15,9 @@ from comfy_api_proxy.app import make_app
 from comfy_api_proxy.auth import make_bearer_auth_middleware
 from comfy_api_proxy.middleware import make_origin_only_middleware
 
+PROXY_TOKEN = "proxy-token-SECRET-42"
+"""The bearer token the test proxy requires (a sentinel: tests check it never leaks)."""
+
 
 @final
 class ProxyThread:

@@ -12,11 +12,9 @@ _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
-from _proxy import ProxyThread  # noqa: E402
+from _proxy import PROXY_TOKEN, ProxyThread  # noqa: E402
 
 from comfy_nb.mock import MockServer  # noqa: E402
-
-PROXY_TOKEN = "proxy-token-SECRET-42"
 
 
 @pytest.fixture

@@ -15,9 +15,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from _proxy import ProxyThread
+from _proxy import PROXY_TOKEN, ProxyThread
 from aiohttp import web
-from conftest import PROXY_TOKEN
 
 from comfy_nb.client._v2 import V2Session
 from comfy_nb.errors import JobLost

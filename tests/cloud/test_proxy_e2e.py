@@ -7,8 +7,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from _proxy import ProxyThread
-from conftest import PROXY_TOKEN
+from _proxy import PROXY_TOKEN, ProxyThread
 from PIL import Image
 
 from comfy_nb.client._v2 import V2Session
