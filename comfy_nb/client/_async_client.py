@@ -19,7 +19,6 @@ import asyncio
 import base64
 import concurrent.futures
 import contextlib
-import functools
 import io
 import json
 import logging
@@ -88,6 +87,7 @@ from ._models import (
 )
 from ._retry import is_retryable_status, retry_delay
 from ._tracker import JobTracker
+from ._transport import Transport, json_body, safe_json, status_error, tls_context
 
 __all__ = ["AsyncComfyClient", "PromptBuilder"]
 
@@ -209,9 +209,10 @@ class AsyncComfyClient:
         self.quiet_poll = quiet_poll
         self.outage_timeout = outage_timeout
         self._unreachable_since: float | None = None
-        self._external_http = http_client
-        self._http: httpx.AsyncClient | None = http_client
-        self._aio_transport: Any = None
+        self._transport = Transport(
+            self.url, self._headers, timeout=self.timeout, max_retries=self.max_retries, verify=verify,
+            max_download_size=max_download_size, http_client=http_client,
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ws: ClientConnection | None = None
         self._ws_task: asyncio.Task[None] | None = None
@@ -271,89 +272,7 @@ class AsyncComfyClient:
         return self._ws is not None
 
     def _closed_error(self) -> ClientClosed:
-        return ClientClosed(f"the client for {self.url} is closed; call `await client.connect()` to reopen it")
-
-    def _http_client(self) -> httpx.AsyncClient:
-        if self._closing:  # a late background call after aclose() must not open a new pool
-            raise self._closed_error()
-        if self._http is None:
-            from httpx_aiohttp import AiohttpTransport
-
-            limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
-            # One shared TLS context per setting: loading the CA bundle costs ~0.1 s of event-loop time,
-            # which every client paid at connect (even for http://), stalling every other job's events.
-            self._aio_transport = AiohttpTransport(verify=_tls_context(self._verify), limits=limits)
-            self._http = httpx.AsyncClient(
-                base_url=self.url,
-                headers=self._headers,
-                timeout=httpx.Timeout(self.timeout, connect=min(10.0, self.timeout)),
-                transport=self._aio_transport,
-            )
-        return self._http
-
-    async def _send(
-        self,
-        method: str,
-        url: str,
-        *,
-        json_body: Any = None,
-        params: Mapping[str, Any] | None = None,
-        files: Any = None,
-        data: Any = None,
-    ) -> httpx.Response:
-        """One HTTP exchange. Plain and JSON requests go straight to the aiohttp session under the
-        httpx transport, which skips httpx's request layer (measured here: ~0.3 ms a request on
-        loopback, and every job makes at least one); uploads and injected clients use httpx itself.
-        Failures are raised as the httpx errors the transport would raise, so handling stays in one place."""
-        http = self._http_client()
-        transport = self._aio_transport
-        if transport is None or files is not None or data is not None:
-            request = http.build_request(method, url, json=json_body, params=params, files=files, data=data)
-            streamed = await http.send(request, stream=True)
-            try:
-                content = b"".join([chunk async for chunk in self._bounded(streamed.aiter_raw(), streamed, method, url)])
-            finally:
-                await streamed.aclose()
-            return httpx.Response(streamed.status_code, headers=streamed.headers, content=content)
-        import aiohttp
-
-        session = transport.client if isinstance(transport.client, aiohttp.ClientSession) else None
-        if session is None:
-            session = transport.client = transport.get_client()
-        headers = {**self._headers, "User-Agent": "comfy_nb"}
-        body = None
-        if json_body is not None:
-            headers["Content-Type"] = "application/json"
-            try:
-                body = json.dumps(json_body, allow_nan=False).encode()
-            except ValueError:  # NaN/Infinity: not JSON, and the server would read them as numbers
-                raise WorkflowError(
-                    f"the request to {url} holds NaN or Infinity, which JSON cannot carry: use a finite number"
-                ) from None
-        timeout = aiohttp.ClientTimeout(total=self.timeout, sock_connect=min(10.0, self.timeout))
-        query = {k: str(v) for k, v in params.items()} if params else None
-        try:
-            async with session.request(method, url, data=body, params=query, headers=headers, timeout=timeout) as r:
-                chunks = [chunk async for chunk in self._bounded(r.content.iter_chunked(1 << 16), r, method, url)]
-                return httpx.Response(r.status, headers=list(r.headers.items()), content=b"".join(chunks))
-        except asyncio.TimeoutError as exc:
-            raise httpx.ReadTimeout(f"no answer within {self.timeout} s") from exc
-        except aiohttp.ClientError as exc:
-            raise httpx.ConnectError(str(exc) or type(exc).__name__) from exc
-
-    async def _bounded(self, chunks: Any, response: Any, method: str, url: str) -> AsyncGenerator[bytes, None]:
-        """The body's chunks, stopping with ``ServerError`` once it passes ``max_download_size``: a
-        response is never read whole into memory beyond that (a declared length is checked first)."""
-        limit = self.max_download_size
-        declared = response.headers.get("Content-Length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise _too_large(method, url, f"declares {int(declared)} bytes", limit)
-        total = 0
-        async for chunk in chunks:
-            total += len(chunk)
-            if total > limit:
-                raise _too_large(method, url, f"sent more than {limit} bytes", limit)
-            yield chunk
+        return self._transport.closed_error()
 
     async def connect(self) -> None:
         """Check the server answers and open the WebSocket (idempotent)."""
@@ -369,7 +288,8 @@ class AsyncComfyClient:
                 return
             self._closing = False
             register_client(self)
-            self._http_client()
+            self._transport.closed = False
+            self._transport.open()
             if self._use_ws:
                 self._ws_task = asyncio.create_task(self._ws_main(), name="comfy_nb-ws")
                 try:  # the first attempt either connects or fails; either ends the wait
@@ -379,7 +299,7 @@ class AsyncComfyClient:
                 if self._ws is None:
                     # No socket: find out whether the server is there at all (clear error if not).
                     try:
-                        await self._request("GET", "/prompt", retries=0)
+                        await self._transport.request("GET", "/prompt", retries=0)
                     except BaseException:
                         # Not connected: stop the socket's retry loop so a later connect() starts
                         # afresh (socket *and* supervisor) instead of returning early.
@@ -389,16 +309,14 @@ class AsyncComfyClient:
                             await task
                         except (asyncio.CancelledError, Exception):
                             pass
-                        if self._http is not None and self._external_http is None:
-                            await self._http.aclose()  # no session left open by a failed connect
-                            self._http = self._aio_transport = None
+                        await self._transport.release()  # no session left open by a failed connect
                         raise
                     log.warning(
                         "comfy_nb: WebSocket to %s not available (%s); following jobs by polling",
                         self._ws_url, self._ws_failed or "timed out",
                     )
             else:
-                await self._request("GET", "/prompt")
+                await self._transport.request("GET", "/prompt")
             self._supervisor = asyncio.create_task(self._supervise(), name="comfy_nb-supervisor")
 
     async def _ensure_open(self) -> None:
@@ -414,6 +332,7 @@ class AsyncComfyClient:
         """
         self._closing = True
         self._closed = True
+        self._transport.closed = True  # a late background call must not open a new pool
         for job in list(self._active.values()):
             job._close(self.url)
         self._active.clear()
@@ -430,9 +349,7 @@ class AsyncComfyClient:
                 pass
         self._ws_task = self._supervisor = self._queue_refresh = None
         self._ws = None
-        if self._http is not None and self._external_http is None:
-            await self._http.aclose()
-            self._http = self._aio_transport = None
+        await self._transport.aclose()
 
     def spawn(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Run ``coro`` on this client's event loop from any thread (button handlers, callbacks)."""
@@ -449,63 +366,10 @@ class AsyncComfyClient:
 
     # ------------------------------------------------------------------ HTTP
 
-    async def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: Any = None,
-        params: Mapping[str, Any] | None = None,
-        files: Any = None,
-        data: Any = None,
-        retries: int | None = None,
-        ok: tuple[int, ...] = (200,),
-    ) -> httpx.Response:
-        """One exchange with retries for connection errors, 5xx and 429; errors name the URL."""
-        attempts = (self.max_retries if retries is None else retries) + 1
-        url = f"{self.url}{path}"
-        request = RequestInfo(method, url)
-        for attempt in range(attempts):
-            last = attempt == attempts - 1
-            try:
-                response = await self._send(method, url, json_body=json, params=params, files=files, data=data)
-            except httpx.TimeoutException as exc:
-                if _refused(exc):  # httpx-aiohttp reports a refused connection as a connect timeout
-                    if last:
-                        raise _connection_error(exc, method, url, request) from None
-                    await asyncio.sleep(retry_delay(attempt))
-                    continue
-                if last:
-                    raise ComfyTimeout(
-                        f"{method} {url} timed out after {self.timeout} s ({type(exc).__name__}); the server "
-                        "may be overloaded or a proxy is holding the request: raise `timeout=` or check the server",
-                        request=request,
-                    ) from None
-                await asyncio.sleep(retry_delay(attempt))
-                continue
-            except httpx.TransportError as exc:
-                if last:
-                    raise _connection_error(exc, method, url, request) from None
-                await asyncio.sleep(retry_delay(attempt))
-                continue
-            if response.status_code in ok:
-                return response
-            if is_retryable_status(response.status_code) and not last:
-                await response.aread()
-                await asyncio.sleep(retry_delay(attempt, response.headers))
-                continue
-            await response.aread()
-            raise _status_error(response, method, url, request)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def _get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
-        response = await self._request("GET", path, params=params)
-        return _json_body(response, "GET", f"{self.url}{path}")
-
     # ------------------------------------------------------------------ server info
 
     async def system_stats(self) -> dict[str, Any]:
-        body = await self._get_json("/system_stats")
+        body = await self._transport.get_json("/system_stats")
         if not isinstance(body, dict):
             raise ServerError(f"GET {self.url}/system_stats did not return a JSON object")
         return body
@@ -513,7 +377,7 @@ class AsyncComfyClient:
     async def object_info(self, refresh: bool = False) -> dict[str, Any]:
         """Every node definition (cached per client; ``refresh=True`` re-reads it)."""
         if self._object_info is None or refresh:
-            body = await self._get_json("/object_info")
+            body = await self._transport.get_json("/object_info")
             if not isinstance(body, dict):
                 raise ServerError(f"GET {self.url}/object_info did not return a JSON object")
             self._object_info = body
@@ -541,12 +405,12 @@ class AsyncComfyClient:
 
     async def models(self, folder: str) -> list[str]:
         """File names in a model folder (``checkpoints``, ``loras``, ``vae``, ``upscale_models``...)."""
-        response = await self._request("GET", f"/models/{folder}", ok=(200, 404))
+        response = await self._transport.request("GET", f"/models/{folder}", ok=(200, 404))
         if response.status_code == 404:
-            folders = await self._get_json("/models")
+            folders = await self._transport.get_json("/models")
             names = ", ".join(map(str, folders)) if isinstance(folders, list) else "(no list)"
             raise ComfyError(f"the server has no model folder {folder!r}; it has: {names}")
-        body = _json_body(response, "GET", f"{self.url}/models/{folder}")
+        body = json_body(response, "GET", f"{self.url}/models/{folder}")
         return [str(x) for x in body] if isinstance(body, list) else []
 
     async def capabilities(self, refresh: bool = False) -> ServerCapabilities:
@@ -555,12 +419,12 @@ class AsyncComfyClient:
             return self._capabilities
         stats = await self.system_stats()
         features: dict[str, Any] = {}
-        response = await self._request("GET", "/features", ok=(200, 404), retries=1)
+        response = await self._transport.request("GET", "/features", ok=(200, 404), retries=1)
         if response.status_code == 200:
-            body = _json_body(response, "GET", f"{self.url}/features")
+            body = json_body(response, "GET", f"{self.url}/features")
             features = body if isinstance(body, dict) else {}
-        jobs = await self._request("GET", "/api/jobs", params={"limit": 1}, ok=(200, 400, 404, 405), retries=0)
-        jobs_api = jobs.status_code == 200 and "jobs" in _safe_json(jobs)
+        jobs = await self._transport.request("GET", "/api/jobs", params={"limit": 1}, ok=(200, 400, 404, 405), retries=0)
+        jobs_api = jobs.status_code == 200 and "jobs" in safe_json(jobs)
         system: dict[str, Any] = stats["system"] if isinstance(stats.get("system"), dict) else {}
         version = _text_or_none(system.get("comfyui_version"))
         devices: list[Any] = stats["devices"] if isinstance(stats.get("devices"), list) else []
@@ -668,15 +532,17 @@ class AsyncComfyClient:
             last = attempt == self.max_retries
             failure: ComfyError
             try:
-                response = await self._send("POST", url, json_body=body)
-            except httpx.TransportError as exc:
-                failure = _connection_error(exc, "POST", url, request)
-                if isinstance(exc, httpx.TimeoutException) and not _refused(exc):
-                    await self._await_unanswered_submit(pid, job, request)
-                    return None
+                response = await self._transport.exchange("POST", "/prompt", json_body=body)
+            except ClientClosed:
+                raise
+            except ComfyTimeout:
+                await self._await_unanswered_submit(pid, job, request)
+                return None
+            except ComfyConnectionError as exc:
+                failure = exc
             else:
                 if response.status_code == 200:
-                    parsed = _json_body(response, "POST", url)
+                    parsed = json_body(response, "POST", url)
                     if not isinstance(parsed, dict):
                         raise ServerError(
                             f"POST {url} answered 200 with an unexpected body (prompt {pid} may be queued)",
@@ -685,10 +551,10 @@ class AsyncComfyClient:
                     return PromptResponse.model_validate(parsed)
                 if response.status_code == 400:
                     raise prompt_validation_error(
-                        _safe_json(response), prompt=graph, request=request,
+                        safe_json(response), prompt=graph, request=request,
                         response=ResponseInfo.from_parts(400, response.content),
                     )
-                failure = _status_error(response, "POST", url, request)
+                failure = status_error(response, "POST", url)
                 if not is_retryable_status(response.status_code):
                     raise failure
             if last:
@@ -749,7 +615,7 @@ class AsyncComfyClient:
 
     async def _history(self, pid: str) -> HistoryEntry | None:
         """The prompt's history entry, None when it has none; ``ProtocolError`` for a body of the wrong shape."""
-        body = await self._get_json(f"/history/{quote(pid, safe='')}")
+        body = await self._transport.get_json(f"/history/{quote(pid, safe='')}")
         if not isinstance(body, dict):
             raise ProtocolError(f"GET {self.url}/history/{pid} did not return a JSON object")
         entry = body.get(pid)
@@ -758,7 +624,7 @@ class AsyncComfyClient:
     async def history(self, max_items: int | None = None, offset: int | None = None) -> dict[str, HistoryEntry]:
         """Finished prompts by id (entries of an unreadable shape are left out)."""
         params = {k: v for k, v in (("max_items", max_items), ("offset", offset)) if v is not None}
-        body = await self._get_json("/history", params)
+        body = await self._transport.get_json("/history", params)
         if not isinstance(body, dict):
             raise ProtocolError(f"GET {self.url}/history did not return a JSON object")
         entries = {}
@@ -771,7 +637,7 @@ class AsyncComfyClient:
 
     async def queue(self) -> QueueState:
         """The server's queue, pending in run order (``ProtocolError`` for a body of the wrong shape)."""
-        snap = QueueSnapshot.from_wire(await self._get_json("/queue"))
+        snap = QueueSnapshot.from_wire(await self._transport.get_json("/queue"))
 
         def entry(item: Any) -> QueueEntry:
             return QueueEntry(item.prompt_id, item.number, item.client_id, item.client_id == self.client_id)
@@ -834,13 +700,13 @@ class AsyncComfyClient:
             return False
         caps = await self.capabilities()
         if caps.jobs_api:
-            response = await self._request("POST", f"/api/jobs/{prompt_id}/cancel", ok=(200, 404, 409))
+            response = await self._transport.request("POST", f"/api/jobs/{prompt_id}/cancel", ok=(200, 404, 409))
             if response.status_code == 200:
                 return await self._confirm_cancelled(prompt_id, job)
             return False
         queue = await self.queue()
         if prompt_id in {e.prompt_id for e in queue.pending}:
-            await self._request("POST", "/queue", json={"delete": [prompt_id]})
+            await self._transport.request("POST", "/queue", json={"delete": [prompt_id]})
             queue = await self.queue()
             if prompt_id not in queue:
                 if job is not None and await self._history(prompt_id) is None and job._tracker.cancel():
@@ -852,7 +718,7 @@ class AsyncComfyClient:
             # The targeted form only hits this prompt; on older servers a bare interrupt is sent only
             # after seeing that this prompt is the one running (a small window remains; see README).
             body = {"prompt_id": prompt_id} if caps.targeted_interrupt else {}
-            await self._request("POST", "/interrupt", json=body)
+            await self._transport.request("POST", "/interrupt", json=body)
             return await self._confirm_cancelled(prompt_id, job)
         return False
 
@@ -871,7 +737,7 @@ class AsyncComfyClient:
         ids = [e.prompt_id for e in queue.pending if e.mine or not mine_only]
         if not ids:
             return 0
-        await self._request("POST", "/queue", json={"delete": ids})
+        await self._transport.request("POST", "/queue", json={"delete": ids})
         after = await self.queue()
         removed = [pid for pid in ids if pid not in after]
         for pid in removed:
@@ -883,7 +749,7 @@ class AsyncComfyClient:
 
     async def interrupt(self) -> None:
         """Global interrupt of whatever runs now (any client's prompt); prefer ``cancel(prompt_id)``."""
-        await self._request("POST", "/interrupt", json={})
+        await self._transport.request("POST", "/interrupt", json={})
 
     def on_queue_change(self, callback: Callable[[QueueState], Any]) -> Callable[[], None]:
         """Call ``callback(QueueState)`` whenever the server's queue changes (pushed by the socket)."""
@@ -968,10 +834,10 @@ class AsyncComfyClient:
             ref = mask_for.view_params() if isinstance(mask_for, Output) else _ref_from_name(mask_for)
             form["original_ref"] = json.dumps(ref)
             path = "/upload/mask"
-        response = await self._request(
+        response = await self._transport.request(
             "POST", path, files={"image": (filename, data, mime)}, data=form, ok=(200,), retries=1
         )
-        body = _json_body(response, "POST", f"{self.url}{path}")
+        body = json_body(response, "POST", f"{self.url}{path}")
         if not isinstance(body, dict) or "name" not in body:
             raise ServerError(f"POST {self.url}{path} did not return the stored name")
         sub = str(body.get("subfolder") or "")
@@ -984,7 +850,7 @@ class AsyncComfyClient:
         params = output.view_params()
         if preview:
             params["preview"] = preview
-        response = await self._request("GET", "/view", params=params)
+        response = await self._transport.request("GET", "/view", params=params)
         return response.content
 
     async def load_image(self, output: Output) -> Any:
@@ -1071,7 +937,7 @@ class AsyncComfyClient:
             attempt += 1
 
     def _ssl_context(self) -> ssl.SSLContext | None:
-        return _tls_context(self._verify) if self._ws_url.startswith("wss://") else None
+        return tls_context(self._verify) if self._ws_url.startswith("wss://") else None
 
     def _on_frame(self, frame: str | bytes) -> None:
         if isinstance(frame, bytes):
@@ -1254,27 +1120,6 @@ class AsyncComfyClient:
 # ---------------------------------------------------------------------- helpers
 
 
-def _tls_context(verify: bool | str | ssl.SSLContext) -> ssl.SSLContext:
-    """The TLS context for a ``verify`` setting, built once per process and shared by every client."""
-    if isinstance(verify, ssl.SSLContext):
-        return verify
-    if isinstance(verify, str):
-        if not os.path.isfile(verify):
-            raise ConfigError(f"verify={verify!r}: no such CA bundle file (give a .pem path, True or False)")
-        return _cached_tls_context(verify)
-    return _cached_tls_context(bool(verify))
-
-
-@functools.lru_cache(maxsize=8)
-def _cached_tls_context(verify: bool | str) -> ssl.SSLContext:
-    if verify is False:
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        return ctx
-    return ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
-
-
 def _text_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
@@ -1307,19 +1152,6 @@ class _RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
         super().log(level, msg, *args, **kwargs)
 
 
-def _refused(exc: BaseException) -> bool:
-    """True when a 'timeout' was really a refused or reset connection (no server there) or a failed
-    TLS handshake (reported by ``_connection_error`` as a TLS error, not as a slow server)."""
-    cause = exc.__cause__ or exc.__context__
-    while cause is not None:
-        if isinstance(cause, (ConnectionRefusedError, ConnectionResetError, ssl.SSLError)):
-            return True
-        if type(cause).__name__ in ("ClientConnectorError", "ServerDisconnectedError", "ClientOSError"):
-            return True
-        cause = cause.__cause__ or cause.__context__
-    return False
-
-
 def _describe_ws_failure(exc: BaseException) -> str:
     status = getattr(getattr(exc, "response", None), "status_code", None)
     if status == 403:
@@ -1329,65 +1161,6 @@ def _describe_ws_failure(exc: BaseException) -> str:
     if status is not None:
         return f"HTTP {status} on the WebSocket upgrade"
     return f"{type(exc).__name__}: {exc}"
-
-
-def _connection_error(exc: BaseException, method: str, url: str, request: RequestInfo) -> ComfyConnectionError:
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, ssl.SSLError):
-            return ComfyConnectionError(
-                f"TLS handshake with {url} failed ({cause.__class__.__name__}: {cause}). For a self-signed "
-                "certificate pass verify='path/to/ca.pem' (or verify=False on a trusted network)",
-                request=request,
-            )
-        cause = cause.__cause__ or cause.__context__
-    what = "connection refused" if _refused(exc) else f"{type(exc).__name__}: {exc or 'connection failed'}"
-    return ComfyConnectionError(
-        f"cannot reach ComfyUI at {url} ({what}). Check that the "
-        "server is running, that the host and port are right (ComfyUI listens on 8188 by default) and that "
-        "no proxy or firewall is in the way",
-        request=request,
-    )
-
-
-def _status_error(response: httpx.Response, method: str, url: str, request: RequestInfo) -> ServerError:
-    info = ResponseInfo.from_parts(response.status_code, response.content)
-    hint = ""
-    if response.status_code == 401 or (response.status_code == 403 and "/view" not in url):
-        hint = ": check the token, user name and password (or the proxy's auth)"
-    elif response.status_code == 403:
-        hint = ": the server refused the file's folder (a subfolder outside its input/output/temp folders)"
-    elif response.status_code == 404:
-        hint = ": is the URL's base path right? (a proxy may serve ComfyUI under a prefix)"
-    elif response.status_code == 413:
-        hint = f": the body is over the server's upload limit ({info.body.strip()})"
-    return ServerError(f"{method} {url} answered {response.status_code}{hint}", request=request, response=info)
-
-
-def _too_large(method: str, url: str, what: str, limit: int) -> ServerError:
-    return ServerError(
-        f"the answer to {method} {url} {what}, over this client's limit of {limit} bytes: raise it with "
-        "AsyncComfyClient(..., max_download_size=...) if the file is expected to be that large",
-        request=RequestInfo(method, url),
-    )
-
-
-def _json_body(response: httpx.Response, method: str, url: str) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        raise ServerError(
-            f"{method} {url} did not answer JSON (is this a ComfyUI server?)",
-            request=RequestInfo(method, url),
-            response=ResponseInfo.from_parts(response.status_code, response.content),
-        ) from None
-
-
-def _safe_json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return {}
 
 
 def _ref_from_name(name: str) -> dict[str, str]:

@@ -310,7 +310,7 @@ async def test_a_closed_client_opens_no_new_connection_pool(mock_server: MockSer
     await client.aclose()
     with pytest.raises(ComfyConnectionError, match="closed"):
         await client.system_stats()  # e.g. a widget's late background call
-    assert client._http is None  # nothing left open for the garbage collector to complain about
+    assert not client._transport.pool_open  # nothing left open for the garbage collector to complain about
     await client.connect()  # reusable on purpose
     assert (await client.system_stats())["system"]
     await client.aclose()

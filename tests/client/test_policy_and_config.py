@@ -71,8 +71,8 @@ def test_secrets_never_show(caplog: pytest.LogCaptureFixture) -> None:
         assert "SECRET" not in client.url
     assert "SECRET" not in caplog.text
     basic = AsyncComfyClient("http://user:pw@h:1")
-    assert basic._headers["Authorization"].startswith("Basic ")
-    assert AsyncComfyClient("http://h:1", token="t")._headers["Authorization"] == "Bearer t"
+    assert basic.auth == "basic"
+    assert AsyncComfyClient("http://h:1", token="t").auth == "bearer"
 
 
 def test_ui_format_workflow_is_refused_with_a_hint() -> None:
