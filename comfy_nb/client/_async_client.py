@@ -19,8 +19,6 @@ import asyncio
 import base64
 import concurrent.futures
 import contextlib
-import io
-import json
 import logging
 import os
 import pathlib
@@ -74,6 +72,7 @@ from ..protocol import (
     prompt_validation_error,
     refuse_non_finite,
 )
+from ._files import Files
 from ._job import Job
 from ._loop import register_client
 from ._models import (
@@ -190,15 +189,13 @@ class AsyncComfyClient:
             user, pw = (username or "", password or "") if username is not None else url_auth or ("", "")
             raw = base64.b64encode(f"{user}:{pw}".encode()).decode("ascii")
             self._headers["Authorization"] = f"Basic {raw}"
-        self.timeout = 30.0 if timeout is None else check_timeout(timeout)
-        self.max_retries = 3 if max_retries is None else check_max_retries(max_retries)
+        timeout = 30.0 if timeout is None else check_timeout(timeout)
+        max_retries = 3 if max_retries is None else check_max_retries(max_retries)
         for name, value in (("poll_interval", poll_interval), ("quiet_poll", quiet_poll),
                             ("outage_timeout", outage_timeout)):
             check_timeout(value, name)
         if isinstance(max_download_size, bool) or not isinstance(max_download_size, int) or max_download_size <= 0:
             raise ConfigError(f"max_download_size must be a positive number of bytes (got {max_download_size!r})")
-        self.max_download_size = max_download_size
-        """Bytes one response may carry (downloads included); a larger one raises ``ServerError``."""
         if client_id is not None and (not isinstance(client_id, str) or not client_id.isprintable()
                                       or not client_id.isascii() or "&" in client_id or " " in client_id):
             raise ConfigError("client_id must be printable ASCII without spaces or '&' (it goes in the socket URL)")
@@ -210,9 +207,10 @@ class AsyncComfyClient:
         self.outage_timeout = outage_timeout
         self._unreachable_since: float | None = None
         self._transport = Transport(
-            self.url, self._headers, timeout=self.timeout, max_retries=self.max_retries, verify=verify,
+            self.url, self._headers, timeout=timeout, max_retries=max_retries, verify=verify,
             max_download_size=max_download_size, http_client=http_client,
         )
+        self._files = Files(self._transport, lambda: self._capabilities)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ws: ClientConnection | None = None
         self._ws_task: asyncio.Task[None] | None = None
@@ -251,6 +249,21 @@ class AsyncComfyClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+    @property
+    def timeout(self) -> float:
+        """Seconds for one HTTP exchange (connect is capped at 10 s)."""
+        return self._transport.timeout
+
+    @property
+    def max_retries(self) -> int:
+        """Retries of a read on connection errors, timeouts, 5xx and 429."""
+        return self._transport.max_retries
+
+    @property
+    def max_download_size(self) -> int:
+        """Bytes one response may carry (downloads included); a larger one raises ``ServerError``."""
+        return self._transport.max_download_size
 
     @property
     def view_url(self) -> str:
@@ -821,65 +834,21 @@ class AsyncComfyClient:
         The server may rename the file (``name (1).png``) when another file has that name: always use
         the returned value. With ``mask_for`` (an uploaded image), the upload's alpha becomes its mask.
         """
-        data, filename, mime = _image_bytes(image, name)
-        caps = self._capabilities
-        if caps is not None and caps.max_upload_size and len(data) > caps.max_upload_size:
-            raise ComfyError(
-                f"{filename} is {len(data)} bytes, over the server's upload limit of {caps.max_upload_size} bytes "
-                "(ComfyUI's --max-upload-size, in MB): send a smaller file or raise the limit"
-            )
-        form: dict[str, str] = {"type": type, "subfolder": subfolder, "overwrite": "true" if overwrite else "false"}
-        path = "/upload/image"
-        if mask_for is not None:
-            ref = mask_for.view_params() if isinstance(mask_for, Output) else _ref_from_name(mask_for)
-            form["original_ref"] = json.dumps(ref)
-            path = "/upload/mask"
-        response = await self._transport.request(
-            "POST", path, files={"image": (filename, data, mime)}, data=form, ok=(200,), retries=1
+        return await self._files.upload_image(
+            image, name=name, subfolder=subfolder, overwrite=overwrite, type=type, mask_for=mask_for
         )
-        body = json_body(response, "POST", f"{self.url}{path}")
-        if not isinstance(body, dict) or "name" not in body:
-            raise ServerError(f"POST {self.url}{path} did not return the stored name")
-        sub = str(body.get("subfolder") or "")
-        return f"{sub}/{body['name']}" if sub else str(body["name"])
 
     async def download(self, output: Output, *, preview: str | None = None) -> bytes:
         """The bytes of an output file (``preview="webp;60"`` asks the server for a small re-encode)."""
-        if not output.is_file:
-            return (output.text or "").encode("utf-8")
-        params = output.view_params()
-        if preview:
-            params["preview"] = preview
-        response = await self._transport.request("GET", "/view", params=params)
-        return response.content
+        return await self._files.download(output, preview=preview)
 
     async def load_image(self, output: Output) -> Any:
         """An output as a ``PIL.Image`` (fully loaded)."""
-        from PIL import Image, UnidentifiedImageError
-
-        data = await self.download(output)
-        try:
-            image = Image.open(io.BytesIO(data))
-            image.load()
-        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-            raise ServerError(
-                f"{output.path!r} from {self.url} is not an image PIL can read ({type(exc).__name__}: {exc}); "
-                "use client.download(output) for its bytes"
-            ) from None
-        return image
+        return await self._files.load_image(output)
 
     async def save_output(self, output: Output, directory: str | os.PathLike[str]) -> pathlib.Path:
         """Save an output under ``directory`` (its subfolder kept); never writes outside it."""
-        root = await asyncio.to_thread(pathlib.Path(directory).resolve)  # resolve reads the disk
-        target = _safe_target(root, output)
-        data = await self.download(output)
-
-        def write() -> None:  # off the event loop: a large file must not stall every job's events
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
-
-        await asyncio.to_thread(write)
-        return target
+        return await self._files.save_output(output, directory)
 
     # ------------------------------------------------------------------ the socket
 
@@ -1161,50 +1130,3 @@ def _describe_ws_failure(exc: BaseException) -> str:
     if status is not None:
         return f"HTTP {status} on the WebSocket upgrade"
     return f"{type(exc).__name__}: {exc}"
-
-
-def _ref_from_name(name: str) -> dict[str, str]:
-    sub, _, base = name.rpartition("/")
-    return {"filename": base, "subfolder": sub, "type": "input"}
-
-
-def _safe_target(root: pathlib.Path, output: Output) -> pathlib.Path:
-    parts = [p for p in output.subfolder.replace("\\", "/").split("/") if p not in ("", ".")]
-    name = os.path.basename(output.filename.replace("\\", "/"))
-    if not name or name in (".", "..") or ".." in parts:
-        raise ComfyError(f"refusing to save {output.path!r}: its name would leave {root}")
-    target = root.joinpath(*parts, name).resolve()
-    if root != target and root not in target.parents:
-        raise ComfyError(f"refusing to save {output.path!r}: its name would leave {root}")
-    return target
-
-
-def _image_bytes(image: Any, name: str | None) -> tuple[bytes, str, str]:
-    """Bytes, a file name and a MIME type for anything that can be uploaded."""
-    if isinstance(image, (str, os.PathLike)):
-        path = pathlib.Path(image)
-        if not path.is_file():
-            raise ComfyError(f"cannot upload {str(path)!r}: no such file")
-        return path.read_bytes(), name or path.name, _mime_for(path.name)
-    if isinstance(image, (bytes, bytearray, memoryview)):
-        return bytes(image), name or "upload.png", _mime_for(name or "upload.png")
-    if type(image).__module__.startswith("numpy"):
-        import numpy as np
-        from PIL import Image
-
-        array = np.asarray(image)
-        if array.dtype != np.uint8:
-            scale = 255.0 if array.size and float(array.max()) <= 1.0 else 1.0
-            array = np.clip(array * scale, 0, 255).astype(np.uint8)
-        image = Image.fromarray(array)
-    if hasattr(image, "save") and hasattr(image, "mode"):
-        buf = io.BytesIO()
-        image.save(buf, format="PNG")
-        return buf.getvalue(), name or "upload.png", "image/png"
-    raise ComfyError(f"cannot upload a {type(image).__name__}: give a path, bytes, a PIL image or a NumPy array")
-
-
-def _mime_for(filename: str) -> str:
-    import mimetypes
-
-    return mimetypes.guess_type(filename)[0] or "application/octet-stream"

@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from comfy_nb.client import AsyncComfyClient, retry_delay
-from comfy_nb.client._async_client import _safe_target
+from comfy_nb.client._files import safe_target
 from comfy_nb.client._loop import library_loop, run_sync
 from comfy_nb.client._models import Output
 from comfy_nb.client._retry import MAX_RETRY_AFTER, is_retryable_status
@@ -92,7 +92,7 @@ def test_saving_never_leaves_the_folder(tmp_path: object, filename: str, subfold
     root = pathlib.Path(str(tmp_path)).resolve()
     out = Output(kind="image", filename=filename, subfolder=subfolder)
     try:
-        target = _safe_target(root, out)
+        target = safe_target(root, out)
     except ComfyError as exc:
         assert "refusing to save" in str(exc)
     else:

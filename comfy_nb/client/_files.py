@@ -1,0 +1,149 @@
+"""Files on the server: uploads, downloads (bounded by the transport's ``max_download_size``),
+images and saving outputs under a directory without ever writing outside it."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import pathlib
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import ComfyError, ServerError
+from ._models import Output, ServerCapabilities
+from ._transport import Transport, json_body
+
+__all__ = ["Files", "safe_target"]
+
+
+class Files:
+    """The file endpoints (``/upload/image``, ``/upload/mask``, ``/view``) of one server."""
+
+    def __init__(self, transport: Transport, capabilities: Callable[[], ServerCapabilities | None]) -> None:
+        self._transport = transport
+        self._capabilities = capabilities
+        """The server's capabilities if already read (the upload limit is checked only then)."""
+
+    async def upload_image(
+        self,
+        image: Any,
+        *,
+        name: str | None = None,
+        subfolder: str = "",
+        overwrite: bool = False,
+        type: str = "input",
+        mask_for: Output | str | None = None,
+    ) -> str:
+        """Upload a path, bytes, PIL image or NumPy array; returns the name ``LoadImage`` takes.
+
+        The server may rename the file (``name (1).png``) when another file has that name: always use
+        the returned value. With ``mask_for`` (an uploaded image), the upload's alpha becomes its mask.
+        """
+        data, filename, mime = _image_bytes(image, name)
+        caps = self._capabilities()
+        if caps is not None and caps.max_upload_size and len(data) > caps.max_upload_size:
+            raise ComfyError(
+                f"{filename} is {len(data)} bytes, over the server's upload limit of {caps.max_upload_size} bytes "
+                "(ComfyUI's --max-upload-size, in MB): send a smaller file or raise the limit"
+            )
+        form: dict[str, str] = {"type": type, "subfolder": subfolder, "overwrite": "true" if overwrite else "false"}
+        path = "/upload/image"
+        if mask_for is not None:
+            ref = mask_for.view_params() if isinstance(mask_for, Output) else _ref_from_name(mask_for)
+            form["original_ref"] = json.dumps(ref)
+            path = "/upload/mask"
+        response = await self._transport.request(
+            "POST", path, files={"image": (filename, data, mime)}, data=form, ok=(200,), retries=1
+        )
+        body = json_body(response, "POST", f"{self._transport.base_url}{path}")
+        if not isinstance(body, dict) or "name" not in body:
+            raise ServerError(f"POST {self._transport.base_url}{path} did not return the stored name")
+        sub = str(body.get("subfolder") or "")
+        return f"{sub}/{body['name']}" if sub else str(body["name"])
+
+    async def download(self, output: Output, *, preview: str | None = None) -> bytes:
+        """The bytes of an output file (``preview="webp;60"`` asks the server for a small re-encode)."""
+        if not output.is_file:
+            return (output.text or "").encode("utf-8")
+        params = output.view_params()
+        if preview:
+            params["preview"] = preview
+        response = await self._transport.request("GET", "/view", params=params)
+        return response.content
+
+    async def load_image(self, output: Output) -> Any:
+        """An output as a ``PIL.Image`` (fully loaded)."""
+        from PIL import Image, UnidentifiedImageError
+
+        data = await self.download(output)
+        try:
+            image = Image.open(io.BytesIO(data))
+            image.load()
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+            raise ServerError(
+                f"{output.path!r} from {self._transport.base_url} is not an image PIL can read ({type(exc).__name__}: {exc}); "
+                "use client.download(output) for its bytes"
+            ) from None
+        return image
+
+    async def save_output(self, output: Output, directory: str | os.PathLike[str]) -> pathlib.Path:
+        """Save an output under ``directory`` (its subfolder kept); never writes outside it."""
+        root = await asyncio.to_thread(pathlib.Path(directory).resolve)  # resolve reads the disk
+        target = safe_target(root, output)
+        data = await self.download(output)
+
+        def write() -> None:  # off the event loop: a large file must not stall every job's events
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+
+        await asyncio.to_thread(write)
+        return target
+
+
+def _ref_from_name(name: str) -> dict[str, str]:
+    sub, _, base = name.rpartition("/")
+    return {"filename": base, "subfolder": sub, "type": "input"}
+
+
+def safe_target(root: pathlib.Path, output: Output) -> pathlib.Path:
+    parts = [p for p in output.subfolder.replace("\\", "/").split("/") if p not in ("", ".")]
+    name = os.path.basename(output.filename.replace("\\", "/"))
+    if not name or name in (".", "..") or ".." in parts:
+        raise ComfyError(f"refusing to save {output.path!r}: its name would leave {root}")
+    target = root.joinpath(*parts, name).resolve()
+    if root != target and root not in target.parents:
+        raise ComfyError(f"refusing to save {output.path!r}: its name would leave {root}")
+    return target
+
+
+def _image_bytes(image: Any, name: str | None) -> tuple[bytes, str, str]:
+    """Bytes, a file name and a MIME type for anything that can be uploaded."""
+    if isinstance(image, (str, os.PathLike)):
+        path = pathlib.Path(image)
+        if not path.is_file():
+            raise ComfyError(f"cannot upload {str(path)!r}: no such file")
+        return path.read_bytes(), name or path.name, _mime_for(path.name)
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return bytes(image), name or "upload.png", _mime_for(name or "upload.png")
+    if type(image).__module__.startswith("numpy"):
+        import numpy as np
+        from PIL import Image
+
+        array = np.asarray(image)
+        if array.dtype != np.uint8:
+            scale = 255.0 if array.size and float(array.max()) <= 1.0 else 1.0
+            array = np.clip(array * scale, 0, 255).astype(np.uint8)
+        image = Image.fromarray(array)
+    if hasattr(image, "save") and hasattr(image, "mode"):
+        buf = io.BytesIO()
+        image.save(buf, format="PNG")
+        return buf.getvalue(), name or "upload.png", "image/png"
+    raise ComfyError(f"cannot upload a {type(image).__name__}: give a path, bytes, a PIL image or a NumPy array")
+
+
+def _mime_for(filename: str) -> str:
+    import mimetypes
+
+    return mimetypes.guess_type(filename)[0] or "application/octet-stream"
