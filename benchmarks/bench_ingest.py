@@ -1,4 +1,4 @@
-"""WebSocket event ingestion: events/s through ``AsyncComfyClient._on_frame`` into a registered job's
+"""WebSocket event ingestion: events/s through the client's ``Follower.on_frame`` into a registered job's
 state machine, against ``json.loads`` alone on the same frames.
 
 Frames: the received text messages of the captured ``ws_trace_progress_preview_metadata.json``
@@ -11,10 +11,15 @@ from __future__ import annotations
 import json
 import pathlib
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 from comfy_nb import AsyncComfyClient
 from comfy_nb.client import Job, JobTracker
+from comfy_nb.client._follower import Follower, FollowSettings
+from comfy_nb.client._job import JobFeed
+from comfy_nb.client._models import QueueState
+from comfy_nb.protocol import HistoryEntry
 
 from ._common import record
 
@@ -37,11 +42,33 @@ def frames() -> tuple[list[str], dict[str, Any]]:
     return texts, prompt
 
 
+def _connected_follower(url: str) -> Follower:
+    """The follower as a client with an open socket has it; nothing here reads the server."""
+
+    async def unused_queue() -> QueueState:
+        raise AssertionError("the trace must not need the queue")
+
+    async def unused_history(pid: str) -> HistoryEntry | None:
+        raise AssertionError("the trace must not need history")
+
+    async def unused_reconnect() -> None:
+        raise AssertionError("the trace must not need a reconnect")
+
+    def unused_background(coro: Awaitable[None]) -> None:
+        raise AssertionError("the trace must not start background work")
+
+    return Follower(
+        FollowSettings(url, 1.0, 5.0, 120.0, 3), read_queue=unused_queue, read_history=unused_history,
+        socket_open=lambda: True, reconnect_socket=unused_reconnect, background=unused_background,
+        on_status=lambda msg: None,
+    )
+
+
 def run(quick: bool = False) -> list[dict[str, Any]]:
     texts, prompt = frames()
     passes = 300 if quick else 3000
     client = AsyncComfyClient("http://127.0.0.1:9", websocket=False)
-    client._schedule_queue_refresh = lambda: None  # type: ignore[method-assign]  # no loop here: status messages must not start a task
+    follower = _connected_follower(client.url)
     t0 = time.perf_counter()
     for _ in range(passes):
         for t in texts:
@@ -50,12 +77,13 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     t0 = time.perf_counter()
     completed = 0
     for _ in range(passes):
-        job = Job(client, JobTracker(PID, prompt=prompt, view_url=client.view_url))
-        client._active[PID] = job
+        feed = JobFeed(JobTracker(PID, prompt=prompt, view_url=client.view_url))
+        job = Job(client, feed)
+        follower.follow(job, feed)
         for t in texts:
-            client._on_frame(t)
+            follower.on_frame(t)  # what the socket hands on with each frame
         completed += job.status.state.value == "completed"
-        client._active.pop(PID, None)
+        follower.forget(PID)
     ours = time.perf_counter() - t0
     events = passes * len(texts)
     assert completed == passes, f"the trace must complete the job every pass ({completed}/{passes})"

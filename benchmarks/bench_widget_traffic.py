@@ -41,6 +41,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
 
     from comfy_nb import AsyncComfyClient
     from comfy_nb.client import Job, JobTracker
+    from comfy_nb.client._job import JobFeed
     from comfy_nb.protocol import ExecutingMessage, ExecutionStartMessage, ProgressMessage
 
     old = comm.create_comm
@@ -51,10 +52,10 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         seconds = 1.0 if quick else 3.0
         rate = 1000
         prompt = {"3": {"class_type": "KSampler", "inputs": {}}}
-        job = Job(AsyncComfyClient("http://127.0.0.1:9"), JobTracker("bench-w", prompt=prompt), {"prompt": "a fox"})
+        feed = JobFeed(JobTracker("bench-w", prompt=prompt))
+        job = Job(AsyncComfyClient("http://127.0.0.1:9"), feed, {"prompt": "a fox"})
         view = JobView(job)
-        job._tracker.apply(ExecutionStartMessage(prompt_id="bench-w"))
-        job._notify()
+        feed.apply(ExecutionStartMessage(prompt_id="bench-w"))
         total = int(seconds * rate)
         CountingComm.sends = 0
         done = threading.Event()
@@ -64,8 +65,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             for i in range(1, total + 1):
                 while time.perf_counter() < t0 + i / rate:
                     pass
-                job._tracker.apply(ProgressMessage(value=i, max=total, prompt_id="bench-w", node="3"))
-                job._notify()
+                feed.apply(ProgressMessage(value=i, max=total, prompt_id="bench-w", node="3"))
             done.set()
 
         t0 = time.perf_counter()
@@ -73,8 +73,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         assert done.wait(seconds * 5)
         elapsed = time.perf_counter() - t0
         during = CountingComm.sends
-        job._tracker.apply(ExecutingMessage(node=None, prompt_id="bench-w"))
-        job._notify()
+        feed.apply(ExecutingMessage(node=None, prompt_id="bench-w"))
         deadline = time.monotonic() + 2
         while view.state != "completed" and time.monotonic() < deadline:
             threading.Event().wait(0.01)

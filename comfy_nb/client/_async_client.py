@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import concurrent.futures
-import contextlib
 import logging
 import os
 import pathlib
@@ -30,8 +29,6 @@ from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
 
 import httpx
-import websockets
-from websockets.asyncio.client import ClientConnection
 
 from .._secrets import reveal as _secret
 from ..config import check_max_retries, check_secret_header, check_timeout
@@ -49,31 +46,22 @@ from ..errors import (
     WorkflowError,
 )
 from ..protocol import (
-    ExecutingMessage,
     ExecutionStartMessage,
-    FeatureFlagsMessage,
     HistoryEntry,
     NodeDef,
-    PreviewImage,
-    ProgressMessage,
-    ProgressStateMessage,
-    ProgressText,
     PromptResponse,
     QueueSnapshot,
     StatusMessage,
-    UnknownMessage,
     api_graph,
-    decode_binary_frame,
-    feature_flags_request,
     node_errors_to_list,
-    parse_message,
     parse_node_defs,
     parse_server_url,
     prompt_validation_error,
     refuse_non_finite,
 )
 from ._files import Files
-from ._job import Job
+from ._follower import Follower, FollowSettings
+from ._job import Job, JobFeed
 from ._loop import register_client
 from ._models import (
     DeviceInfo,
@@ -85,8 +73,9 @@ from ._models import (
     ServerCapabilities,
 )
 from ._retry import is_retryable_status, retry_delay
+from ._socket import Socket
 from ._tracker import JobTracker
-from ._transport import Transport, json_body, safe_json, status_error, tls_context
+from ._transport import Transport, json_body, safe_json, status_error
 
 __all__ = ["AsyncComfyClient", "PromptBuilder"]
 
@@ -201,33 +190,27 @@ class AsyncComfyClient:
             raise ConfigError("client_id must be printable ASCII without spaces or '&' (it goes in the socket URL)")
         self.client_id = client_id or uuid.uuid4().hex
         self._use_ws = websocket
-        self._verify = verify
-        self.poll_interval = poll_interval
-        self.quiet_poll = quiet_poll
-        self.outage_timeout = outage_timeout
-        self._unreachable_since: float | None = None
         self._transport = Transport(
             self.url, self._headers, timeout=timeout, max_retries=max_retries, verify=verify,
             max_download_size=max_download_size, http_client=http_client,
         )
         self._files = Files(self._transport, lambda: self._capabilities)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._ws: ClientConnection | None = None
-        self._ws_task: asyncio.Task[None] | None = None
+        self._follower = Follower(
+            FollowSettings(self.url, poll_interval, quiet_poll, outage_timeout, max_retries),
+            read_queue=self.queue, read_history=self._history, socket_open=lambda: self._socket.open,
+            reconnect_socket=lambda: self._socket.reconnect(), background=self._task, on_status=self._on_status,
+        )
+        self._socket = Socket(
+            f"{self._ws_url}?clientId={self.client_id}", headers=self._headers, open_timeout=min(10.0, timeout),
+            verify=verify, on_frame=self._follower.on_frame, on_open=self._follower.socket_opened,
+            on_lost=self._follower.socket_lost,
+        )
         self._supervisor: asyncio.Task[None] | None = None
-        self._ws_connected: asyncio.Event | None = None
-        self._ws_attempted: asyncio.Event | None = None
-        self._ws_failed: str | None = None
-        self._ws_opening = False
-        """True while a socket connection attempt is in flight."""
         self._closing = False
         self._closed = False
         """True after ``aclose()`` until an explicit ``connect()``: nothing reopens it implicitly."""
         self._connect_lock: asyncio.Lock | None = None
-        self._active: dict[str, Job] = {}
-        self._submitting: set[str] = set()
-        self._running_pid: str | None = None
-        self._last_event = 0.0
         self._object_info: dict[str, Any] | None = None
         self._node_defs: dict[str, NodeDef] | None = None
         self._capabilities: ServerCapabilities | None = None
@@ -266,6 +249,33 @@ class AsyncComfyClient:
         return self._transport.max_download_size
 
     @property
+    def poll_interval(self) -> float:
+        """Seconds between checks of whether jobs need polling (no socket, a quiet one, foreign jobs)."""
+        return self._follower.settings.poll_interval
+
+    @poll_interval.setter
+    def poll_interval(self, value: float) -> None:
+        self._follower.settings.poll_interval = check_timeout(value, "poll_interval")
+
+    @property
+    def quiet_poll(self) -> float:
+        """Seconds of socket silence after which unfinished jobs are reconciled by polling."""
+        return self._follower.settings.quiet_poll
+
+    @quiet_poll.setter
+    def quiet_poll(self, value: float) -> None:
+        self._follower.settings.quiet_poll = check_timeout(value, "quiet_poll")
+
+    @property
+    def outage_timeout(self) -> float:
+        """Seconds the server may stay unreachable before unfinished jobs end ``failed``."""
+        return self._follower.settings.outage_timeout
+
+    @outage_timeout.setter
+    def outage_timeout(self, value: float) -> None:
+        self._follower.settings.outage_timeout = check_timeout(value, "outage_timeout")
+
+    @property
     def view_url(self) -> str:
         return f"{self.url}/view"
 
@@ -282,7 +292,7 @@ class AsyncComfyClient:
     @property
     def connected(self) -> bool:
         """True while the WebSocket is open."""
-        return self._ws is not None
+        return self._socket.open
 
     def _closed_error(self) -> ClientClosed:
         return self._transport.closed_error()
@@ -291,46 +301,35 @@ class AsyncComfyClient:
         """Check the server answers and open the WebSocket (idempotent)."""
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
-            self._ws_connected = asyncio.Event()
-            self._ws_attempted = asyncio.Event()
             self._connect_lock = asyncio.Lock()
-        assert self._connect_lock is not None and self._ws_attempted is not None
+        assert self._connect_lock is not None
         self._closed = False  # an explicit connect() reopens a closed client
         async with self._connect_lock:
-            if self._ws_task is not None or (not self._use_ws and self._supervisor is not None):
+            if self._socket.running or (not self._use_ws and self._supervisor is not None):
                 return
-            self._closing = False
+            self._closing = self._follower.closing = self._transport.closed = False
             register_client(self)
-            self._transport.closed = False
             self._transport.open()
             if self._use_ws:
-                self._ws_task = asyncio.create_task(self._ws_main(), name="comfy_nb-ws")
-                try:  # the first attempt either connects or fails; either ends the wait
-                    await asyncio.wait_for(self._ws_attempted.wait(), min(10.0, self.timeout) + 1)
-                except asyncio.TimeoutError:
-                    pass
-                if self._ws is None:
+                self._socket.start()  # the first attempt either connects or fails; either ends the wait
+                await self._socket.first_attempt(min(10.0, self.timeout) + 1)
+                if not self._socket.open:
                     # No socket: find out whether the server is there at all (clear error if not).
                     try:
                         await self._transport.request("GET", "/prompt", retries=0)
                     except BaseException:
                         # Not connected: stop the socket's retry loop so a later connect() starts
                         # afresh (socket *and* supervisor) instead of returning early.
-                        task, self._ws_task = self._ws_task, None
-                        task.cancel()
-                        try:
-                            await task
-                        except (asyncio.CancelledError, Exception):
-                            pass
+                        await self._socket.stop()
                         await self._transport.release()  # no session left open by a failed connect
                         raise
                     log.warning(
                         "comfy_nb: WebSocket to %s not available (%s); following jobs by polling",
-                        self._ws_url, self._ws_failed or "timed out",
+                        self._ws_url, self._socket.failure or "timed out",
                     )
             else:
                 await self._transport.request("GET", "/prompt")
-            self._supervisor = asyncio.create_task(self._supervise(), name="comfy_nb-supervisor")
+            self._supervisor = asyncio.create_task(self._follower.supervise(), name="comfy_nb-supervisor")
 
     async def _ensure_open(self) -> None:
         """Connect on first use, but never reopen a client its owner closed."""
@@ -346,22 +345,18 @@ class AsyncComfyClient:
         self._closing = True
         self._closed = True
         self._transport.closed = True  # a late background call must not open a new pool
-        for job in list(self._active.values()):
-            job._close(self.url)
-        self._active.clear()
-        tasks = [t for t in (self._ws_task, self._supervisor, self._queue_refresh) if t is not None]
+        self._follower.close(self.url)
+        tasks = [t for t in (self._supervisor, self._queue_refresh) if t is not None]
         tasks += list(self._background)
         for task in tasks:
             task.cancel()
-        if self._ws is not None:
-            await self._ws.close()
+        await self._socket.stop()
         for task in tasks:
             try:
                 await task
             except (asyncio.CancelledError, Exception):
                 pass
-        self._ws_task = self._supervisor = self._queue_refresh = None
-        self._ws = None
+        self._supervisor = self._queue_refresh = None
         await self._transport.aclose()
 
     def spawn(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
@@ -484,7 +479,7 @@ class AsyncComfyClient:
         await self._ensure_open()
         if prompt_id is not None and (not isinstance(prompt_id, str) or not prompt_id.strip()):
             raise WorkflowError(f"prompt_id must be a non-empty string, not {prompt_id!r}")
-        if prompt_id is not None and prompt_id in self._active:
+        if prompt_id is not None and self._follower.get(prompt_id) is not None:
             raise WorkflowError(f"prompt {prompt_id} is already queued by this client: give a new prompt_id")
         pid = prompt_id or str(uuid.uuid4())
         body: dict[str, Any] = {"prompt": graph, "client_id": self.client_id, "prompt_id": pid}
@@ -496,42 +491,32 @@ class AsyncComfyClient:
             body["front"] = True
         if partial_targets:
             body["partial_execution_targets"] = list(partial_targets)
-        tracker = JobTracker(pid, prompt=graph, outputs_to_execute=partial_targets, view_url=self.view_url)
-        job = Job(self, tracker, meta)
-        if self._ws is None and self._ws_opening and self._ws_connected is not None:
-            # A reconnect is under way: wait for it (briefly) rather than follow this job blind.
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._ws_connected.wait(), _WS_REOPEN_WAIT)
-        if self._ws is None:  # no socket now: events may be missed, so the end is read from history
-            tracker.gap = True
-        self._active[pid] = job  # before the POST: its events may arrive before the response
-        self._submitting.add(pid)  # not "vanished" while the POST (and its retries) is in flight
+        feed = JobFeed(JobTracker(pid, prompt=graph, outputs_to_execute=partial_targets, view_url=self.view_url))
+        job = Job(self, feed, meta)
+        await self._socket.reopened()  # a reconnect under way: wait for it (briefly) rather than follow blind
+        # Followed before the POST (its events may arrive before the response), but never "vanished"
+        # while the POST and its retries are in flight.
+        self._follower.follow(job, feed, submitting=True)
         # Deliveries wait for the POST's answer: a job that ends on the socket first must still carry
         # the answer's node_errors in its one terminal status.
-        job._hold()
+        feed.hold()
         try:
-            accepted = await self._post_prompt(body, graph, pid, job)
+            accepted = await self._post_prompt(body, graph, pid)
         except BaseException:
-            if self._active.get(pid) is job:
-                del self._active[pid]
+            self._follower.submitted(pid, accepted=False)
             raise
-        finally:
-            self._submitting.discard(pid)
         if accepted is not None and accepted.node_errors:
             errors = tuple(node_errors_to_list(accepted.node_errors, graph))
-            tracker.set_node_errors(errors)
+            feed.set_node_errors(errors)
             log.warning(
                 "comfy_nb: prompt %s was queued without its invalid outputs:\n%s",
                 pid, "\n".join(f"  - {e.describe()}" for e in errors),
             )
-        job._release()
-        if job.done:
-            self._forget(job)
+        feed.release()
+        self._follower.submitted(pid, accepted=True)
         return job
 
-    async def _post_prompt(
-        self, body: dict[str, Any], graph: dict[str, Any], pid: str, job: Job
-    ) -> PromptResponse | None:
+    async def _post_prompt(self, body: dict[str, Any], graph: dict[str, Any], pid: str) -> PromptResponse | None:
         """POST /prompt, never queuing the same prompt twice.
 
         The client makes the prompt id, so the server's queue and history say whether an attempt got
@@ -549,7 +534,7 @@ class AsyncComfyClient:
             except ClientClosed:
                 raise
             except ComfyTimeout:
-                await self._await_unanswered_submit(pid, job, request)
+                await self._await_unanswered_submit(pid, request)
                 return None
             except ComfyConnectionError as exc:
                 failure = exc
@@ -577,13 +562,13 @@ class AsyncComfyClient:
                 return None  # the first attempt got through; its answer was lost
         raise failure
 
-    async def _await_unanswered_submit(self, pid: str, job: Job, request: RequestInfo) -> None:
+    async def _await_unanswered_submit(self, pid: str, request: RequestInfo) -> None:
         """A POST /prompt timed out: it may be queued yet. Look for the id, never send it again;
         ``ComfyTimeout`` if it does not appear within another ``timeout``."""
         deadline = time.monotonic() + self.timeout
         attempt = 0
         while True:
-            if job.heard or await self._server_knows(pid):
+            if self._follower.heard(pid) or await self._server_knows(pid):
                 log.warning("comfy_nb: POST /prompt for %s timed out, but the server has it; following it", pid)
                 return
             if time.monotonic() >= deadline:
@@ -624,7 +609,7 @@ class AsyncComfyClient:
     @property
     def jobs(self) -> dict[str, Job]:
         """The unfinished jobs this client is following."""
-        return dict(self._active)
+        return self._follower.jobs
 
     async def _history(self, pid: str) -> HistoryEntry | None:
         """The prompt's history entry, None when it has none; ``ProtocolError`` for a body of the wrong shape."""
@@ -659,13 +644,12 @@ class AsyncComfyClient:
 
     async def status(self, prompt_id: str) -> JobStatus:
         """The status of any prompt, including ones submitted by other clients."""
-        job = self._active.get(prompt_id)
+        job = self._follower.get(prompt_id)
         if job is not None:
             return job.status
         entry = await self._history(prompt_id)
         if entry is not None:
             tracker = JobTracker(prompt_id, prompt=entry.api_prompt, view_url=self.view_url)
-            tracker.gap = True
             tracker.apply_history(entry)
             return tracker.status
         queue = await self.queue()
@@ -681,23 +665,21 @@ class AsyncComfyClient:
     async def track(self, prompt_id: str) -> Job:
         """A ``Job`` for a prompt submitted elsewhere, kept up to date by polling."""
         await self._ensure_open()
-        job = self._active.get(prompt_id)
+        job = self._follower.get(prompt_id)
         if job is not None:
             return job
         status = await self.status(prompt_id)
         tracker = JobTracker(prompt_id, view_url=self.view_url)
         tracker.status = status
-        job = Job(self, tracker)
-        job.foreign = True
+        feed = JobFeed(tracker)
+        job = Job(self, feed)
         if not status.terminal:
-            self._active[prompt_id] = job
-        else:
-            job._done.set()
+            self._follower.follow(job, feed, foreign=True)
         return job
 
     async def watch(self, prompt_id: str) -> AsyncGenerator[JobStatus, None]:
         """Each new status of a prompt until it ends."""
-        job = self._active.get(prompt_id) or await self.track(prompt_id)
+        job = self._follower.get(prompt_id) or await self.track(prompt_id)
         async for status in job.updates():
             yield status
 
@@ -708,7 +690,7 @@ class AsyncComfyClient:
 
         Returns True when this call cancelled it (False if it had already finished or is unknown).
         """
-        job = self._active.get(prompt_id)
+        job = self._follower.get(prompt_id)
         if job is not None and job.done:
             return False
         caps = await self.capabilities()
@@ -722,9 +704,7 @@ class AsyncComfyClient:
             await self._transport.request("POST", "/queue", json={"delete": [prompt_id]})
             queue = await self.queue()
             if prompt_id not in queue:
-                if job is not None and await self._history(prompt_id) is None and job._tracker.cancel():
-                    job._notify()
-                    self._forget(job)
+                if job is not None and await self._history(prompt_id) is None and self._follower.cancelled(prompt_id):
                     return True
                 return job is None
         if any(e.prompt_id == prompt_id for e in queue.running):
@@ -754,10 +734,7 @@ class AsyncComfyClient:
         after = await self.queue()
         removed = [pid for pid in ids if pid not in after]
         for pid in removed:
-            job = self._active.get(pid)
-            if job is not None and job._tracker.cancel():
-                job._notify()
-                self._forget(job)
+            self._follower.cancelled(pid)
         return len(removed)
 
     async def interrupt(self) -> None:
@@ -785,7 +762,11 @@ class AsyncComfyClient:
             return True
         if self.queue_remaining is not None and self.queue_remaining <= 1:
             return False
-        return any(j.status.state is JobState.QUEUED for j in self._active.values())
+        return self._follower.any_queued()
+
+    def _on_status(self, msg: StatusMessage) -> None:
+        self.queue_remaining = msg.queue_remaining
+        self._schedule_queue_refresh()
 
     def _schedule_queue_refresh(self) -> None:
         if self._loop is None or self._closing or not self._queue_wanted():
@@ -807,9 +788,7 @@ class AsyncComfyClient:
             except ComfyError as exc:  # unreachable or malformed: the next status message retries
                 log.debug("comfy_nb: queue refresh failed: %s", exc)
                 return
-            for job in list(self._active.values()):
-                if job._tracker.set_queue_position(state.position(job.prompt_id)):
-                    job._notify()
+            self._follower.queue_read(state)
             for listener in tuple(self._queue_listeners):
                 try:
                     listener(state)
@@ -850,242 +829,6 @@ class AsyncComfyClient:
         """Save an output under ``directory`` (its subfolder kept); never writes outside it."""
         return await self._files.save_output(output, directory)
 
-    # ------------------------------------------------------------------ the socket
-
-    async def _ws_main(self) -> None:
-        assert self._ws_connected is not None and self._ws_attempted is not None
-        attempt = 0
-        url = f"{self._ws_url}?clientId={self.client_id}"
-        while not self._closing:
-            self._ws_opening = True
-            try:
-                async with websockets.connect(
-                    url,
-                    additional_headers=self._headers or None,
-                    max_size=None,
-                    open_timeout=min(10.0, self.timeout),
-                    close_timeout=_WS_CLOSE_TIMEOUT,
-                    compression=None,
-                    ping_interval=20,
-                    ping_timeout=20,
-                    ssl=self._ssl_context(),
-                    user_agent_header="comfy_nb",
-                    logger=_RedactingLogger(_WS_LOG, tuple(v for v in self._headers.values() if v)),
-                ) as ws:
-                    await ws.send(feature_flags_request())
-                    self._ws = ws
-                    self._ws_opening = False
-                    self._ws_failed = None
-                    reconnected = attempt > 0 or any(j._tracker.gap for j in self._active.values())
-                    attempt = 0
-                    self._ws_connected.set()
-                    self._ws_attempted.set()
-                    if reconnected:
-                        self._task(self._reconcile("socket reconnected"))
-                    async for frame in ws:
-                        try:
-                            self._on_frame(frame)
-                        except Exception:  # nothing a server sends may stop the reader
-                            log.warning("comfy_nb: could not apply a message from %s", self._ws_url, exc_info=True)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # any socket failure: note it, back off, reconnect
-                self._ws_failed = _describe_ws_failure(exc)
-                log.debug("comfy_nb: WebSocket %s: %s", self._ws_url, self._ws_failed)
-            finally:
-                self._ws = None
-                self._ws_opening = False
-                self._ws_connected.clear()
-                self._ws_attempted.set()
-            if self.closing:
-                return
-            for job in self._active.values():
-                job._tracker.gap = True
-            if attempt:  # the first reconnect is immediate; then back off
-                await asyncio.sleep(retry_delay(min(attempt - 1, 5), base=0.2, cap=5.0))
-            attempt += 1
-
-    def _ssl_context(self) -> ssl.SSLContext | None:
-        return tls_context(self._verify) if self._ws_url.startswith("wss://") else None
-
-    def _on_frame(self, frame: str | bytes) -> None:
-        if isinstance(frame, bytes):
-            self._on_binary(frame)
-            return
-        try:
-            msg = parse_message(frame)
-        except ProtocolError as exc:
-            log.debug("comfy_nb: ignored a malformed message: %s", exc)
-            return
-        if isinstance(msg, StatusMessage):
-            self.queue_remaining = msg.queue_remaining
-            self._schedule_queue_refresh()
-            return
-        if isinstance(msg, (UnknownMessage, FeatureFlagsMessage)):  # the server's flags change nothing we do
-            return
-        pid = msg.prompt_id
-        if isinstance(msg, (ExecutionStartMessage, ProgressMessage, ProgressStateMessage)):
-            self._running_pid = pid  # unlabelled previews (binary event 1) belong to this prompt
-        elif isinstance(msg, ExecutingMessage):
-            if pid is None:  # the replay a reconnect gets: it is about the running prompt
-                if msg.node is None:
-                    return  # an end marker must name its prompt: this one cannot be attributed
-                pid = self._running_pid
-            elif msg.node is None and pid == self._running_pid:
-                self._running_pid = None
-        job = self._active.get(pid) if pid is not None else None
-        if job is None:
-            return
-        job.heard = True
-        self._last_event = time.monotonic()
-        finished = isinstance(msg, ExecutingMessage) and msg.node is None
-        if finished and (job._tracker.gap or job._tracker.outputs_missing()):
-            # Messages may have been missed (a lost socket), or the end marker came before any
-            # `executed` (reordered): the outputs come from history, read once.
-            self._task(self._finish_from_history(job))
-            return
-        if job._tracker.apply(msg):
-            job._notify()
-        if job.done:
-            self._forget(job)
-
-    def _on_binary(self, frame: bytes) -> None:
-        try:
-            decoded = decode_binary_frame(frame)
-        except ProtocolError as exc:
-            log.debug("comfy_nb: ignored a malformed binary frame: %s", exc)
-            return
-        if isinstance(decoded, PreviewImage):
-            job = self._active.get(decoded.prompt_id or self._running_pid or "")
-            if job is not None and job._tracker.apply_preview(decoded):
-                self._last_event = time.monotonic()
-                job._notify()
-        elif isinstance(decoded, ProgressText):
-            job = self._active.get(self._running_pid or "")
-            if job is not None and job._tracker.apply_text(decoded):
-                job._notify()
-
-    def _forget(self, job: Job) -> None:
-        self._active.pop(job.prompt_id, None)
-
-    def _apply_history(self, job: Job, entry: HistoryEntry) -> bool:
-        """Bring a job up to date from its history entry (the record of last resort); True if it ended."""
-        if job._tracker.apply_history(entry):
-            job._notify()
-        if job.done:
-            self._forget(job)
-        return job.done
-
-    async def _finish_from_history(self, job: Job) -> None:
-        """A job ended while messages may have been missed: its outputs come from history."""
-        for attempt in range(self.max_retries + 3):
-            if job.done or self._closing:
-                return
-            try:
-                entry = await self._history(job.prompt_id)
-            except ComfyError as exc:  # a transient fault (unreachable, malformed): try again
-                log.debug("comfy_nb: history of %s: %s", job.prompt_id, exc)
-                entry = None
-            if entry is not None and self._apply_history(job, entry):
-                return
-            await asyncio.sleep(retry_delay(attempt))
-        # Still nothing after retries: the supervisor's reconciliation takes over.
-
-    # ------------------------------------------------------------------ reconciliation
-
-    async def _supervise(self) -> None:
-        """Poll ``/queue`` and ``/history`` when the socket cannot be trusted to tell us everything."""
-        while not self._closing:
-            await asyncio.sleep(self.poll_interval)
-            unfinished = [j for j in self._active.values() if not j.done]
-            if not unfinished:
-                continue
-            quiet = time.monotonic() - self._last_event
-            try:
-                if self._ws is None:
-                    await self._reconcile("no socket")
-                elif any(j.foreign for j in unfinished) or quiet >= self.quiet_poll:
-                    await self._reconcile("socket quiet")
-            except Exception:  # a bug must not end the one loop that makes sure jobs end
-                log.warning("comfy_nb: reconciliation with %s failed; retrying", self.url, exc_info=True)
-
-    async def _reconcile(self, reason: str) -> None:
-        # Jobs whose submit is still in flight are skipped: the server may not have them yet.
-        unfinished = [j for j in self._active.values() if not j.done and j.prompt_id not in self._submitting]
-        if not unfinished:
-            return
-        try:
-            queue = await self.queue()
-        except ComfyError as exc:
-            log.debug("comfy_nb: reconcile (%s) could not read the queue: %s", reason, exc)
-            now = time.monotonic()
-            self._unreachable_since = self._unreachable_since or now
-            if now - self._unreachable_since >= self.outage_timeout:
-                for job in unfinished:  # nothing hangs forever: a server gone this long lost them
-                    if job._tracker.fail(
-                        f"lost contact with {self.url} for {now - self._unreachable_since:.0f} s while prompt "
-                        f"{job.prompt_id} was unfinished ({exc.message.split('. ')[0]}); submit it again once "
-                        "the server is back"
-                    ):
-                        job._notify()
-                    self._forget(job)
-            return
-        self._unreachable_since = None
-        running = {e.prompt_id for e in queue.running}
-        pending = {e.prompt_id for e in queue.pending}
-        missed = False
-        for job in unfinished:
-            pid = job.prompt_id
-            if pid in running:
-                job.vanished = 0
-                if job.status.state is JobState.QUEUED and job._tracker.apply(ExecutionStartMessage(prompt_id=pid)):
-                    job._notify()
-                continue
-            if pid in pending:
-                job.vanished = 0
-                if job._tracker.set_queue_position(queue.position(pid)):
-                    job._notify()
-                continue
-            unreadable = False
-            try:
-                entry = await self._history(pid)
-            except ProtocolError:  # the server answered, but nothing usable
-                entry, unreadable = None, True
-            except ComfyError:
-                continue
-            if job.done:  # it ended on the socket while we read: nothing to do
-                continue
-            if entry is not None or unreadable:
-                missed = missed or (
-                    entry is not None and self._ws is not None and not job._tracker.gap and not job.foreign
-                )
-                if entry is not None and self._apply_history(job, entry):
-                    continue
-                # An entry is written when a prompt ends; one we cannot read an outcome from, seen
-                # three times, is not a write in flight: the job must still end.
-                reason = (
-                    f"prompt {pid} is in the history of {self.url}, but its entry has no outcome this client "
-                    "can read (a proxy or a custom server changed it?); check the server's UI"
-                )
-                limit = 3
-            else:
-                reason = (
-                    f"prompt {pid} vanished from the queue and history of {self.url}: the server was probably "
-                    "restarted (it keeps both in memory), or another client deleted it. Submit it again."
-                )
-                limit = 2  # seen missing twice: not a history write in flight
-            job.vanished += 1
-            if job.vanished >= limit:
-                if job._tracker.fail(reason):
-                    job._notify()
-                self._forget(job)
-        if missed and self._ws is not None:
-            # An open socket missed a whole prompt: it has gone deaf (e.g. a second connection with our
-            # clientId came and went, which deregisters us server-side). A new connection fixes it.
-            log.info("comfy_nb: the WebSocket to %s missed a whole prompt; reconnecting", self._ws_url)
-            await self._ws.close()
-
-
 # ---------------------------------------------------------------------- helpers
 
 
@@ -1095,38 +838,3 @@ def _text_or_none(value: Any) -> str | None:
 
 def _int_or_none(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-_WS_LOG = logging.getLogger("websockets.client")
-_WS_REOPEN_WAIT = 1.0
-"""Seconds a submit waits for a socket that is being (re)opened before following its job without one."""
-_WS_CLOSE_TIMEOUT = 1.0
-"""Seconds ``aclose()`` waits for the server to finish the socket's closing handshake (a server that
-never closes its end would otherwise hold every close, and interpreter exit, for 10 s)."""
-
-
-class _RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """The socket library's logger, minus our header values: at DEBUG, websockets logs every handshake
-    header (``> Authorization: Bearer ...``), which would put the token in the user's logs."""
-
-    def __init__(self, logger: logging.Logger, secrets: tuple[str, ...]) -> None:
-        super().__init__(logger, None)
-        self._secrets = secrets
-
-    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
-        if self._secrets and args and self.isEnabledFor(level):
-            args = tuple(
-                "***" if isinstance(a, str) and any(s in a for s in self._secrets) else a for a in args
-            )
-        super().log(level, msg, *args, **kwargs)
-
-
-def _describe_ws_failure(exc: BaseException) -> str:
-    status = getattr(getattr(exc, "response", None), "status_code", None)
-    if status == 403:
-        return "403 Forbidden on the WebSocket upgrade (an Origin or auth check refused it)"
-    if status in (401, 407):
-        return f"{status} on the WebSocket upgrade: check the token or password"
-    if status is not None:
-        return f"HTTP {status} on the WebSocket upgrade"
-    return f"{type(exc).__name__}: {exc}"

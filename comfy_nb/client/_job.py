@@ -5,20 +5,18 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 from collections.abc import AsyncGenerator, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .._display import mimebundle
 from .._observers import Observers
-from ..errors import ClientClosed, ComfyTimeout, ExecutionError, JobCancelled, JobLost
+from ..errors import ClientClosed, ComfyTimeout, ExecutionError, JobCancelled, JobLost, NodeInputError
+from ..protocol import HistoryEntry, PreviewImage, ProgressText, ServerMessage
 from ._console import follow_job
-from ._contracts import ErrorCallback, UpdateCallback
+from ._contracts import ClientLike, ErrorCallback, UpdateCallback
 from ._models import JobState, JobStatus, Output
 from ._tracker import JobTracker
 
-if TYPE_CHECKING:
-    from ._async_client import AsyncComfyClient
-
-__all__ = ["Job", "raise_for_status"]
+__all__ = ["Job", "JobFeed", "JobOwner", "raise_for_status"]
 
 
 def raise_for_status(status: JobStatus) -> list[Output]:
@@ -42,30 +40,28 @@ def raise_for_status(status: JobStatus) -> list[Output]:
     raise JobLost(status.prompt_id, f"prompt {status.prompt_id} has not finished (state {status.state.value})")
 
 
-class Job:
-    """One prompt submitted through an ``AsyncComfyClient``.
+class JobOwner(ClientLike, Protocol):
+    """What a ``Job`` needs from the client that follows it (the client never reaches into the job)."""
 
-    ``status`` is a snapshot that any thread may read. Callbacks given to ``subscribe`` run on the
-    client's event loop; keep them quick (widgets only set traits there).
+    async def cancel(self, prompt_id: str) -> bool: ...
+
+
+class JobFeed:
+    """The writing end of a ``Job``, held by whoever follows the prompt (``_follower.Follower``).
+
+    Each change is applied to the job's ``JobTracker`` and delivered to subscribers; the terminal
+    status exactly once, then nothing. Every method returns whether the status changed.
     """
 
-    def __init__(self, client: AsyncComfyClient, tracker: JobTracker, meta: Mapping[str, Any] | None = None) -> None:
-        self._client = client
+    def __init__(self, tracker: JobTracker) -> None:
         self._tracker = tracker
-        self._done = asyncio.Event()
-        self._subscribers: Observers[JobStatus] = Observers(f"subscriber of job {tracker.prompt_id}")
-        self.meta: dict[str, Any] = dict(meta or {})
-        """The parameters that made this job (prompt, seed, sampler, ...), for galleries and records."""
-        self.foreign = False
-        """True for a prompt submitted elsewhere and only followed by this client."""
-        self.vanished = 0
-        self.heard = False
-        """True once the socket brought an event for this prompt (so the server has it)."""
+        self.done_event = asyncio.Event()
+        self.subscribers: Observers[JobStatus] = Observers(f"subscriber of job {tracker.prompt_id}")
         self._held = False
         """True while ``submit`` still handles the server's answer: changes are delivered after it."""
         self._ended = False
         """True once the terminal status was delivered: nothing is delivered after it."""
-        self._closed: ClientClosed | None = None
+        self.closed: ClientClosed | None = None
 
     @property
     def prompt_id(self) -> str:
@@ -79,51 +75,110 @@ class Job:
     def done(self) -> bool:
         return self._tracker.status.terminal
 
-    @property
-    def client(self) -> AsyncComfyClient:
-        return self._client
+    def outputs_missing(self) -> bool:
+        return self._tracker.outputs_missing()
 
-    def _notify(self) -> None:
-        """Deliver the current status to subscribers; the terminal one exactly once, then nothing."""
+    def _changed(self, changed: bool) -> bool:
+        if changed:
+            self._deliver()
+        return changed
+
+    def _deliver(self) -> None:
         if self._held or self._ended:
             return
         status = self._tracker.status
         if status.terminal:
             self._ended = True
-        self._subscribers.notify(status)
+        self.subscribers.notify(status)
         if status.terminal:
-            self._done.set()
+            self.done_event.set()
 
-    def _hold(self) -> None:
+    def apply(self, msg: ServerMessage) -> bool:
+        return self._changed(self._tracker.apply(msg))
+
+    def apply_preview(self, preview: PreviewImage) -> bool:
+        return self._changed(self._tracker.apply_preview(preview))
+
+    def apply_text(self, text: ProgressText) -> bool:
+        return self._changed(self._tracker.apply_text(text))
+
+    def apply_history(self, entry: HistoryEntry) -> bool:
+        return self._changed(self._tracker.apply_history(entry))
+
+    def set_queue_position(self, position: int | None) -> bool:
+        return self._changed(self._tracker.set_queue_position(position))
+
+    def set_node_errors(self, errors: tuple[NodeInputError, ...]) -> bool:
+        return self._changed(self._tracker.set_node_errors(errors))
+
+    def cancel(self) -> bool:
+        return self._changed(self._tracker.cancel())
+
+    def fail(self, message: str) -> bool:
+        return self._changed(self._tracker.fail(message))
+
+    def hold(self) -> None:
         self._held = True
 
-    def _release(self) -> None:
+    def release(self) -> None:
         """End the hold ``submit`` put on deliveries and deliver what changed meanwhile."""
         self._held = False
-        self._notify()
+        self._deliver()
 
-    def _close(self, client_url: str) -> None:
+    def close(self, client_url: str) -> None:
         """The client was closed with this job unfinished: release every waiter with ``ClientClosed``.
 
         The job keeps its last status (it may still run on the server); subscribers get the error
         through ``on_error`` once.
         """
-        if self.done or self._closed is not None:
+        if self.done or self.closed is not None:
             return
-        self._closed = ClientClosed(
+        self.closed = ClientClosed(
             f"the client for {client_url} was closed while prompt {self.prompt_id} was unfinished "
             f"(state {self.status.state.value}); it may still run on the server: follow it again with "
             f"client.track({self.prompt_id!r}) on an open client"
         )
-        self._subscribers.fail(self._closed)
-        self._done.set()
+        self.subscribers.fail(self.closed)
+        self.done_event.set()
+
+
+class Job:
+    """One prompt submitted through an ``AsyncComfyClient``.
+
+    ``status`` is a snapshot that any thread may read. Callbacks given to ``subscribe`` run on the
+    client's event loop; keep them quick (widgets only set traits there).
+    """
+
+    def __init__(self, owner: JobOwner, feed: JobFeed, meta: Mapping[str, Any] | None = None) -> None:
+        self._owner = owner
+        self._feed = feed
+        self.meta: dict[str, Any] = dict(meta or {})
+        """The parameters that made this job (prompt, seed, sampler, ...), for galleries and records."""
+        if feed.done:
+            feed.done_event.set()
+
+    @property
+    def prompt_id(self) -> str:
+        return self._feed.prompt_id
+
+    @property
+    def status(self) -> JobStatus:
+        return self._feed.status
+
+    @property
+    def done(self) -> bool:
+        return self._feed.done
+
+    @property
+    def client(self) -> JobOwner:
+        return self._owner
 
     def subscribe(self, on_update: UpdateCallback, on_error: ErrorCallback | None = None) -> Callable[[], None]:
         """Call ``on_update(status)`` on every change; returns a function that stops it.
 
         A callback that raises is logged, or handed to ``on_error``; it never stops the client.
         """
-        return self._subscribers.add(on_update, on_error)
+        return self._feed.subscribers.add(on_update, on_error)
 
     async def wait(self, timeout: float | None = None, *, progress: bool | None = None) -> JobStatus:
         """Wait for a terminal state; raises ``ComfyTimeout``, or ``ClientClosed`` if the client is closed.
@@ -136,7 +191,7 @@ class Job:
         if not self.done:
             stop_drawing = follow_job(self, progress)
             try:
-                await asyncio.wait_for(self._done.wait(), timeout)
+                await asyncio.wait_for(self._feed.done_event.wait(), timeout)
             except asyncio.TimeoutError:
                 raise ComfyTimeout(
                     f"prompt {self.prompt_id} did not finish within {timeout} s "
@@ -144,8 +199,9 @@ class Job:
                 ) from None
             finally:
                 stop_drawing()
-        if not self.done and self._closed is not None:
-            raise ClientClosed(self._closed.message)
+        closed = self._feed.closed
+        if not self.done and closed is not None:
+            raise ClientClosed(closed.message)
         return self.status
 
     async def result(self, timeout: float | None = None, *, progress: bool | None = None) -> list[Output]:
@@ -154,11 +210,11 @@ class Job:
 
     async def cancel(self) -> bool:
         """Remove the prompt from the queue, or interrupt it if it is running."""
-        return await self._client.cancel(self.prompt_id)
+        return await self._owner.cancel(self.prompt_id)
 
     def cancel_nowait(self) -> concurrent.futures.Future[bool]:
         """Ask for cancellation from any thread (a button handler) without waiting."""
-        return self._client.spawn(self.cancel())
+        return self._owner.spawn(self.cancel())
 
     async def updates(self) -> AsyncGenerator[JobStatus, None]:
         """Each new status until (and including) the terminal one; ``ClientClosed`` if the client closes."""
@@ -168,8 +224,9 @@ class Job:
             status = self.status
             yield status
             while not status.terminal:
-                if self._closed is not None and queue.empty():
-                    raise ClientClosed(self._closed.message)
+                closed = self._feed.closed
+                if closed is not None and queue.empty():
+                    raise ClientClosed(closed.message)
                 item = await queue.get()
                 if isinstance(item, ClientClosed):
                     raise ClientClosed(item.message)

@@ -79,7 +79,6 @@ class JobTracker:
         "_timing",
         "_to_run",
         "_view_url",
-        "gap",
         "status",
     )
 
@@ -107,8 +106,6 @@ class JobTracker:
         self._view_url = view_url
         self._success = False
         self._interrupted = False
-        self.gap = False
-        """True when messages may have been missed (socket lost): outputs must come from history."""
         self.status = JobStatus(
             prompt_id=prompt_id,
             total_nodes=len(self._to_run),
@@ -320,7 +317,6 @@ class JobTracker:
         started = epoch_ms(start.get("timestamp")) if start else None
         if started and self.status.started_at is None:
             self.status = replace(self.status, started_at=started / 1000.0)
-        self.gap = False
         err = entry.status.message("execution_error")
         if err is not None:
             try:

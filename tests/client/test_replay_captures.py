@@ -1,5 +1,5 @@
 """Replay every captured real-server trace through the client's own message routing and job state
-machine (``AsyncComfyClient._on_frame`` + ``JobTracker``), and check the final ``JobStatus`` field by
+machine (``Follower.on_frame`` + ``JobTracker``), and check the final ``JobStatus`` field by
 field. Binary frames in the captures keep only their headers; they are rebuilt with the protocol's
 encoders around placeholder image bytes."""
 
@@ -7,14 +7,17 @@ from __future__ import annotations
 
 # mypy: disable-error-code="unreachable, comparison-overlap"
 # (mypy keeps a property narrowed across calls that change it: job.status after an await, th.pending after a push)
+import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from captures import FIXTURES
 
-from comfy_nb.client import AsyncComfyClient, Job, JobState, JobStatus, JobTracker
-from comfy_nb.client._job import raise_for_status
+from comfy_nb.client import AsyncComfyClient, Job, JobState, JobStatus, JobTracker, QueueState
+from comfy_nb.client._follower import Follower, FollowSettings
+from comfy_nb.client._job import JobFeed, raise_for_status
 from comfy_nb.errors import ExecutionError, JobCancelled, JobLost, PromptValidationError
 from comfy_nb.protocol import (
     HistoryEntry,
@@ -71,15 +74,45 @@ def history_of(trace: dict[str, Any], pid: str) -> HistoryEntry | None:
 
 
 class Replay:
-    """An unconnected client with one registered job, fed captured frames."""
+    """A follower with one registered job, fed captured frames (what the socket hands it)."""
 
-    def __init__(self, trace: dict[str, Any], pid: str | None = None) -> None:
+    def __init__(
+        self,
+        trace: dict[str, Any],
+        pid: str | None = None,
+        *,
+        history: Callable[[str], Awaitable[HistoryEntry | None]] | None = None,
+        queue: Callable[[], Awaitable[QueueState]] | None = None,
+        background: Callable[[Awaitable[None]], None] | None = None,
+    ) -> None:
         self.trace = trace
         self.pid = pid or trace["_meta"]["prompt_id"]
-        self.client = AsyncComfyClient("http://127.0.0.1:8188")
-        tracker = JobTracker(self.pid, prompt=prompt_of(trace), view_url=self.client.view_url)
-        self.job = Job(self.client, tracker)
-        self.client._active[self.pid] = self.job
+        client = AsyncComfyClient("http://127.0.0.1:8188")
+
+        async def no_history(pid: str) -> HistoryEntry | None:
+            raise AssertionError(f"history of {pid} read unexpectedly")
+
+        async def no_queue() -> QueueState:
+            raise AssertionError("queue read unexpectedly")
+
+        async def no_reconnect() -> None:
+            raise AssertionError("reconnect unexpectedly")
+
+        tasks: set[asyncio.Future[None]] = set()
+
+        def spawn(coro: Awaitable[None]) -> None:
+            task = asyncio.ensure_future(coro)
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+        self.follower = Follower(
+            FollowSettings(client.url, 1.0, 5.0, 120.0, 3),
+            read_queue=queue or no_queue, read_history=history or no_history, socket_open=lambda: True,
+            reconnect_socket=no_reconnect, background=background or spawn, on_status=lambda msg: None,
+        )
+        feed = JobFeed(JobTracker(self.pid, prompt=prompt_of(trace), view_url=client.view_url))
+        self.job = Job(client, feed)
+        self.follower.follow(self.job, feed)
         self.updates: list[JobStatus] = []
         self.job.subscribe(self.updates.append)
 
@@ -87,7 +120,7 @@ class Replay:
         for message in messages:
             frame = frame_of(message)
             if frame is not None:
-                self.client._on_frame(frame)
+                self.follower.on_frame(frame)
 
     @property
     def status(self) -> JobStatus:
@@ -119,7 +152,7 @@ def test_plain_run_completes_with_outputs_from_executed_messages() -> None:
     assert_monotone(r.updates)
     # progress moved through intermediate values, node by node
     assert len({round(u.progress) for u in r.updates}) >= 4
-    assert r.pid not in r.client.jobs  # finished jobs are no longer tracked
+    assert r.pid not in r.follower.jobs  # finished jobs are no longer tracked
     assert raise_for_status(st) == list(st.outputs)
 
 
@@ -194,17 +227,13 @@ def test_interrupt_observer_sees_nothing_of_another_clients_prompt() -> None:
     assert r.status.state is JobState.QUEUED
 
 
-def test_reconnect_gap_is_filled_from_history(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reconnect_gap_is_filled_from_history() -> None:
     trace = load("ws_trace_reconnect.json")
-    r = Replay(trace)
-    r.feed(trace["messages_first_connection"])
-    assert r.status.state is JobState.RUNNING
-    step_before = r.status.step
-    r.job._tracker.gap = True  # what the socket loop records when the connection drops
     fetched: list[str] = []
+    started: list[Any] = []
     entry = HistoryEntry.model_validate(
         {
-            "prompt": [0, r.pid, prompt_of(trace), {}, ["2"]],
+            "prompt": [0, trace["_meta"]["prompt_id"], prompt_of(trace), {}, ["2"]],
             "outputs": {"2": {"images": [{"filename": "ComfyUI_temp_x_00001_.png", "subfolder": "", "type": "temp"}]}},
             "status": {"status_str": "success", "completed": True, "messages": []},
         }
@@ -214,9 +243,11 @@ def test_reconnect_gap_is_filled_from_history(monkeypatch: pytest.MonkeyPatch) -
         fetched.append(pid)
         return entry
 
-    monkeypatch.setattr(r.client, "_history", fake_history)
-    started: list[Any] = []
-    monkeypatch.setattr(r.client, "_task", lambda coro: started.append(coro))
+    r = Replay(trace, history=fake_history, background=started.append)
+    r.feed(trace["messages_first_connection"])
+    assert r.status.state is JobState.RUNNING
+    step_before = r.status.step
+    r.follower.socket_lost()  # what the socket reports when the connection drops
     n_before = len(r.updates)
     r.feed(trace["messages_second_connection"])
     after = r.updates[n_before:]
@@ -225,23 +256,28 @@ def test_reconnect_gap_is_filled_from_history(monkeypatch: pytest.MonkeyPatch) -
     assert step_before is not None and any((u.step or 0) > step_before for u in after)
     # the final `executing null` after a gap asks history for the outputs instead of trusting messages
     assert r.status.state is JobState.RUNNING and len(started) == 1
-    import asyncio
-
     asyncio.run(started[0])
     assert fetched == [r.pid]
     assert r.status.state is JobState.COMPLETED
     assert [o.filename for o in r.status.outputs] == ["ComfyUI_temp_x_00001_.png"]
 
 
-def test_late_subscribe_sees_only_status_and_history_finishes_it() -> None:
+async def test_late_subscribe_sees_only_status_and_history_finishes_it() -> None:
     trace = load("ws_trace_late_subscribe.json")
-    r = Replay(trace)
+    entry = history_of(trace, trace["_meta"]["prompt_id"])
+    assert entry is not None
+
+    async def history(pid: str) -> HistoryEntry | None:
+        return entry
+
+    async def empty_queue() -> QueueState:  # it has left the queue: only history knows how it ended
+        return QueueState((), ())
+
+    r = Replay(trace, history=history, queue=empty_queue)
     r.feed(trace["messages"])
     assert r.status.state is JobState.QUEUED
-    entry = history_of(trace, r.pid)
-    assert entry is not None
-    r.job._tracker.gap = True
-    assert r.job._tracker.apply_history(entry)
+    r.follower.socket_lost()
+    await r.follower.reconcile("test")
     assert r.status.state is JobState.COMPLETED and r.status.outputs
 
 
@@ -258,16 +294,15 @@ def test_prompt_without_client_id_progress_is_broadcast() -> None:
 
 async def test_save_image_websocket_frames_arrive_as_previews() -> None:
     trace = load("ws_trace_save_image_websocket.json")
-    r = Replay(trace)
-    previews: list[str] = []
-    r.job.subscribe(lambda s: previews.append(s.preview.mime) if s.preview else None)
     reads: list[str] = []
 
     async def history(pid: str) -> HistoryEntry | None:  # the captured answer, no server needed
         reads.append(pid)
-        return history_of(trace, r.pid) or HistoryEntry.model_validate({"status": {"completed": True}})
+        return history_of(trace, pid) or HistoryEntry.model_validate({"status": {"completed": True}})
 
-    r.client._history = history  # type: ignore[method-assign]
+    r = Replay(trace, history=history)
+    previews: list[str] = []
+    r.job.subscribe(lambda s: previews.append(s.preview.mime) if s.preview else None)
     r.feed(trace["messages"])
     # SaveImageWebsocket sends frames, never `executed`: with no output at the end marker, the
     # client reads history once before calling the job complete (a reordered `executed` is not lost).
@@ -290,7 +325,6 @@ def test_history_entries(name: str, state: JobState) -> None:
     pid, raw = next(iter(body.items()))
     entry = HistoryEntry.model_validate(raw)
     tracker = JobTracker(pid, prompt=entry.api_prompt)
-    tracker.gap = True
     tracker.apply_history(entry)
     st = tracker.status
     assert st.state is state

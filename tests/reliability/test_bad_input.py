@@ -196,7 +196,7 @@ async def test_unknown_messages_and_truncated_frames_are_ignored(fresh_mock: Moc
             struct.pack(">I", 99) + b"future",  # unknown event type
         ]
         for frame in junk:
-            client._on_frame(frame)  # exactly what the socket reader does with each frame
+            client._follower.on_frame(frame)  # exactly what the socket hands on with each frame
         outputs = await job.result(timeout=20)
         assert len(outputs) == 1
         assert job.status.error is None
