@@ -1,28 +1,19 @@
-"""``AsyncComfyClient``: one WebSocket and one HTTP connection pool per server.
+"""``AsyncComfyClient``: the coordinator of one server's transport, socket, follower and files.
 
-How a job is followed (see the protocol reference, §14):
-
-1. The socket is opened (with a stable ``clientId``) before the first submit; the prompt id is made
-   here, so events can never arrive for a job the client does not know yet.
-2. Outputs come from ``executed`` messages; a job ends at ``executing {node: null}`` (or at
-   ``execution_error`` / ``execution_interrupted``). History is read only when the socket was lost
-   while the job ran, so a normal job costs exactly one HTTP request (the submit).
-3. When the socket drops, it is reopened with backoff and the same ``clientId``, and every unfinished
-   job is reconciled from ``/queue`` and ``/history``. With no socket at all, or a socket that has been
-   silent for a while, the same reconciliation runs as polling, so no job can hang and no completion
-   is lost. A prompt gone from both queue and history ends ``failed`` (the server restarted).
+Its public methods are the client contract (docs/DESIGN.md); the mechanism lives beside it:
+``_transport`` (one HTTP exchange), ``_socket`` (frames in, reconnect), ``_follower`` (all
+follow-state and reconciliation), ``_submit`` (POST /prompt never twice), ``_files``,
+``_queue_watch``, ``_server_info`` and ``_options`` (the constructor's arguments resolved).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import concurrent.futures
 import logging
 import os
 import pathlib
 import ssl
-import time
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping
 from typing import Any, Protocol, TypeVar
@@ -30,18 +21,13 @@ from urllib.parse import quote
 
 import httpx
 
-from .._secrets import reveal as _secret
-from ..config import check_max_retries, check_secret_header, check_timeout
+from ..config import check_timeout
 from ..errors import (
     ClientClosed,
-    ComfyConnectionError,
     ComfyError,
     ComfyTimeout,
-    ConfigError,
     JobLost,
     ProtocolError,
-    RequestInfo,
-    ResponseInfo,
     ServerError,
     WorkflowError,
 )
@@ -49,14 +35,10 @@ from ..protocol import (
     ExecutionStartMessage,
     HistoryEntry,
     NodeDef,
-    PromptResponse,
     QueueSnapshot,
-    StatusMessage,
     api_graph,
     node_errors_to_list,
     parse_node_defs,
-    parse_server_url,
-    prompt_validation_error,
     refuse_non_finite,
 )
 from ._files import Files
@@ -64,7 +46,6 @@ from ._follower import Follower, FollowSettings
 from ._job import Job, JobFeed
 from ._loop import register_client
 from ._models import (
-    DeviceInfo,
     JobState,
     JobStatus,
     Output,
@@ -72,10 +53,13 @@ from ._models import (
     QueueState,
     ServerCapabilities,
 )
-from ._retry import is_retryable_status, retry_delay
+from ._options import resolve_options
+from ._queue_watch import QueueWatch
+from ._server_info import read_capabilities
 from ._socket import Socket
+from ._submit import post_prompt
 from ._tracker import JobTracker
-from ._transport import Transport, json_body, safe_json, status_error
+from ._transport import Transport, json_body
 
 __all__ = ["AsyncComfyClient", "PromptBuilder"]
 
@@ -83,25 +67,11 @@ log = logging.getLogger("comfy_nb")
 
 T = TypeVar("T")
 
-DEFAULT_URL = "http://127.0.0.1:8188"
-_TARGETED_INTERRUPT_SINCE = (0, 3, 60)
-"""``/interrupt {prompt_id}`` landed upstream in 2025 (ComfyUI PR #9607); older servers ignore the body."""
-
 
 class PromptBuilder(Protocol):
     """What ``submit_task`` needs from a task: an API graph plus the parameters to record."""
 
     def to_prompt(self, config: Any, node_defs: dict[str, NodeDef]) -> tuple[dict[str, Any], dict[str, Any]]: ...
-
-
-def _version_tuple(version: str | None) -> tuple[int, ...]:
-    out: list[int] = []
-    for part in (version or "").split("."):
-        digits = "".join(ch for ch in part if ch.isdigit())
-        if not digits:
-            break
-        out.append(int(digits))
-    return tuple(out)
 
 
 class AsyncComfyClient:
@@ -143,52 +113,15 @@ class AsyncComfyClient:
         max_download_size: int = 1 << 30,
     ) -> None:
         self.config = config
-        if config is not None:
-            url = url or getattr(config, "server_url", None)
-            token = token or _secret(getattr(config, "token", None))
-            username = username or getattr(config, "username", None)
-            password = password or _secret(getattr(config, "password", None))
-            headers = {**dict(getattr(config, "headers", None) or {}), **dict(headers or {})}
-            if timeout is None:
-                timeout = getattr(config, "timeout", None)
-            if max_retries is None:
-                max_retries = getattr(config, "max_retries", None)
-        server = parse_server_url(str(url or os.environ.get("COMFY_URL") or DEFAULT_URL))
-        self.url, self._ws_url, url_auth = server.http, server.ws, server.auth
-        if token is None and username is None and url_auth is None:
-            token = os.environ.get("COMFY_TOKEN") or None
-        if headers is not None and not isinstance(headers, Mapping):
-            raise ConfigError(f"headers must be a dict of header names to values, not {type(headers).__name__}")
-        for name in headers or {}:
-            if not isinstance(name, str) or not name or not all(33 <= ord(c) <= 126 and c != ":" for c in name):
-                raise ConfigError(f"header name {name!r} is not a valid HTTP header name (printable ASCII, no ':')")
-        self._headers: dict[str, str] = {
-            k: check_secret_header(_secret(v) or "", f"header {k!r}") for k, v in (headers or {}).items()
-        }
-        for what, given in (("username", username), ("password", password)):
-            if given is not None and not isinstance(given, str):
-                raise ConfigError(f"{what} must be a string, not {type(given).__name__}")
-        if not isinstance(verify, (bool, str, ssl.SSLContext)):
-            raise ConfigError(
-                f"verify must be True, False, a CA bundle path or an ssl.SSLContext, not {type(verify).__name__}"
-            )
-        if token:
-            self._headers["Authorization"] = f"Bearer {check_secret_header(token, 'the token')}"
-        elif username is not None or url_auth is not None:
-            user, pw = (username or "", password or "") if username is not None else url_auth or ("", "")
-            raw = base64.b64encode(f"{user}:{pw}".encode()).decode("ascii")
-            self._headers["Authorization"] = f"Basic {raw}"
-        timeout = 30.0 if timeout is None else check_timeout(timeout)
-        max_retries = 3 if max_retries is None else check_max_retries(max_retries)
-        for name, value in (("poll_interval", poll_interval), ("quiet_poll", quiet_poll),
-                            ("outage_timeout", outage_timeout)):
-            check_timeout(value, name)
-        if isinstance(max_download_size, bool) or not isinstance(max_download_size, int) or max_download_size <= 0:
-            raise ConfigError(f"max_download_size must be a positive number of bytes (got {max_download_size!r})")
-        if client_id is not None and (not isinstance(client_id, str) or not client_id.isprintable()
-                                      or not client_id.isascii() or "&" in client_id or " " in client_id):
-            raise ConfigError("client_id must be printable ASCII without spaces or '&' (it goes in the socket URL)")
-        self.client_id = client_id or uuid.uuid4().hex
+        options = resolve_options(
+            url, token=token, username=username, password=password, headers=headers, config=config,
+            timeout=timeout, max_retries=max_retries, client_id=client_id, verify=verify,
+            polling=(("poll_interval", poll_interval), ("quiet_poll", quiet_poll), ("outage_timeout", outage_timeout)),
+            max_download_size=max_download_size,
+        )
+        self.url, self._ws_url, self.client_id = options.url, options.ws_url, options.client_id
+        self._headers = options.headers
+        timeout, max_retries = options.timeout, options.max_retries
         self._use_ws = websocket
         self._transport = Transport(
             self.url, self._headers, timeout=timeout, max_retries=max_retries, verify=verify,
@@ -199,7 +132,11 @@ class AsyncComfyClient:
         self._follower = Follower(
             FollowSettings(self.url, poll_interval, quiet_poll, outage_timeout, max_retries),
             read_queue=self.queue, read_history=self._history, socket_open=lambda: self._socket.open,
-            reconnect_socket=lambda: self._socket.reconnect(), background=self._task, on_status=self._on_status,
+            reconnect_socket=lambda: self._socket.reconnect(), background=self._task,
+            on_status=lambda msg: self._queue_watch.on_status(msg),
+        )
+        self._queue_watch = QueueWatch(
+            self.queue, self._follower, live=lambda: self._loop is not None and not self._closing
         )
         self._socket = Socket(
             f"{self._ws_url}?clientId={self.client_id}", headers=self._headers, open_timeout=min(10.0, timeout),
@@ -214,10 +151,6 @@ class AsyncComfyClient:
         self._object_info: dict[str, Any] | None = None
         self._node_defs: dict[str, NodeDef] | None = None
         self._capabilities: ServerCapabilities | None = None
-        self.queue_remaining: int | None = None
-        self._queue_listeners: list[Callable[[QueueState], Any]] = []
-        self._queue_refresh: asyncio.Task[None] | None = None
-        self._queue_dirty = False
         self._background: set[asyncio.Task[Any]] = set()
 
     # ------------------------------------------------------------------ lifecycle
@@ -346,7 +279,8 @@ class AsyncComfyClient:
         self._closed = True
         self._transport.closed = True  # a late background call must not open a new pool
         self._follower.close(self.url)
-        tasks = [t for t in (self._supervisor, self._queue_refresh) if t is not None]
+        await self._queue_watch.stop()
+        tasks = [t for t in (self._supervisor,) if t is not None]
         tasks += list(self._background)
         for task in tasks:
             task.cancel()
@@ -356,7 +290,7 @@ class AsyncComfyClient:
                 await task
             except (asyncio.CancelledError, Exception):
                 pass
-        self._supervisor = self._queue_refresh = None
+        self._supervisor = None
         await self._transport.aclose()
 
     def spawn(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
@@ -425,34 +359,7 @@ class AsyncComfyClient:
         """Version, devices and what the server supports (previews, jobs API, targeted interrupt)."""
         if self._capabilities is not None and not refresh:
             return self._capabilities
-        stats = await self.system_stats()
-        features: dict[str, Any] = {}
-        response = await self._transport.request("GET", "/features", ok=(200, 404), retries=1)
-        if response.status_code == 200:
-            body = json_body(response, "GET", f"{self.url}/features")
-            features = body if isinstance(body, dict) else {}
-        jobs = await self._transport.request("GET", "/api/jobs", params={"limit": 1}, ok=(200, 400, 404, 405), retries=0)
-        jobs_api = jobs.status_code == 200 and "jobs" in safe_json(jobs)
-        system: dict[str, Any] = stats["system"] if isinstance(stats.get("system"), dict) else {}
-        version = _text_or_none(system.get("comfyui_version"))
-        devices: list[Any] = stats["devices"] if isinstance(stats.get("devices"), list) else []
-        upload_limit = features.get("max_upload_size")
-        self._capabilities = ServerCapabilities(
-            version=version,
-            python_version=_text_or_none(system.get("python_version")),
-            pytorch_version=_text_or_none(system.get("pytorch_version")),
-            devices=tuple(
-                DeviceInfo(str(d.get("name")), str(d.get("type")), _int_or_none(d.get("vram_total")),
-                           _int_or_none(d.get("vram_free")))
-                for d in devices
-                if isinstance(d, dict)
-            ),
-            supports_preview_metadata=features.get("supports_preview_metadata") is True,
-            max_upload_size=_int_or_none(upload_limit),
-            targeted_interrupt=_version_tuple(version) >= _TARGETED_INTERRUPT_SINCE,
-            jobs_api=jobs_api,
-            extra={"features": features, "system": system},
-        )
+        self._capabilities = await read_capabilities(self._transport, await self.system_stats())
         return self._capabilities
 
     # ------------------------------------------------------------------ submitting
@@ -501,7 +408,9 @@ class AsyncComfyClient:
         # the answer's node_errors in its one terminal status.
         feed.hold()
         try:
-            accepted = await self._post_prompt(body, graph, pid)
+            accepted = await post_prompt(
+                self._transport, body, graph, pid, server_knows=self._server_knows, heard=self._follower.heard
+            )
         except BaseException:
             self._follower.submitted(pid, accepted=False)
             raise
@@ -516,72 +425,8 @@ class AsyncComfyClient:
         self._follower.submitted(pid, accepted=True)
         return job
 
-    async def _post_prompt(self, body: dict[str, Any], graph: dict[str, Any], pid: str) -> PromptResponse | None:
-        """POST /prompt, never queuing the same prompt twice.
-
-        The client makes the prompt id, so the server's queue and history say whether an attempt got
-        through. A connection refused or a 5xx is retried after checking that; a request that timed out
-        may still be in the server's hands (a slow validation), so it is never sent again: the client
-        watches for the id instead (socket events, queue, history) for up to another ``timeout``.
-        """
-        url = f"{self.url}/prompt"
-        request = RequestInfo("POST", url)
-        for attempt in range(self.max_retries + 1):
-            last = attempt == self.max_retries
-            failure: ComfyError
-            try:
-                response = await self._transport.exchange("POST", "/prompt", json_body=body)
-            except ClientClosed:
-                raise
-            except ComfyTimeout:
-                await self._await_unanswered_submit(pid, request)
-                return None
-            except ComfyConnectionError as exc:
-                failure = exc
-            else:
-                if response.status_code == 200:
-                    parsed = json_body(response, "POST", url)
-                    if not isinstance(parsed, dict):
-                        raise ServerError(
-                            f"POST {url} answered 200 with an unexpected body (prompt {pid} may be queued)",
-                            request=request, response=ResponseInfo.from_parts(200, response.content),
-                        )
-                    return PromptResponse.model_validate(parsed)
-                if response.status_code == 400:
-                    raise prompt_validation_error(
-                        safe_json(response), prompt=graph, request=request,
-                        response=ResponseInfo.from_parts(400, response.content),
-                    )
-                failure = status_error(response, "POST", url)
-                if not is_retryable_status(response.status_code):
-                    raise failure
-            if last:
-                raise failure
-            await asyncio.sleep(retry_delay(attempt))
-            if await self._server_knows(pid):
-                return None  # the first attempt got through; its answer was lost
-        raise failure
-
-    async def _await_unanswered_submit(self, pid: str, request: RequestInfo) -> None:
-        """A POST /prompt timed out: it may be queued yet. Look for the id, never send it again;
-        ``ComfyTimeout`` if it does not appear within another ``timeout``."""
-        deadline = time.monotonic() + self.timeout
-        attempt = 0
-        while True:
-            if self._follower.heard(pid) or await self._server_knows(pid):
-                log.warning("comfy_nb: POST /prompt for %s timed out, but the server has it; following it", pid)
-                return
-            if time.monotonic() >= deadline:
-                raise ComfyTimeout(
-                    f"POST {request.url} got no answer within {self.timeout} s and prompt {pid} has not appeared "
-                    f"in the server's queue or history since; it was not sent again (that could queue it "
-                    f"twice). Check later with client.status({pid!r}), or raise `timeout=` for a busy server",
-                    request=request,
-                )
-            await asyncio.sleep(min(retry_delay(attempt), max(0.0, deadline - time.monotonic())))
-            attempt += 1
-
     async def _server_knows(self, pid: str) -> bool:
+        """True when the server's queue or history has the prompt (False when it cannot be asked)."""
         try:
             if pid in await self.queue():
                 return True
@@ -743,58 +588,15 @@ class AsyncComfyClient:
 
     def on_queue_change(self, callback: Callable[[QueueState], Any]) -> Callable[[], None]:
         """Call ``callback(QueueState)`` whenever the server's queue changes (pushed by the socket)."""
-        self._queue_listeners.append(callback)
+        unsubscribe = self._queue_watch.add(callback)
         if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._schedule_queue_refresh)
-
-        def unsubscribe() -> None:
-            try:
-                self._queue_listeners.remove(callback)
-            except ValueError:
-                pass
-
+            self._loop.call_soon_threadsafe(self._queue_watch.schedule)
         return unsubscribe
 
-    def _queue_wanted(self) -> bool:
-        """Whether anyone needs ``/queue`` read: a listener, or a job of ours that may have prompts
-        ahead of it (with at most one prompt on the server, a queued job of ours has none)."""
-        if self._queue_listeners:
-            return True
-        if self.queue_remaining is not None and self.queue_remaining <= 1:
-            return False
-        return self._follower.any_queued()
-
-    def _on_status(self, msg: StatusMessage) -> None:
-        self.queue_remaining = msg.queue_remaining
-        self._schedule_queue_refresh()
-
-    def _schedule_queue_refresh(self) -> None:
-        if self._loop is None or self._closing or not self._queue_wanted():
-            return
-        self._queue_dirty = True
-        if self._queue_refresh is None or self._queue_refresh.done():
-            self._queue_refresh = asyncio.ensure_future(self._refresh_queue())
-
-    async def _refresh_queue(self) -> None:
-        """Re-read ``/queue`` after status messages: bursts coalesce, at most a few reads a second,
-        and a change that arrives during a read is never lost (it causes one more read)."""
-        while self._queue_dirty:
-            self._queue_dirty = False
-            await asyncio.sleep(0.05)  # coalesce a burst of status broadcasts into one read
-            if not self._queue_wanted():  # the jobs started meanwhile: nothing to show
-                return
-            try:
-                state = await self.queue()
-            except ComfyError as exc:  # unreachable or malformed: the next status message retries
-                log.debug("comfy_nb: queue refresh failed: %s", exc)
-                return
-            self._follower.queue_read(state)
-            for listener in tuple(self._queue_listeners):
-                try:
-                    listener(state)
-                except Exception:
-                    log.exception("queue listener raised")
-            await asyncio.sleep(0.2)  # rate limit: the next read starts no sooner
+    @property
+    def queue_remaining(self) -> int | None:
+        """Prompts on the server (running and pending) as of its last status message."""
+        return self._queue_watch.remaining
 
     # ------------------------------------------------------------------ files
 
@@ -828,13 +630,3 @@ class AsyncComfyClient:
     async def save_output(self, output: Output, directory: str | os.PathLike[str]) -> pathlib.Path:
         """Save an output under ``directory`` (its subfolder kept); never writes outside it."""
         return await self._files.save_output(output, directory)
-
-# ---------------------------------------------------------------------- helpers
-
-
-def _text_or_none(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _int_or_none(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -1,0 +1,106 @@
+"""``POST /prompt`` without ever queuing a prompt twice (the client makes the prompt id)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ..errors import (
+    ClientClosed,
+    ComfyConnectionError,
+    ComfyError,
+    ComfyTimeout,
+    RequestInfo,
+    ResponseInfo,
+    ServerError,
+)
+from ..protocol import PromptResponse, prompt_validation_error
+from ._retry import is_retryable_status, retry_delay
+from ._transport import Transport, json_body, safe_json, status_error
+
+__all__ = ["post_prompt"]
+
+log = logging.getLogger("comfy_nb")
+
+
+async def post_prompt(
+    transport: Transport,
+    body: dict[str, Any],
+    graph: dict[str, Any],
+    pid: str,
+    *,
+    server_knows: Callable[[str], Awaitable[bool]],
+    heard: Callable[[str], bool],
+) -> PromptResponse | None:
+    """POST /prompt, never queuing the same prompt twice.
+
+    The client makes the prompt id, so the server's queue and history say whether an attempt got
+    through. A connection refused or a 5xx is retried after checking that; a request that timed out
+    may still be in the server's hands (a slow validation), so it is never sent again: the client
+    watches for the id instead (socket events, queue, history) for up to another ``timeout``.
+    """
+    url = f"{transport.base_url}/prompt"
+    request = RequestInfo("POST", url)
+    for attempt in range(transport.max_retries + 1):
+        last = attempt == transport.max_retries
+        failure: ComfyError
+        try:
+            response = await transport.exchange("POST", "/prompt", json_body=body)
+        except ClientClosed:
+            raise
+        except ComfyTimeout:
+            await _await_unanswered(transport, pid, request, server_knows, heard)
+            return None
+        except ComfyConnectionError as exc:
+            failure = exc
+        else:
+            if response.status_code == 200:
+                parsed = json_body(response, "POST", url)
+                if not isinstance(parsed, dict):
+                    raise ServerError(
+                        f"POST {url} answered 200 with an unexpected body (prompt {pid} may be queued)",
+                        request=request, response=ResponseInfo.from_parts(200, response.content),
+                    )
+                return PromptResponse.model_validate(parsed)
+            if response.status_code == 400:
+                raise prompt_validation_error(
+                    safe_json(response), prompt=graph, request=request,
+                    response=ResponseInfo.from_parts(400, response.content),
+                )
+            failure = status_error(response, "POST", url)
+            if not is_retryable_status(response.status_code):
+                raise failure
+        if last:
+            raise failure
+        await asyncio.sleep(retry_delay(attempt))
+        if await server_knows(pid):
+            return None  # the first attempt got through; its answer was lost
+    raise failure
+
+async def _await_unanswered(
+    transport: Transport,
+    pid: str,
+    request: RequestInfo,
+    server_knows: Callable[[str], Awaitable[bool]],
+    heard: Callable[[str], bool],
+) -> None:
+    """A POST /prompt timed out: it may be queued yet. Look for the id, never send it again;
+    ``ComfyTimeout`` if it does not appear within another ``timeout``."""
+    deadline = time.monotonic() + transport.timeout
+    attempt = 0
+    while True:
+        if heard(pid) or await server_knows(pid):
+            log.warning("comfy_nb: POST /prompt for %s timed out, but the server has it; following it", pid)
+            return
+        if time.monotonic() >= deadline:
+            raise ComfyTimeout(
+                f"POST {request.url} got no answer within {transport.timeout} s and prompt {pid} has not appeared "
+                f"in the server's queue or history since; it was not sent again (that could queue it "
+                f"twice). Check later with client.status({pid!r}), or raise `timeout=` for a busy server",
+                request=request,
+            )
+        await asyncio.sleep(min(retry_delay(attempt), max(0.0, deadline - time.monotonic())))
+        attempt += 1
