@@ -17,7 +17,6 @@ import ssl
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping
 from typing import Any, Protocol, TypeVar
-from urllib.parse import quote
 
 import httpx
 
@@ -27,7 +26,6 @@ from ..errors import (
     ComfyError,
     ComfyTimeout,
     JobLost,
-    ProtocolError,
     ServerError,
     WorkflowError,
 )
@@ -35,7 +33,6 @@ from ..protocol import (
     ExecutionStartMessage,
     HistoryEntry,
     NodeDef,
-    QueueSnapshot,
     api_graph,
     node_errors_to_list,
     parse_node_defs,
@@ -49,13 +46,12 @@ from ._models import (
     JobState,
     JobStatus,
     Output,
-    QueueEntry,
     QueueState,
     ServerCapabilities,
 )
 from ._options import resolve_options
 from ._queue_watch import QueueWatch
-from ._server_info import read_capabilities
+from ._server_info import read_capabilities, read_history, read_history_entry, read_queue
 from ._socket import Socket
 from ._submit import post_prompt
 from ._tracker import JobTracker
@@ -458,34 +454,15 @@ class AsyncComfyClient:
 
     async def _history(self, pid: str) -> HistoryEntry | None:
         """The prompt's history entry, None when it has none; ``ProtocolError`` for a body of the wrong shape."""
-        body = await self._transport.get_json(f"/history/{quote(pid, safe='')}")
-        if not isinstance(body, dict):
-            raise ProtocolError(f"GET {self.url}/history/{pid} did not return a JSON object")
-        entry = body.get(pid)
-        return None if entry is None else HistoryEntry.from_wire(entry, f"the history entry of {pid}")
+        return await read_history_entry(self._transport, pid)
 
     async def history(self, max_items: int | None = None, offset: int | None = None) -> dict[str, HistoryEntry]:
         """Finished prompts by id (entries of an unreadable shape are left out)."""
-        params = {k: v for k, v in (("max_items", max_items), ("offset", offset)) if v is not None}
-        body = await self._transport.get_json("/history", params)
-        if not isinstance(body, dict):
-            raise ProtocolError(f"GET {self.url}/history did not return a JSON object")
-        entries = {}
-        for pid, value in body.items():
-            try:
-                entries[pid] = HistoryEntry.from_wire(value)
-            except ProtocolError as exc:
-                log.debug("comfy_nb: skipped history entry %s: %s", pid, exc)
-        return entries
+        return await read_history(self._transport, max_items, offset)
 
     async def queue(self) -> QueueState:
         """The server's queue, pending in run order (``ProtocolError`` for a body of the wrong shape)."""
-        snap = QueueSnapshot.from_wire(await self._transport.get_json("/queue"))
-
-        def entry(item: Any) -> QueueEntry:
-            return QueueEntry(item.prompt_id, item.number, item.client_id, item.client_id == self.client_id)
-
-        return QueueState(tuple(entry(i) for i in snap.running), tuple(entry(i) for i in snap.pending))
+        return await read_queue(self._transport, self.client_id)
 
     async def status(self, prompt_id: str) -> JobStatus:
         """The status of any prompt, including ones submitted by other clients."""

@@ -1,13 +1,19 @@
-"""What a server is and supports, read once per client (``capabilities()``)."""
+"""Reads of what a server is and holds: its capabilities (read once per client), queue and history."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+from urllib.parse import quote
 
-from ._models import DeviceInfo, ServerCapabilities
+from ..errors import ProtocolError
+from ..protocol import HistoryEntry, QueueSnapshot
+from ._models import DeviceInfo, QueueEntry, QueueState, ServerCapabilities
 from ._transport import Transport, json_body, safe_json
 
-__all__ = ["read_capabilities"]
+__all__ = ["read_capabilities", "read_history", "read_history_entry", "read_queue"]
+
+log = logging.getLogger("comfy_nb")
 
 _TARGETED_INTERRUPT_SINCE = (0, 3, 60)
 """``/interrupt {prompt_id}`` landed upstream in 2025 (ComfyUI PR #9607); older servers ignore the body."""
@@ -60,3 +66,34 @@ def _text_or_none(value: Any) -> str | None:
 
 def _int_or_none(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+async def read_history_entry(transport: Transport, pid: str) -> HistoryEntry | None:
+    body = await transport.get_json(f"/history/{quote(pid, safe='')}")
+    if not isinstance(body, dict):
+        raise ProtocolError(f"GET {transport.base_url}/history/{pid} did not return a JSON object")
+    entry = body.get(pid)
+    return None if entry is None else HistoryEntry.from_wire(entry, f"the history entry of {pid}")
+
+
+async def read_history(transport: Transport, max_items: int | None, offset: int | None) -> dict[str, HistoryEntry]:
+    params = {k: v for k, v in (("max_items", max_items), ("offset", offset)) if v is not None}
+    body = await transport.get_json("/history", params)
+    if not isinstance(body, dict):
+        raise ProtocolError(f"GET {transport.base_url}/history did not return a JSON object")
+    entries = {}
+    for pid, value in body.items():
+        try:
+            entries[pid] = HistoryEntry.from_wire(value)
+        except ProtocolError as exc:
+            log.debug("comfy_nb: skipped history entry %s: %s", pid, exc)
+    return entries
+
+
+async def read_queue(transport: Transport, client_id: str) -> QueueState:
+    snap = QueueSnapshot.from_wire(await transport.get_json("/queue"))
+
+    def entry(item: Any) -> QueueEntry:
+        return QueueEntry(item.prompt_id, item.number, item.client_id, item.client_id == client_id)
+
+    return QueueState(tuple(entry(i) for i in snap.running), tuple(entry(i) for i in snap.pending))
