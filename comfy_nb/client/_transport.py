@@ -13,6 +13,7 @@ import json
 import os
 import ssl
 from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -29,7 +30,20 @@ from ..errors import (
 )
 from ._retry import is_retryable_status, retry_delay
 
-__all__ = ["Transport", "json_body", "safe_json", "tls_context"]
+__all__ = ["Reply", "Transport", "json_body", "safe_json", "status_error", "tls_context", "transport_error"]
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An answer read whole: status, headers and the (decoded) body."""
+
+    status_code: int
+    headers: httpx.Headers
+    content: bytes
+
+    def json(self) -> Any:
+        """The body as JSON (``ValueError`` when it is not)."""
+        return json.loads(self.content)
 
 
 class Transport:
@@ -103,8 +117,8 @@ class Transport:
         params: Mapping[str, Any] | None = None,
         files: Any = None,
         data: Any = None,
-    ) -> httpx.Response:
-        """One request and its whole (bounded) body, any status; ``ComfyTimeout`` when no answer came
+    ) -> Reply:
+        """One request and its whole (bounded, decoded) body, any status; ``ComfyTimeout`` when no answer came
         in time, ``ComfyConnectionError`` when the server could not be reached."""
         http = self.open()
         url = f"{self.base_url}{path}"
@@ -129,7 +143,7 @@ class Transport:
                 await streamed.aclose()
         except httpx.TransportError as exc:
             raise transport_error(exc, method, url, self.timeout) from None
-        return httpx.Response(streamed.status_code, headers=streamed.headers, content=body, request=request)
+        return Reply(streamed.status_code, streamed.headers, body)
 
     async def _bounded(self, response: httpx.Response, method: str, url: str) -> AsyncIterator[bytes]:
         """The body's chunks, stopping with ``ServerError`` once it passes ``max_download_size``: a
@@ -139,7 +153,7 @@ class Transport:
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise _too_large(method, url, f"declares {int(declared)} bytes", limit)
         total = 0
-        async for chunk in response.aiter_raw():
+        async for chunk in response.aiter_bytes():  # decoded: the limit holds for what is kept
             total += len(chunk)
             if total > limit:
                 raise _too_large(method, url, f"sent more than {limit} bytes", limit)
@@ -156,7 +170,7 @@ class Transport:
         data: Any = None,
         retries: int | None = None,
         ok: tuple[int, ...] = (200,),
-    ) -> httpx.Response:
+    ) -> Reply:
         """One exchange with retries for connection errors, timeouts, 5xx and 429; errors name the URL."""
         attempts = (self.max_retries if retries is None else retries) + 1
         for attempt in range(attempts):
@@ -242,7 +256,7 @@ def _connection_failed(exc: BaseException) -> bool:
     return False
 
 
-def status_error(response: httpx.Response, method: str, url: str) -> ServerError:
+def status_error(response: Reply, method: str, url: str) -> ServerError:
     info = ResponseInfo.from_parts(response.status_code, response.content)
     hint = ""
     if response.status_code == 401 or (response.status_code == 403 and "/view" not in url):
@@ -266,7 +280,7 @@ def _too_large(method: str, url: str, what: str, limit: int) -> ServerError:
     )
 
 
-def json_body(response: httpx.Response, method: str, url: str) -> Any:
+def json_body(response: Reply, method: str, url: str) -> Any:
     try:
         return response.json()
     except ValueError:
@@ -277,7 +291,7 @@ def json_body(response: httpx.Response, method: str, url: str) -> Any:
         ) from None
 
 
-def safe_json(response: httpx.Response) -> Any:
+def safe_json(response: Reply) -> Any:
     try:
         return response.json()
     except ValueError:
