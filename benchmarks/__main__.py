@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
             kwargs["url"] = args.url
         try:
             records = module.run(**kwargs)
-        except Exception as exc:  # report and go on: one broken benchmark must not hide the others
+        except Exception as exc:  # noqa: BLE001 - report and go on: one broken benchmark must not hide the others
             print(json.dumps({"name": name, "error": f"{type(exc).__name__}: {exc}"}), flush=True)
             failed += 1
             continue

@@ -48,9 +48,8 @@ def available() -> set[str]:
         return set()
     found = set()
     for name, module in MODULES.items():
-        probe = subprocess.run([str(python()), "-c", f"import importlib.util as u, sys; "
-                                f"sys.exit(0 if u.find_spec({module.split('.')[0]!r}) else 1)"],
-                               capture_output=True)
+        code = f"import importlib.util as u, sys; sys.exit(0 if u.find_spec({module.split('.')[0]!r}) else 1)"
+        probe = subprocess.run([str(python()), "-c", code], check=False, capture_output=True)
         if probe.returncode == 0:
             found.add(name)
     return found

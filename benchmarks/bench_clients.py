@@ -87,7 +87,7 @@ def spawn(name: str, url: str, prefix: str, start: int, n: int) -> dict[str, Any
            "--start", str(start), "-n", str(n), "--warmup", str(WARMUP)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120 + n * 35, cwd=ROOT, env=env)
+        proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120 + n * 35, cwd=ROOT, env=env)
     except subprocess.TimeoutExpired:
         return {"client": name, "ms": [], "expected": n, "lost": [], "bad": [], "error": "worker killed after its time"}
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('{"client"')]

@@ -12,12 +12,7 @@ from typing import Any
 
 from comfy_nb import AsyncComfyClient, JobState
 
-from ._common import mock_server_process, record, trivial_prompt
-
-
-def plain(name: str, value: float, unit: str, **details: Any) -> dict[str, Any]:
-    """A figure with no baseline (ratio null)."""
-    return {"name": name, "value": round(value, 4), "unit": unit, "baseline": None, "ratio": None, **details}
+from ._common import mock_server_process, plain, trivial_prompt
 
 
 async def soak(url: str, total: int, in_flight: int = 64) -> dict[str, Any]:
@@ -31,7 +26,7 @@ async def soak(url: str, total: int, in_flight: int = 64) -> dict[str, Any]:
                 job = await client.submit(trivial_prompt(i, prefix=f"soak{i // 1000}/img"))
                 try:
                     status = await job.wait(timeout=60)
-                except Exception:
+                except Exception:  # noqa: BLE001 - any failure to end counts as hung
                     hung += 1
                     return
                 if status.state is not JobState.COMPLETED or len(status.outputs) != 1:
