@@ -21,7 +21,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", help=f"benchmarks to run (default: all of {', '.join(_modules())})")
     parser.add_argument("--quick", action="store_true", help="fewer iterations (a smoke run, not a figure)")
     parser.add_argument("--url", help="a real ComfyUI server for the benchmarks that can use one")
+    parser.add_argument("--setup-peers", action="store_true",
+                        help="create benchmarks/.peers-venv with the peer clients (not project dependencies) and exit")
     args = parser.parse_args(argv)
+    if args.setup_peers:
+        from . import _peers
+
+        return _peers.setup()
     names = args.names or _modules()
     failed = 0
     for name in names:
