@@ -7,6 +7,7 @@ import importlib
 import inspect
 import json
 import pathlib
+import signal
 import sys
 from typing import Any
 
@@ -24,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--setup-peers", action="store_true",
                         help="create benchmarks/.peers-venv with the peer clients (not project dependencies) and exit")
     args = parser.parse_args(argv)
+    # a terminated run still stops its mock servers and proxy (their context managers run)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.setup_peers:
         from . import _peers
 

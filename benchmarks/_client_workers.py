@@ -7,7 +7,9 @@ get the image's bytes (or decoded image). For every client:
 - each timed job has its own clock, started before the job's first line and stopped when the image is
   in hand; the pixel check runs after all jobs, outside the clock;
 - a job that fails or does not end within ``JOB_TIMEOUT`` is recorded one by one (sequence number,
-  prompt id when the client exposes it, cause) and the worker goes on with the next job.
+  prompt id when the client exposes it, cause, and what the server's history says about that prompt)
+  and the worker goes on with the next job; after ``MAX_LOST`` lost jobs it stops, and the jobs it
+  never submitted are reported as ``not_run`` (never counted as lost).
 
 The bare loops are what a careful programmer writes against the protocol: one HTTP connection and
 one WebSocket kept for the whole run, the prompt id chosen by the client (so no message can arrive
@@ -33,7 +35,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-JOB_TIMEOUT = 10.0  # a 5 ms job that has not ended in 10 s is lost
+JOB_TIMEOUT = 5.0  # a job of a few ms that has not ended in 5 s is lost
+MAX_LOST = 3  # a worker stops after this many lost jobs; the jobs it did not submit are counted as not run
 Result = Any  # image bytes, or a decoded PIL image for clients that hand back images
 
 
@@ -60,6 +63,14 @@ class Run:
         self.results: list[tuple[int, Result]] = []
         self.lost: list[dict[str, Any]] = []
         self.pid: str | None = None  # the current job's prompt id, when the client exposes it
+        self.not_run = 0
+
+    def give_up(self, k: int) -> bool:
+        """True (and the rest counted as not run) once MAX_LOST jobs are lost."""
+        if len(self.lost) < MAX_LOST:
+            return False
+        self.not_run = sum(1 for j in range(k, len(self.seqs)) if self.timed(j))
+        return True
 
     def timed(self, k: int) -> bool:
         return k >= self.warmup
@@ -78,6 +89,8 @@ class Run:
 
 async def run_async(run: Run, one: Callable[[int], Awaitable[Result]]) -> None:
     for k, i in enumerate(run.seqs):
+        if run.give_up(k):
+            return
         run.pid = None
         t0 = time.perf_counter()
         try:
@@ -100,6 +113,8 @@ def run_blocking(run: Run, one: Callable[[int], Result]) -> None:
 
     signal.signal(signal.SIGALRM, ring)
     for k, i in enumerate(run.seqs):
+        if run.give_up(k):
+            return
         run.pid = None
         t0 = time.perf_counter()
         signal.setitimer(signal.ITIMER_REAL, JOB_TIMEOUT)
@@ -372,7 +387,7 @@ def main() -> None:
     except Exception:  # noqa: BLE001 - a failed setup is reported, its jobs were never submitted
         error = traceback.format_exc()[-600:]
     server_says(a.url, run.lost)
-    out = {"client": a.name, "ms": [round(x, 4) for x in run.ms], "expected": a.n, "lost": run.lost,
+    out = {"client": a.name, "ms": [round(x, 4) for x in run.ms], "expected": a.n, "lost": run.lost, "not_run": run.not_run,
            "bad": check(run.results), "error": error}
     sys.stdout.write("\n" + json.dumps(out) + "\n")
     sys.stdout.flush()

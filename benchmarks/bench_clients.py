@@ -15,7 +15,8 @@ Lines:
   ``benchmarks/.peers-venv`` (ComfyScript sync and async, comfy-api-simplified, comfy-sdk through a
   comfy-api-proxy started here for the run).
 
-Lost jobs are listed one by one (sequence, prompt id, cause), never extrapolated.
+Lost jobs are listed one by one (sequence, prompt id, cause, the server's history of that prompt),
+never extrapolated; a worker stops after ``MAX_LOST`` and its unsubmitted jobs are ``not_run``.
 Run: ``python -m benchmarks clients`` (built-in mock) or ``... clients --url URL`` (a real ComfyUI).
 """
 
@@ -125,7 +126,8 @@ def summarize(got: dict[str, list[dict[str, Any]]], n: int, blocks: int, url: st
         lost = [dict(x, block=b) for b, r in enumerate(rows) for x in r["lost"] if not x["warmup"]]
         bad = [dict(x, block=b) for b, r in enumerate(rows) for x in r["bad"]]
         errors = [r["error"] for r in rows if r["error"]]
-        return {"ms": ms, "lost": lost, "bad": bad, "errors": errors,
+        not_run = sum(r.get("not_run", 0) for r in rows)
+        return {"ms": ms, "lost": lost, "bad": bad, "errors": errors, "not_run": not_run,
                 "median": statistics.median(ms) if ms else None, "p90": p90(ms) if ms else None,
                 "block_medians": [round(statistics.median(r["ms"]), 3) for r in rows if r["ms"]]}
 
@@ -160,6 +162,7 @@ def summarize(got: dict[str, list[dict[str, Any]]], n: int, blocks: int, url: st
                         p90_ratio=round(st["p90"] / base["p90"], 3) if st["p90"] and base["p90"] else None,
                         block_medians_ms=st["block_medians"], timed_jobs=len(st["ms"]),
                         lost=len(st["lost"]) + len(st["bad"]), lost_jobs=(st["lost"] + st["bad"])[:20],
+                        not_run=st["not_run"],
                         worker_errors=st["errors"][:3]))
     for c in skipped:
         out.append({"name": f"clients_{c}", "skipped": "peer not installed: run python -m benchmarks --setup-peers"})
