@@ -1,15 +1,19 @@
-"""One client's side of the client benchmark, run as ``python -m benchmarks._client_workers NAME ...``.
+"""One client's side of the client benchmark: ``python -m benchmarks._client_workers NAME --url URL``.
+
+The worker sets its client up once (one connection kept for the whole run), prints a ready line, then
+runs one block of jobs per command line read from stdin (``{"start", "n", "warmup", "prefix"}``) and
+prints one JSON line per block, until stdin closes. The parent interleaves short blocks of every client.
 
 Every client does the same job: ``EmptyImage(8x8, colour i) -> SaveImage``, submit, wait for the end,
 get the image's bytes (or decoded image). For every client:
 
-- setup (imports, connecting, loading node definitions) and ``--warmup`` jobs are outside the clock;
+- setup (imports, connecting, loading node definitions) and warm-up jobs are outside the clock;
 - each timed job has its own clock, started before the job's first line and stopped when the image is
   in hand; the pixel check runs after all jobs, outside the clock;
 - a job that fails or does not end within ``JOB_TIMEOUT`` is recorded one by one (sequence number,
   prompt id when the client exposes it, cause, and what the server's history says about that prompt)
-  and the worker goes on with the next job; after ``MAX_LOST`` lost jobs it stops, and the jobs it
-  never submitted are reported as ``not_run`` (never counted as lost).
+  and the worker goes on with the next job; after ``MAX_LOST`` lost jobs in all it submits no more,
+  and the jobs of this and later blocks are reported as ``not_run`` (never counted as lost).
 
 The bare loops are what a careful programmer writes against the protocol: one HTTP connection and
 one WebSocket kept for the whole run, the prompt id chosen by the client (so no message can arrive
@@ -55,19 +59,24 @@ def rgb(i: int) -> tuple[int, int, int]:
 
 
 class Run:
-    """Per-job clock, results and lost jobs of one worker."""
+    """One worker's session: the current block's per-job clock, results and lost jobs."""
 
-    def __init__(self, seqs: list[int], warmup: int) -> None:
-        self.seqs, self.warmup = seqs, warmup
+    def __init__(self, name: str, url: str) -> None:
+        self.name, self.url = name, url
+        self.seqs: list[int] = []
+        self.warmup = 0
+        self.prefix = ""
+        self.lost_before = 0  # lost in earlier blocks
         self.ms: list[float] = []
         self.results: list[tuple[int, Result]] = []
         self.lost: list[dict[str, Any]] = []
         self.pid: str | None = None  # the current job's prompt id, when the client exposes it
         self.not_run = 0
+        self.ready = False
 
     def give_up(self, k: int) -> bool:
         """True (and the rest counted as not run) once MAX_LOST jobs are lost."""
-        if len(self.lost) < MAX_LOST:
+        if self.lost_before + len(self.lost) < MAX_LOST:
             return False
         self.not_run = sum(1 for j in range(k, len(self.seqs)) if self.timed(j))
         return True
@@ -86,6 +95,33 @@ class Run:
             cause = f"no end within {JOB_TIMEOUT:g} s ({cause})"
         self.lost.append({"seq": i, "warmup": not self.timed(k), "prompt_id": self.pid, "cause": cause})
 
+    def next_block(self) -> bool:
+        """Read the next command; False when stdin is closed (the run is over)."""
+        if not self.ready:  # the first call comes after the client's setup
+            self.ready = True
+            self._emit({"client": self.name, "ready": True})
+        line = sys.stdin.readline()
+        if not line.strip():
+            return False
+        cmd = json.loads(line)
+        self.lost_before += len(self.lost)
+        self.seqs = list(range(cmd["start"], cmd["start"] + cmd["warmup"] + cmd["n"]))
+        self.warmup, self.prefix = cmd["warmup"], cmd["prefix"]
+        self.ms, self.results, self.lost, self.not_run = [], [], [], 0
+        return True
+
+    def report(self, error: str | None = None) -> None:
+        """The block's JSON line (pixel checks and the server's word on lost prompts, outside the clock)."""
+        server_says(self.url, self.lost)
+        self._emit({"client": self.name, "ms": [round(x, 4) for x in self.ms], "lost": self.lost,
+                    "not_run": self.not_run, "bad": check(self.results), "error": error})
+
+    def _emit(self, line: dict[str, Any]) -> None:
+        out = sys.__stdout__  # the real stdout, even inside a peer's redirect_stdout
+        assert out is not None
+        out.write("\n" + json.dumps(line) + "\n")
+        out.flush()
+
 
 async def run_async(run: Run, one: Callable[[int], Awaitable[Result]]) -> None:
     for k, i in enumerate(run.seqs):
@@ -99,6 +135,18 @@ async def run_async(run: Run, one: Callable[[int], Awaitable[Result]]) -> None:
             run.lose(k, i, exc)
             continue
         run.done(k, i, t0, result)
+
+
+async def serve_async(run: Run, one: Callable[[int], Awaitable[Result]]) -> None:
+    while await asyncio.to_thread(run.next_block):
+        await run_async(run, one)
+        run.report()
+
+
+def serve_blocking(run: Run, one: Callable[[int], Result]) -> None:
+    while run.next_block():
+        run_blocking(run, one)
+        run.report()
 
 
 class _Alarm(Exception):
@@ -147,7 +195,7 @@ def _end_or_outputs(frame: str, pid: str, outputs: list[dict[str, Any]]) -> bool
     return False
 
 
-async def bare_aiohttp(url: str, prefix: str, run: Run) -> None:
+async def bare_aiohttp(url: str, run: Run) -> None:
     import aiohttp
 
     cid = uuid.uuid4().hex
@@ -155,7 +203,7 @@ async def bare_aiohttp(url: str, prefix: str, run: Run) -> None:
 
         async def one(i: int) -> bytes:
             pid = run.pid = str(uuid.uuid4())
-            body = {"prompt": job_graph(i, prefix), "client_id": cid, "prompt_id": pid}
+            body = {"prompt": job_graph(i, run.prefix), "client_id": cid, "prompt_id": pid}
             async with http.post("/prompt", json=body) as r:
                 r.raise_for_status()
                 await r.read()
@@ -167,10 +215,10 @@ async def bare_aiohttp(url: str, prefix: str, run: Run) -> None:
                 r.raise_for_status()
                 return await r.read()
 
-        await run_async(run, one)
+        await serve_async(run, one)
 
 
-async def bare_httpx(url: str, prefix: str, run: Run) -> None:
+async def bare_httpx(url: str, run: Run) -> None:
     import httpx
     import websockets
 
@@ -180,7 +228,7 @@ async def bare_httpx(url: str, prefix: str, run: Run) -> None:
 
         async def one(i: int) -> bytes:
             pid = run.pid = str(uuid.uuid4())
-            r = await http.post("/prompt", json={"prompt": job_graph(i, prefix), "client_id": cid, "prompt_id": pid})
+            r = await http.post("/prompt", json={"prompt": job_graph(i, run.prefix), "client_id": cid, "prompt_id": pid})
             r.raise_for_status()
             outputs: list[dict[str, Any]] = []
             while True:
@@ -191,7 +239,7 @@ async def bare_httpx(url: str, prefix: str, run: Run) -> None:
             v.raise_for_status()
             return v.content
 
-        await run_async(run, one)
+        await serve_async(run, one)
 
 
 # ---------------------------------------------------------------------------- comfy_nb
@@ -212,41 +260,41 @@ def _comfy_nb_http(variant: str, url: str) -> Any:
     raise ValueError(variant)
 
 
-async def comfy_nb_async(url: str, prefix: str, run: Run, variant: str) -> None:
+async def comfy_nb_async(url: str, run: Run, variant: str) -> None:
     from comfy_nb import AsyncComfyClient
 
     http = _comfy_nb_http(variant, url)
     async with AsyncComfyClient(url, http_client=http) as client:
 
         async def one(i: int) -> bytes:
-            job = await client.submit(job_graph(i, prefix))
+            job = await client.submit(job_graph(i, run.prefix))
             run.pid = job.prompt_id
             outputs = await job.result(timeout=JOB_TIMEOUT)
             return await client.download(outputs[0])
 
-        await run_async(run, one)
+        await serve_async(run, one)
     if http is not None:
         await http.aclose()
 
 
-def comfy_nb_blocking(url: str, prefix: str, run: Run) -> None:
+def comfy_nb_blocking(url: str, run: Run) -> None:
     from comfy_nb import ComfyClient
 
     with ComfyClient(url) as client:
 
         def one(i: int) -> bytes:
-            job = client.submit(job_graph(i, prefix))
+            job = client.submit(job_graph(i, run.prefix))
             run.pid = job.prompt_id
             outputs = job.result(timeout=JOB_TIMEOUT)
             return client.download(outputs[0])
 
-        run_blocking(run, one)
+        serve_blocking(run, one)
 
 
 # ---------------------------------------------------------------------------- peers (in the peers venv)
 
 
-def comfyscript_sync(url: str, prefix: str, run: Run) -> None:
+def comfyscript_sync(url: str, run: Run) -> None:
     """As ComfyScript's README shows: ``load(url)``, then ``with Workflow(wait=True):`` in the main thread."""
     with contextlib.redirect_stdout(io.StringIO()):  # it prints the queue and node counts
         from comfy_script.runtime import Workflow, load, queue
@@ -260,16 +308,16 @@ def comfyscript_sync(url: str, prefix: str, run: Run) -> None:
         try:
             with wf:
                 image = N.EmptyImage(8, 8, 1, i % 16777216)
-                saved = N.SaveImage(image, prefix)
+                saved = N.SaveImage(image, run.prefix)
         finally:
             run.pid = wf.task.prompt_id if getattr(wf, "task", None) else None
         return saved.wait()[0]
 
     with contextlib.redirect_stdout(io.StringIO()):
-        run_blocking(run, one)
+        serve_blocking(run, one)
 
 
-async def comfyscript_async(url: str, prefix: str, run: Run) -> None:
+async def comfyscript_async(url: str, run: Run) -> None:
     """ComfyScript's documented async path: ``await _load``, ``async with Workflow()``, ``await`` the output."""
     from comfy_script import runtime
     from comfy_script.runtime import Workflow, queue
@@ -282,27 +330,27 @@ async def comfyscript_async(url: str, prefix: str, run: Run) -> None:
     async def one(i: int) -> Any:
         async with Workflow() as wf:
             image = N.EmptyImage(8, 8, 1, i % 16777216)
-            saved = N.SaveImage(image, prefix)
+            saved = N.SaveImage(image, run.prefix)
         run.pid = wf.task.prompt_id if wf.task else None
         return (await saved)[0]
 
     with contextlib.redirect_stdout(io.StringIO()):
-        await run_async(run, one)
+        await serve_async(run, one)
 
 
-def comfy_api_simplified(url: str, prefix: str, run: Run) -> None:
+def comfy_api_simplified(url: str, run: Run) -> None:
     from comfy_api_simplified import ComfyApiWrapper, ComfyWorkflowWrapper
 
     api = ComfyApiWrapper(url)
 
     def one(i: int) -> bytes:
-        images = api.queue_and_wait_images(ComfyWorkflowWrapper(job_graph(i, prefix)), "Save Image")
+        images = api.queue_and_wait_images(ComfyWorkflowWrapper(job_graph(i, run.prefix)), "Save Image")
         return next(iter(images.values()))
 
-    run_blocking(run, one)
+    serve_blocking(run, one)
 
 
-def comfy_sdk_proxy(url: str, prefix: str, run: Run) -> None:
+def comfy_sdk_proxy(url: str, run: Run) -> None:
     """comfy-sdk's README path (``Comfy()``, ``workflows.from_json``, ``run``, ``get_outputs(...).to_bytes()``)
     with ``COMFY_BASE_URL`` set to a comfy-api-proxy in front of the server (``url`` is the proxy)."""
     os.environ["COMFY_BASE_URL"] = url
@@ -311,32 +359,32 @@ def comfy_sdk_proxy(url: str, prefix: str, run: Run) -> None:
     client = Comfy()
 
     def one(i: int) -> bytes:
-        job = client.submit(client.workflows.from_json(job_graph(i, prefix)))
+        job = client.submit(client.workflows.from_json(job_graph(i, run.prefix)))
         run.pid = getattr(job, "id", None)
         job.wait(timeout=JOB_TIMEOUT)
         data: bytes = job.get_outputs("2")[0].to_bytes()
         return data
 
-    run_blocking(run, one)
+    serve_blocking(run, one)
 
 
-def work(name: str, url: str, prefix: str, run: Run) -> None:
+def work(name: str, url: str, run: Run) -> None:
     if name == "bare_aiohttp":
-        asyncio.run(bare_aiohttp(url, prefix, run))
+        asyncio.run(bare_aiohttp(url, run))
     elif name == "bare_httpx":
-        asyncio.run(bare_httpx(url, prefix, run))
+        asyncio.run(bare_httpx(url, run))
     elif name.startswith("comfy_nb_async"):
-        asyncio.run(comfy_nb_async(url, prefix, run, name))
+        asyncio.run(comfy_nb_async(url, run, name))
     elif name == "comfy_nb_blocking":
-        comfy_nb_blocking(url, prefix, run)
+        comfy_nb_blocking(url, run)
     elif name == "comfyscript_sync":
-        comfyscript_sync(url, prefix, run)
+        comfyscript_sync(url, run)
     elif name == "comfyscript_async":
-        asyncio.run(comfyscript_async(url, prefix, run))
+        asyncio.run(comfyscript_async(url, run))
     elif name == "comfy_api_simplified":
-        comfy_api_simplified(url, prefix, run)
+        comfy_api_simplified(url, run)
     elif name == "comfy_sdk_proxy":
-        comfy_sdk_proxy(url, prefix, run)
+        comfy_sdk_proxy(url, run)
     else:
         raise ValueError(f"unknown client {name!r}")
 
@@ -375,22 +423,15 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("name")
     p.add_argument("--url", required=True)
-    p.add_argument("--prefix", required=True)
-    p.add_argument("--start", type=int, default=0)
-    p.add_argument("-n", type=int, default=40)
-    p.add_argument("--warmup", type=int, default=5)
     a = p.parse_args()
-    run = Run(list(range(a.start, a.start + a.warmup + a.n)), a.warmup)
-    error = None
+    run = Run(a.name, a.url)
     try:
-        work(a.name, a.url, a.prefix, run)
-    except Exception:  # noqa: BLE001 - a failed setup is reported, its jobs were never submitted
-        error = traceback.format_exc()[-600:]
-    server_says(a.url, run.lost)
-    out = {"client": a.name, "ms": [round(x, 4) for x in run.ms], "expected": a.n, "lost": run.lost, "not_run": run.not_run,
-           "bad": check(run.results), "error": error}
-    sys.stdout.write("\n" + json.dumps(out) + "\n")
-    sys.stdout.flush()
+        work(a.name, a.url, run)
+    except Exception:  # noqa: BLE001 - a failed setup or block is reported; its jobs count as not run
+        run.not_run = sum(1 for k in range(len(run.seqs)) if run.timed(k)) - len(run.ms)
+        if not run.ready:
+            run.next_block()  # the parent waits for a ready line, then for this block's report
+        run.report(traceback.format_exc()[-600:])
     os._exit(0)  # some peers leave non-daemon threads running
 
 

@@ -1,8 +1,10 @@
 """The same model-free job for every client, side by side in one run; per-job median and p90.
 
 Job: ``EmptyImage(8x8, colour i) -> SaveImage``; submit, wait for the end, get the image (details
-and the clock rules in ``_client_workers``). Each client runs in its own process, in blocks whose
-order rotates, so drift and neighbours' load hit all alike. Ratios are against ``bare_aiohttp``, a
+and the clock rules in ``_client_workers``). Each client runs in its own process, set up once and
+kept; the run is many short blocks (10 jobs) whose order rotates, so drift and neighbours' load hit
+all alike. ``block_ratio_median`` is the median over blocks of a client's block median divided by
+``bare_aiohttp``'s in the same block. Ratios are against ``bare_aiohttp``, a
 bare loop doing the same protocol work as comfy_nb (outputs from ``executed``, no history read, one
 connection kept); ``bare_httpx`` is the same loop on httpx + websockets.
 
@@ -81,25 +83,53 @@ def api_proxy(comfy_url: str) -> Iterator[str]:
         shutil.rmtree(state, ignore_errors=True)
 
 
-def spawn(name: str, url: str, prefix: str, start: int, n: int) -> dict[str, Any]:
-    peer = name in PEERS
-    python = str(_peers.python()) if peer else sys.executable
-    cmd = [python, "-m", "benchmarks._client_workers", name, "--url", url, "--prefix", prefix,
-           "--start", str(start), "-n", str(n), "--warmup", str(WARMUP)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    try:
-        proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120 + n * 35, cwd=ROOT, env=env)
-    except subprocess.TimeoutExpired:
-        return {"client": name, "ms": [], "expected": n, "lost": [], "bad": [], "error": "worker killed after its time"}
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('{"client"')]
-    if not lines:
-        return {"client": name, "ms": [], "expected": n, "lost": [], "bad": [],
-                "error": f"exit {proc.returncode}: {(proc.stderr or proc.stdout)[-600:]}"}
-    return dict(json.loads(lines[-1]))
+class Worker:
+    """One client's process, kept for the whole run; ``block`` runs ``n`` jobs and returns its JSON."""
+
+    def __init__(self, name: str, url: str) -> None:
+        python = str(_peers.python()) if name in PEERS else sys.executable
+        self.name = name
+        self.proc = subprocess.Popen(
+            [python, "-m", "benchmarks._client_workers", name, "--url", url], cwd=ROOT, text=True,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        self.failed: str | None = None
+        self._read()  # the ready line: imports and setup are done before any block
+
+    def _read(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        while True:  # peers print their own chatter on stdout; our lines start with {"client"
+            line = self.proc.stdout.readline()
+            if not line:
+                self.failed = f"worker exited ({self.proc.wait()})"
+                return {}
+            if line.startswith('{"client"'):
+                return dict(json.loads(line))
+
+    def block(self, start: int, n: int, warmup: int, prefix: str) -> dict[str, Any]:
+        empty = {"client": self.name, "ms": [], "lost": [], "bad": [], "not_run": n, "error": self.failed}
+        if self.failed:
+            return empty
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps({"start": start, "n": n, "warmup": warmup, "prefix": prefix}) + "\n")
+        self.proc.stdin.flush()
+        got = self._read()
+        if got.get("error"):
+            self.failed = got["error"]
+        return got or {**empty, "error": self.failed}
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
 
 
 def run(quick: bool = False, url: str | None = None) -> list[dict[str, Any]]:
-    n, blocks = (15, 2) if quick else (40, 6)
+    n, blocks = (5, 4) if quick else (10, 24)
     peers = sorted(_peers.available() & set(PEERS), key=PEERS.index)
     clients = OURS + peers
     tag = uuid.uuid4().hex[:6]
@@ -107,14 +137,18 @@ def run(quick: bool = False, url: str | None = None) -> list[dict[str, Any]]:
     with contextlib.ExitStack() as stack:
         server = url or stack.enter_context(mock_server_process())
         proxy = stack.enter_context(api_proxy(server)) if "comfy_sdk_proxy" in peers else None
+        workers = {}
+        for c in clients:
+            workers[c] = Worker(c, proxy if c == "comfy_sdk_proxy" and proxy else server)
+            stack.callback(workers[c].close)
         seq = 1
         for b in range(blocks):
             order = clients[b % len(clients):] + clients[: b % len(clients)]
             for c in order:
-                target = proxy if c == "comfy_sdk_proxy" and proxy else server
-                # a fresh output folder per worker: SaveImage's folder scan costs every client the same
-                got[c].append(spawn(c, target, f"bench_{tag}_{c}_{b}/img", seq, n))
-                seq += n + WARMUP
+                warmup = WARMUP if b == 0 else 0
+                # one output folder per client: SaveImage's folder scan costs every client the same
+                got[c].append(workers[c].block(seq, n, warmup, f"bench_{tag}_{c}/img"))
+                seq += n + warmup
     return summarize(got, n, blocks, url, skipped=[p for p in PEERS if p not in peers])
 
 
@@ -125,11 +159,13 @@ def summarize(got: dict[str, list[dict[str, Any]]], n: int, blocks: int, url: st
         ms = [x for r in rows for x in r["ms"]]
         lost = [dict(x, block=b) for b, r in enumerate(rows) for x in r["lost"] if not x["warmup"]]
         bad = [dict(x, block=b) for b, r in enumerate(rows) for x in r["bad"]]
-        errors = [r["error"] for r in rows if r["error"]]
+        errors = sorted({r["error"] for r in rows if r.get("error")})
         not_run = sum(r.get("not_run", 0) for r in rows)
+        paired = [statistics.median(r["ms"]) / statistics.median(bare["ms"])
+                  for r, bare in zip(rows, got["bare_aiohttp"]) if r["ms"] and bare["ms"]]
         return {"ms": ms, "lost": lost, "bad": bad, "errors": errors, "not_run": not_run,
                 "median": statistics.median(ms) if ms else None, "p90": p90(ms) if ms else None,
-                "block_medians": [round(statistics.median(r["ms"]), 3) for r in rows if r["ms"]]}
+                "block_ratio_median": round(statistics.median(paired), 3) if paired else None}
 
     s = {c: stats(c) for c in got}
     base = s["bare_aiohttp"]
@@ -160,7 +196,7 @@ def summarize(got: dict[str, list[dict[str, Any]]], n: int, blocks: int, url: st
         out.append(line(f"clients_{c}", c, "median", "bare_aiohttp",
                         p90_ms=round(st["p90"], 3) if st["p90"] else None,
                         p90_ratio=round(st["p90"] / base["p90"], 3) if st["p90"] and base["p90"] else None,
-                        block_medians_ms=st["block_medians"], timed_jobs=len(st["ms"]),
+                        block_ratio_median=st["block_ratio_median"], timed_jobs=len(st["ms"]),
                         lost=len(st["lost"]) + len(st["bad"]), lost_jobs=(st["lost"] + st["bad"])[:20],
                         not_run=st["not_run"],
                         worker_errors=st["errors"][:3]))
