@@ -40,7 +40,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 JOB_TIMEOUT = 5.0  # a job of a few ms that has not ended in 5 s is lost
-MAX_LOST = 3  # a worker stops after this many lost jobs; the jobs it did not submit are counted as not run
+MAX_LOST = 10  # a worker stops after this many lost jobs; the jobs it did not submit are counted as not run
 Result = Any  # image bytes, or a decoded PIL image for clients that hand back images
 
 

@@ -18,7 +18,8 @@ Lines:
   comfy-api-proxy started here for the run).
 
 Lost jobs are listed one by one (sequence, prompt id, cause, the server's history of that prompt),
-never extrapolated; a worker stops after ``MAX_LOST`` and its unsubmitted jobs are ``not_run``.
+never extrapolated (warm-up jobs included: ``lost`` can exceed the timed count's complement); a
+worker stops after ``MAX_LOST`` and its unsubmitted jobs are ``not_run``.
 Run: ``python -m benchmarks clients`` (built-in mock) or ``... clients --url URL`` (a real ComfyUI).
 """
 
@@ -157,7 +158,7 @@ def summarize(got: dict[str, list[dict[str, Any]]], n: int, blocks: int, url: st
     def stats(c: str) -> dict[str, Any]:
         rows = got[c]
         ms = [x for r in rows for x in r["ms"]]
-        lost = [dict(x, block=b) for b, r in enumerate(rows) for x in r["lost"] if not x["warmup"]]
+        lost = [dict(x, block=b) for b, r in enumerate(rows) for x in r["lost"]]  # warm-up jobs too
         bad = [dict(x, block=b) for b, r in enumerate(rows) for x in r["bad"]]
         errors = sorted({r["error"] for r in rows if r.get("error")})
         not_run = sum(r.get("not_run", 0) for r in rows)
