@@ -9,6 +9,7 @@ pass so every pass runs the whole life of a job (queued -> progress -> executed 
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import time
 from typing import Any
@@ -18,7 +19,10 @@ from comfy_nb.client import Job, JobTracker
 
 from ._common import record
 
-TRACE = pathlib.Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "comfyui" / "ws_trace_progress_preview_metadata.json"
+FIXTURES = pathlib.Path(  # as in tests/captures.py: COMFY_NB_FIXTURES when shared/ is not beside the checkout
+    os.environ.get("COMFY_NB_FIXTURES", pathlib.Path(__file__).resolve().parents[2] / "shared/fixtures/comfyui")
+)
+TRACE = FIXTURES / "ws_trace_progress_preview_metadata.json"
 PID = "bench-ingest"
 
 
