@@ -12,6 +12,7 @@ use only the client contract (docs/DESIGN.md), update from the client's loop thr
 
 from ._config_panel import ConfigPanel
 from ._gallery import Gallery
+from ._graph_view import GraphView
 from ._job_view import JobView
 from ._queue_panel import QueuePanel
 from ._studio import Studio
@@ -19,4 +20,9 @@ from ._sweep_grid import SweepGrid
 from ._task_builder import TaskBuilder
 from ._throttle import Throttle
 
-__all__ = ["ConfigPanel", "Gallery", "JobView", "QueuePanel", "Studio", "SweepGrid", "TaskBuilder", "Throttle"]
+from .._display import register_viewer as _register_viewer
+from ..workflows import Workflow as _Workflow
+
+_register_viewer(_Workflow, GraphView)  # what Workflow.show() returns
+
+__all__ = ["ConfigPanel", "Gallery", "GraphView", "JobView", "QueuePanel", "Studio", "SweepGrid", "TaskBuilder", "Throttle"]

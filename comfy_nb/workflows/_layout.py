@@ -52,8 +52,13 @@ def layered_layout(
     default_size: tuple[float, float] = (200.0, 60.0),
     layer_gap: float = 70.0,
     node_gap: float = 24.0,
+    anchor: float | None = None,
 ) -> GraphLayout:
-    """Lay out a directed graph left to right; deterministic for the same nodes, edges and order."""
+    """Lay out a directed graph left to right; deterministic for the same nodes, edges and order.
+
+    ``anchor`` is how far below a box's top its links attach (default: its middle): boxes are
+    aligned on that line so short links run straight.
+    """
     n = len(nodes)
     index = {node: i for i, node in enumerate(nodes)}
     size_of = sizes or {}
@@ -100,7 +105,8 @@ def layered_layout(
     layers = _reduce_crossings(layers, succ, pred)
 
     xs = _columns(layers, widths, layer_gap)
-    ys = _rows(layers, succ, pred, heights, n, node_gap)
+    anchors = [min(hgt / 2, anchor) if anchor is not None else hgt / 2 for hgt in heights]
+    ys = _rows(layers, succ, pred, heights, anchors, n, node_gap)
     boxes = {nodes[v]: Box(xs[layer[v]], ys[v], widths[v], heights[v]) for v in range(n)}
     col_w = [max((widths[v] for v in lay), default=0.0) for lay in layers]
     bends: dict[tuple[str, str], tuple[tuple[float, float], ...]] = {}
@@ -109,7 +115,7 @@ def layered_layout(
             continue
         points: list[tuple[float, float]] = []
         for d in chain:
-            cy = ys[d] + heights[d] / 2
+            cy = ys[d] + anchors[d]
             points.append((xs[layer[d]] - layer_gap / 4, cy))
             points.append((xs[layer[d]] + col_w[layer[d]] + layer_gap / 4, cy))
         if (b, a) in reversed_pairs:
@@ -277,6 +283,7 @@ def _rows(
     succ: list[list[int]],
     pred: list[list[int]],
     heights: list[float],
+    anchors: list[float],
     n: int,
     gap: float,
 ) -> list[float]:
@@ -301,8 +308,8 @@ def _rows(
             for v in lay:
                 near = (pred[v] if use_pred else []) + (succ[v] if use_succ else [])
                 if near:
-                    centre = sum(ys[w] + heights[w] / 2 for w in near) / len(near)
-                    wanted.append(centre - heights[v] / 2)
+                    line = sum(ys[w] + anchors[w] for w in near) / len(near)
+                    wanted.append(line - anchors[v])
                     weights.append(1.0 if v < n else 2.0)
                 else:
                     wanted.append(ys[v])

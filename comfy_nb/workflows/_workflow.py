@@ -17,9 +17,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeGuard
 
-from ..errors import WorkflowError
+from ..errors import ComfyError, WorkflowError
 from ..protocol import prompt_validation_error, validate_prompt
 from ._defs import ObjectInfo, as_node_defs, as_object_info
+from ._layout import ui_boxes
 from ._ui import is_ui_workflow, ui_to_api
 
 __all__ = ["Node", "Workflow"]
@@ -125,6 +126,8 @@ class Workflow:
                 raise WorkflowError(f"node {node_id} ({data['class_type']}): inputs must be an object")
             self._nodes[str(node_id)] = data
         self.name = name
+        self.ui_layout: dict[str, tuple[float, float, float, float]] | None = None
+        """``{node_id: (x, y, w, h)}`` from the UI workflow this came from (its nodes' ``pos``/``size``), else None."""
 
     # -- loading and saving --------------------------------------------------------------------
     @classmethod
@@ -140,7 +143,10 @@ class Workflow:
     @classmethod
     def from_ui(cls, ui: Mapping[str, Any], object_info: ObjectInfo, *, name: str | None = None) -> Workflow:
         """Convert a UI-format workflow exactly as the ComfyUI frontend would, using the server's node definitions."""
-        return cls(ui_to_api(ui, as_node_defs(object_info)), name=name)
+        workflow = cls(ui_to_api(ui, as_node_defs(object_info)), name=name)
+        boxes = ui_boxes(ui, workflow._nodes)
+        workflow.ui_layout = {k: (b.x, b.y, b.w, b.h) for k, b in boxes.items()} or None
+        return workflow
 
     @classmethod
     def from_png(cls, path: str | os.PathLike[str], object_info: ObjectInfo | None = None) -> Workflow:
@@ -192,7 +198,21 @@ class Workflow:
         return path
 
     def copy(self) -> Workflow:
-        return Workflow(self._nodes, name=self.name)
+        twin = Workflow(self._nodes, name=self.name)
+        twin.ui_layout = dict(self.ui_layout) if self.ui_layout is not None else None
+        return twin
+
+    def show(self) -> Any:
+        """A ``GraphView`` of this graph (not running); the last line of a cell displays it."""
+        from .._display import viewer_for
+
+        view = viewer_for(self)
+        if view is None:
+            raise ComfyError(
+                "Workflow.show() needs comfy_nb.widgets, which could not be imported: check that ipywidgets "
+                "and anywidget (dependencies of comfy_nb) are installed in this environment"
+            )
+        return view
 
     # -- finding nodes -------------------------------------------------------------------------
     def __getitem__(self, node_id: str | int) -> Node:
