@@ -166,7 +166,7 @@ class JobTracker:
         self.status = replace(status, **changes)
         return True
 
-    def _node_sets(self) -> dict[str, frozenset[str]]:
+    def _node_sets(self) -> dict[str, Any]:
         """``executed_nodes`` / ``cached_nodes``, rebuilt only when a node finished since the last snapshot."""
         status = self.status
         if len(status.executed_nodes) + len(status.cached_nodes) == len(self._done | self._cached):

@@ -10,6 +10,8 @@ use only the client contract (docs/DESIGN.md), update from the client's loop thr
 (at most ~20 updates per second each, terminal states at once) and never block the kernel.
 """
 
+from .._display import register_viewer as _register_viewer
+from ..workflows import Workflow as _Workflow
 from ._config_panel import ConfigPanel
 from ._gallery import Gallery
 from ._graph_view import GraphView
@@ -19,9 +21,6 @@ from ._studio import Studio
 from ._sweep_grid import SweepGrid
 from ._task_builder import TaskBuilder
 from ._throttle import Throttle
-
-from .._display import register_viewer as _register_viewer
-from ..workflows import Workflow as _Workflow
 
 _register_viewer(_Workflow, GraphView)  # what Workflow.show() returns
 

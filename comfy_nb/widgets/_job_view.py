@@ -70,6 +70,10 @@ class JobView(anywidget.AnyWidget):
     """list[dict]: ``{kind, filename, thumb}`` per output once completed."""
     cancel_requested = t.Bool(False).tag(sync=True)
     """bool: the Cancel button was pressed."""
+    graph_available = t.Bool(False).tag(sync=True)
+    """bool: the job's graph is known, so the Graph toggle is shown."""
+    graph_ref = t.Unicode("").tag(sync=True)
+    """str: ``anywidget:<model id>`` of the job's GraphView once the Graph toggle asked for it."""
 
     def __init__(self, job: Any) -> None:
         super().__init__()
@@ -78,6 +82,8 @@ class JobView(anywidget.AnyWidget):
         self._preview_src: object = None
         self._thumbs_started = False
         self._unsubscribe: Any = None
+        self._graph: Any = None
+        self.graph_available = bool(getattr(job, "prompt", None))
         meta = getattr(job, "meta", None) or {}
         self.title = str(meta.get("prompt") or meta.get("title") or "")
         self._throttle: Throttle[Any] = Throttle(self._apply, interval=DEFAULT_INTERVAL)
@@ -165,6 +171,17 @@ class JobView(anywidget.AnyWidget):
     def _on_front_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
         if isinstance(content, dict) and content.get("type") == "cancel":
             self.cancel()
+        elif isinstance(content, dict) and content.get("type") == "graph":
+            self.graph_view()
+
+    def graph_view(self) -> Any:
+        """The job's ``GraphView`` (what the Graph toggle shows), made on first use."""
+        if self._graph is None and getattr(self._job, "prompt", None):
+            from ._graph_view import GraphView
+
+            self._graph = GraphView(self._job, height=360)
+            self.graph_ref = f"anywidget:{self._graph.model_id}"
+        return self._graph
 
     def cancel(self) -> Any:
         """Ask the server to stop this job (what the Cancel button does); never blocks."""
@@ -176,6 +193,8 @@ class JobView(anywidget.AnyWidget):
     def close(self) -> None:
         """Stop following the job and close the widget."""
         stop_following(self)
+        if self._graph is not None:
+            self._graph.close()
         super().close()
 
     def __repr__(self) -> str:

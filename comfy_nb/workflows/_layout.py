@@ -15,6 +15,7 @@ The layered layout flows left to right like ComfyUI's canvas:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -221,8 +222,7 @@ def _crossings(upper: list[int], lower_pos: dict[int, int], succ: list[list[int]
     size = len(lower_pos) + 1
     tree = [0] * (size + 1)
     count = 0
-    seen = 0
-    for t in targets:
+    for seen, t in enumerate(targets):
         i = t + 1
         le = 0
         j = i
@@ -230,7 +230,6 @@ def _crossings(upper: list[int], lower_pos: dict[int, int], succ: list[list[int]
             le += tree[j]
             j -= j & -j
         count += seen - le
-        seen += 1
         while i <= size:
             tree[i] += 1
             i += i & -i
@@ -239,7 +238,7 @@ def _crossings(upper: list[int], lower_pos: dict[int, int], succ: list[list[int]
 
 def _total_crossings(layers: list[list[int]], succ: list[list[int]]) -> int:
     total = 0
-    for upper, lower in zip(layers, layers[1:]):
+    for upper, lower in itertools.pairwise(layers):
         total += _crossings(upper, {v: i for i, v in enumerate(lower)}, succ)
     return total
 
@@ -435,26 +434,26 @@ def place_missing(
     out = {k: v for k, v in boxes.items() if k in set(nodes)}
     consumers: dict[str, list[str]] = {}
     sources: dict[str, list[str]] = {}
-    for a, b in edges:
-        consumers.setdefault(a, []).append(b)
-        sources.setdefault(b, []).append(a)
+    for src, dst in edges:
+        consumers.setdefault(src, []).append(dst)
+        sources.setdefault(dst, []).append(src)
     missing = [v for v in nodes if v not in out]
     for _ in range(len(missing) + 1):
         if not missing:
             break
         still: list[str] = []
         for v in missing:
-            anchor = next((c for c in consumers.get(v, []) if c in out), None)
-            if anchor is not None:
-                a = out[anchor]
-                x, y = a.x - size[0] - gap, a.y
+            consumer = next((c for c in consumers.get(v, []) if c in out), None)
+            source = next((s for s in sources.get(v, []) if s in out), None)
+            if consumer is not None:
+                near = out[consumer]
+                x, y = near.x - size[0] - gap, near.y
+            elif source is not None:
+                near = out[source]
+                x, y = near.x + near.w + gap, near.y
             else:
-                anchor = next((s for s in sources.get(v, []) if s in out), None)
-                if anchor is None:
-                    still.append(v)
-                    continue
-                a = out[anchor]
-                x, y = a.x + a.w + gap, a.y
+                still.append(v)
+                continue
             out[v] = _free_spot(out, x, y, size, gap)
         if len(still) == len(missing):  # nothing links them to placed nodes: a row below
             bottom = max((b.y + b.h for b in out.values()), default=0.0) + gap
