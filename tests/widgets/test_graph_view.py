@@ -198,3 +198,16 @@ def test_bad_sources_are_clear_errors() -> None:
         GraphView(42)
     with pytest.raises(WorkflowError, match="GraphView draws"):
         GraphView({})
+
+
+def test_workflow_show_without_widgets_is_a_clear_error(capture: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from comfy_nb import _display
+    from comfy_nb.errors import ComfyError
+
+    def broken_loader() -> None:
+        raise ImportError("No module named 'anywidget'")
+
+    monkeypatch.setattr(_display, "_factories", {})
+    monkeypatch.setattr(_display, "_loader", broken_loader)
+    with pytest.raises(ComfyError, match=r"Workflow.show\(\) needs comfy_nb.widgets"):
+        Workflow(capture("workflow_modelfree_api.json")).show()
