@@ -171,7 +171,7 @@ def node_states(
 def job_summary(status: Any | None) -> dict[str, Any]:
     """The job-level line of the view: state, progress, which node runs."""
     if status is None:
-        return {"state": "idle"}
+        return {"state": "idle", "terminal": False}
     current = status.current_node
     running = current.id if current is not None and not status.terminal else ""
     return {
@@ -181,6 +181,7 @@ def job_summary(status: Any | None) -> dict[str, Any]:
         "label": current.label if running and current is not None else "",
         "done": int(status.completed_nodes or 0),
         "total": int(status.total_nodes or 0),
+        "terminal": bool(status.terminal),
     }
 
 

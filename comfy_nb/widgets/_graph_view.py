@@ -39,8 +39,9 @@ class GraphView(anywidget.AnyWidget):
     height:
         Height of the canvas in pixels.
 
-    The graph is sent once (the ``graph`` trait); node states travel as patches holding only the nodes
-    that changed, at most ~20 per second, and a view that opens later asks for the whole state.
+    The graph is sent once (the ``graph`` trait) with every node's state (``base``); after that states
+    travel as numbered patches holding only the nodes that changed, at most ~20 per second. ``base`` is
+    sent again only when the job ends or when the browser missed a patch and asks for it.
     """
 
     _esm = _STATIC / "graph_view.js"
@@ -52,35 +53,36 @@ class GraphView(anywidget.AnyWidget):
     """str: the header (workflow name or the job's prompt)."""
     height = t.Int(460).tag(sync=True)
     """int: canvas height in pixels."""
+    base = t.Dict({}).tag(sync=True)
+    """dict: ``{seq, nodes, job}``: every node's state as of patch ``seq``."""
 
     def __init__(self, source: Any, *, ui_layout: Mapping[str, Any] | None = None, height: int = 460) -> None:
-        super().__init__()
+        prompt, name, layout = _graph_source(source)  # a bad source fails before any comm opens
+        graph = build_graph(prompt, ui_layout if ui_layout is not None else layout)
+        self._ids = [n["id"] for n in graph["nodes"]]
+        self._job: Any = source if _is_job(source) else None
+        status = self._job.status if self._job is not None else None
+        self._states = node_states(self._ids, status)
+        self._summary = job_summary(status)
+        self._seq = 0
+        # the graph and every node's state travel with the widget itself: no view can miss them
+        super().__init__(graph=graph, title=name, height=int(height),
+                         base={"seq": 0, "nodes": self._states, "job": self._summary})
         self._lock = threading.Lock()
-        self._job: Any = None
         self._unsubscribe: Any = None
         self._thumbs: dict[str, str] = {}
         self._thumbs_started: set[str] = set()
-        self._states: dict[str, dict[str, Any]] = {}
-        self._summary: dict[str, Any] = {}
-        self._last_status: Any = None
+        self._last_status: Any = status
         self.patches_sent = 0
         """How many state patches went to the browser (for tests and the traffic benchmark)."""
-        prompt, name, layout = _graph_source(source)
-        self.title = name
-        self.height = int(height)
-        self.graph = build_graph(prompt, ui_layout if ui_layout is not None else layout)
-        self._ids = [n["id"] for n in self.graph["nodes"]]
         self._throttle: Throttle[Any] = Throttle(self._apply, interval=DEFAULT_INTERVAL)
         self.on_msg(self._on_front_msg)
-        if _is_job(source):
-            self._job = source
-            self._apply(source.status)
-            if not source.status.terminal:
-                self._unsubscribe = source.subscribe(self._on_status)
-                if source.status.terminal:  # finished while subscribing
-                    self._on_status(source.status)
-        else:
-            self._apply(None)
+        if self._job is not None and status is not None:
+            self._fetch_thumbs(status)
+            if not status.terminal:
+                self._unsubscribe = self._job.subscribe(self._on_status)
+                if self._job.status.terminal:  # finished while subscribing
+                    self._on_status(self._job.status)
 
     @property
     def job(self) -> Any:
@@ -100,16 +102,20 @@ class GraphView(anywidget.AnyWidget):
     def _apply(self, status: Any) -> None:
         """Send the nodes whose state changed since the last patch (runs at most ~20 times per second)."""
         with self._lock:
+            ended = status is not None and status.terminal and not self._summary.get("terminal")
             self._last_status = status
             states = node_states(self._ids, status, self._thumbs)
             summary = job_summary(status)
             changed = diff_states(self._states, states)
-            self._states = states
             job_changed = summary != self._summary
-            self._summary = summary
-            if changed or job_changed:
+            self._states, self._summary = states, summary
+            if ended:  # the whole final state once: what a view opened later (or a saved notebook) shows
+                self._seq += 1
+                self.base = {"seq": self._seq, "nodes": states, "job": summary}
+            elif changed or job_changed:
+                self._seq += 1
                 self.patches_sent += 1
-                self.send({"type": "patch", "nodes": changed, "job": summary})
+                self.send({"type": "patch", "seq": self._seq, "nodes": changed, "job": summary})
         if status is not None:
             self._fetch_thumbs(status)
             if status.terminal and self._unsubscribe is not None:
@@ -140,9 +146,9 @@ class GraphView(anywidget.AnyWidget):
 
     # -- front end ---------------------------------------------------------------------------
     def _on_front_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
-        if isinstance(content, dict) and content.get("type") == "hello":
+        if isinstance(content, dict) and content.get("type") == "resync":  # the browser missed a patch
             with self._lock:
-                self.send({"type": "snapshot", "nodes": self._states, "job": self._summary})
+                self.base = {"seq": self._seq, "nodes": self._states, "job": self._summary}
 
     def close(self) -> None:
         """Stop following the job and close the widget."""

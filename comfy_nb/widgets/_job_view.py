@@ -76,14 +76,13 @@ class JobView(anywidget.AnyWidget):
     """str: ``anywidget:<model id>`` of the job's GraphView once the Graph toggle asked for it."""
 
     def __init__(self, job: Any) -> None:
-        super().__init__()
+        super().__init__(graph_available=bool(getattr(job, "prompt", None)))
         self._job = job
         self._lock = threading.Lock()
         self._preview_src: object = None
         self._thumbs_started = False
         self._unsubscribe: Any = None
         self._graph: Any = None
-        self.graph_available = bool(getattr(job, "prompt", None))
         meta = getattr(job, "meta", None) or {}
         self.title = str(meta.get("prompt") or meta.get("title") or "")
         self._throttle: Throttle[Any] = Throttle(self._apply, interval=DEFAULT_INTERVAL)
@@ -193,8 +192,9 @@ class JobView(anywidget.AnyWidget):
     def close(self) -> None:
         """Stop following the job and close the widget."""
         stop_following(self)
-        if self._graph is not None:
-            self._graph.close()
+        graph = getattr(self, "_graph", None)  # close() also runs from __del__ of a half-made view
+        if graph is not None:
+            graph.close()
         super().close()
 
     def __repr__(self) -> str:

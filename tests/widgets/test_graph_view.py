@@ -36,20 +36,30 @@ def client(server: MockServer) -> Iterator[ComfyClient]:
 
 
 def custom_messages(view: GraphView) -> list[dict[str, Any]]:
-    """The patch/snapshot messages the view sent to the browser, in order."""
+    """The state patches the view sent to the browser, in order."""
     return [m["content"] for m in view.comm.messages
             if isinstance(m, dict) and m.get("method") == "custom"]
 
 
-def replay(messages: list[dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
-    """What the browser ends up with: node states after applying every patch, and each job line."""
-    states: dict[str, dict[str, Any]] = {}
-    jobs = []
-    for msg in messages:
-        if msg["type"] == "snapshot":
-            states = {}
-        states.update(msg["nodes"])
-        jobs.append(msg["job"])
+def replay(view: GraphView, base0: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """What the browser ends up with: the first ``base``, then every patch and ``base`` update in order."""
+    states = dict(base0["nodes"])
+    seq = base0["seq"]
+    jobs = [base0["job"]]
+    for m in view.comm.messages:
+        if not isinstance(m, dict):
+            continue
+        if m.get("method") == "update" and "base" in m.get("state", {}):
+            base = m["state"]["base"]
+            assert base["seq"] >= seq
+            states, seq = dict(base["nodes"]), base["seq"]
+            jobs.append(base["job"])
+        elif m.get("method") == "custom":
+            patch = m["content"]
+            assert patch["seq"] == seq + 1, "patches are numbered without gaps"
+            seq = patch["seq"]
+            states.update(patch["nodes"])
+            jobs.append(patch["job"])
     return states, jobs
 
 
@@ -65,11 +75,12 @@ def running_order(messages: list[dict[str, Any]]) -> list[str]:
 def test_live_job_lights_nodes_in_order_then_done_with_thumbnail(client: ComfyClient) -> None:
     job = client.submit_task(GenerationTask(prompt=f"a fox {PAYLOAD}", steps=12, width=64, height=64))
     view = GraphView(job)
-    assert {n["id"] for n in view.graph["nodes"]} == set(job.prompt)
+    base0 = dict(view.base)
+    assert {n["id"] for n in view.graph["nodes"]} == set(job.prompt) == set(base0["nodes"])
     job.wait(TIMEOUT)
     save = next(k for k, v in job.prompt.items() if v["class_type"] == "SaveImage")
     wait_for(lambda: view.node_states[save].get("thumb"), what="the output thumbnail")
-    states, jobs = replay(custom_messages(view))
+    states, jobs = replay(view, base0)
     assert states == view.node_states
     assert all(st["state"] == "done" for st in states.values()), states
     assert states[save]["thumb"].startswith("data:image/")
@@ -87,6 +98,7 @@ def test_live_job_lights_nodes_in_order_then_done_with_thumbnail(client: ComfyCl
     steps = [m["nodes"][sampler] for m in custom_messages(view) if m["nodes"].get(sampler, {}).get("state") == "running"]
     assert steps and steps[-1]["steps"] == 12
     assert any(j.get("running") == sampler for j in jobs)
+    assert view.base["job"]["state"] == "completed"  # the final state, whole, for a view opened later
     assert repr(view) == "GraphView(nodes=7, links=9, state='completed', done=7)"
     view.close()
 
@@ -129,11 +141,11 @@ def test_patch_rate_and_size_for_a_fast_stream(capsys: pytest.CaptureFixture[str
         try:
             job = c.submit_task(GenerationTask(prompt="rate", steps=1500, width=64, height=64))
             view = GraphView(job)
+            base0 = dict(view.base)
             events: list[float] = []
             job.subscribe(lambda st: events.append(time.monotonic()))
             job.wait(TIMEOUT)
-            wait_for(lambda: custom_messages(view) and custom_messages(view)[-1]["job"]["state"] == "completed",
-                     what="the final patch")
+            wait_for(lambda: view.base["job"]["state"] == "completed", what="the final state")
             patches = custom_messages(view)
             duration = max(events[-1] - events[0], 1e-6)
             with capsys.disabled():
@@ -142,11 +154,10 @@ def test_patch_rate_and_size_for_a_fast_stream(capsys: pytest.CaptureFixture[str
             assert len(events) / duration > 100, "the job must really stream fast"
             assert len(patches) <= duration / 0.055 + 4
             sampler = next(k for k, v in job.prompt.items() if v["class_type"] == "KSampler")
-            states: dict[str, Any] = {}
+            states: dict[str, Any] = dict(base0["nodes"])
             for patch in patches:  # a patch carries only nodes whose state changed
                 assert all(states.get(k) != v for k, v in patch["nodes"].items())
                 states.update(patch["nodes"])
-            assert len(patches[0]["nodes"]) == len(job.prompt)  # the first one: the whole graph
             steps_only = [p for p in patches if list(p["nodes"]) == [sampler]]
             assert len(steps_only) >= 5, "sampler steps travel as one-node patches"
             assert view.patches_sent == len(patches)
@@ -154,15 +165,16 @@ def test_patch_rate_and_size_for_a_fast_stream(capsys: pytest.CaptureFixture[str
             c.close()
 
 
-def test_a_view_opened_later_gets_the_whole_state(client: ComfyClient) -> None:
+def test_a_browser_that_missed_patches_gets_the_whole_state(client: ComfyClient) -> None:
     job = client.submit_task(GenerationTask(prompt="snapshot", steps=2, width=64, height=64))
     job.wait(TIMEOUT)
     view = GraphView(job)
-    before = len(custom_messages(view))
-    front_msg(view, {"type": "hello"})
-    snap = custom_messages(view)[before]
-    assert snap["type"] == "snapshot" and set(snap["nodes"]) == set(job.prompt)
-    assert snap["job"]["state"] == "completed"
+    assert view.base["job"]["state"] == "completed" and set(view.base["nodes"]) == set(job.prompt)
+    save = next(k for k, v in job.prompt.items() if v["class_type"] == "SaveImage")
+    wait_for(lambda: view.node_states[save].get("thumb"), what="the output thumbnail")  # came as a patch
+    front_msg(view, {"type": "resync"})
+    assert view.base["seq"] == custom_messages(view)[-1]["seq"]
+    assert view.base["nodes"][save]["thumb"].startswith("data:image/")
 
 
 def test_workflow_show_is_idle_and_inputs_are_listed(capture: Any) -> None:
@@ -211,3 +223,20 @@ def test_workflow_show_without_widgets_is_a_clear_error(capture: Any, monkeypatc
     monkeypatch.setattr(_display, "_loader", broken_loader)
     with pytest.raises(ComfyError, match=r"Workflow.show\(\) needs comfy_nb.widgets"):
         Workflow(capture("workflow_modelfree_api.json")).show()
+
+
+def test_job_view_graph_toggle_makes_one_graph_view(client: ComfyClient) -> None:
+    from comfy_nb.widgets import JobView
+
+    job = client.submit_task(GenerationTask(prompt="toggle", steps=2, width=64, height=64))
+    view = JobView(job)
+    assert view.graph_available and view.graph_ref == ""
+    front_msg(view, {"type": "graph"})  # what the Graph button sends
+    graph = view.graph_view()
+    assert isinstance(graph, GraphView) and graph.job is job
+    assert view.graph_ref == f"anywidget:{graph.model_id}"
+    front_msg(view, {"type": "graph"})
+    assert view.graph_view() is graph
+    job.wait(TIMEOUT)
+    wait_for(lambda: graph.base["job"]["state"] == "completed", what="the graph's final state")
+    view.close()

@@ -1,7 +1,8 @@
 // comfy_nb GraphView: a workflow's node graph as SVG, lit by its job. Plain ES module, no dependencies.
 // Every title, value, filename and error is user or server text: it goes through textContent or
-// setAttribute, never innerHTML. The graph comes once (the `graph` trait); node states arrive as
-// custom "patch" messages holding only the nodes that changed, and a new view asks for a "snapshot".
+// setAttribute, never innerHTML. The graph comes once (the `graph` trait) with every node's state
+// (`base`); then numbered "patch" messages carry only the nodes that changed. The model keeps the
+// merged state (initialize), so a view opened later, or while the kernel is busy, starts right.
 
 const SVG = "http://www.w3.org/2000/svg";
 const HEAD = 26;
@@ -45,6 +46,47 @@ function pathOf(points) {
   return d;
 }
 
+// One state store per widget model, shared by its views. Keyed by the model's `graph` object, which
+// every proxy of the same model returns.
+const STORES = new WeakMap();
+
+function storeFor(model) {
+  const key = model.get("graph");
+  let store = STORES.get(key);
+  if (store) return store;
+  store = { seq: -1, nodes: new Map(), job: { state: "idle" }, listeners: new Set(), asked: false };
+  const emit = (ids) => { for (const fn of store.listeners) fn(ids); };
+  const onBase = () => {
+    const b = model.get("base") || {};
+    if (typeof b.seq !== "number" || b.seq < store.seq) return;
+    store.seq = b.seq;
+    store.nodes = new Map(Object.entries(b.nodes || {}));
+    store.job = b.job || { state: "idle" };
+    store.asked = false;
+    emit(null);
+  };
+  const onMsg = (msg) => {
+    if (!msg || msg.type !== "patch" || msg.seq <= store.seq) return;
+    if (msg.seq !== store.seq + 1 && !store.asked) {
+      store.asked = true; // a patch went by before this model listened: ask for the whole state
+      model.send({ type: "resync" });
+    }
+    store.seq = msg.seq;
+    for (const [id, st] of Object.entries(msg.nodes || {})) store.nodes.set(id, st);
+    if (msg.job) store.job = msg.job;
+    emit(Object.keys(msg.nodes || {}));
+  };
+  model.on("change:base", onBase);
+  model.on("msg:custom", onMsg);
+  onBase();
+  STORES.set(key, store);
+  return store;
+}
+
+function initialize({ model }) {
+  storeFor(model);
+}
+
 function render({ model, el }) {
   const root = h("div", "cnb-graph");
   const head = h("div", "cnb-graph-head");
@@ -80,8 +122,7 @@ function render({ model, el }) {
   let graph = { nodes: [], edges: [], bounds: [0, 0, 0, 0] };
   let byId = new Map(); // id -> {node, g, status, bar, fill, thumb, out}
   let edgesByDst = new Map();
-  let states = new Map();
-  let job = { state: "idle" };
+  let store = storeFor(model);
   let selected = null;
   let active = [];
   let zoom = { k: 1, tx: 0, ty: 0 };
@@ -167,7 +208,7 @@ function render({ model, el }) {
   function paintNode(id) {
     const item = byId.get(id);
     if (!item) return;
-    const st = states.get(id) || { state: "idle" };
+    const st = store.nodes.get(id) || { state: "idle" };
     item.g.dataset.state = st.state;
     let text = STATUS_TEXT[st.state] || st.state;
     if (st.state === "running" && st.steps > 0) text = `step ${st.step}/${st.steps}`;
@@ -189,6 +230,7 @@ function render({ model, el }) {
   }
 
   function paintJob() {
+    const job = store.job;
     const st = job.state || "idle";
     root.dataset.state = st;
     badge.textContent = st === "idle" ? "workflow" : st;
@@ -225,7 +267,7 @@ function render({ model, el }) {
     const item = byId.get(id);
     if (!item) return;
     const n = item.node;
-    const st = states.get(id) || { state: "idle" };
+    const st = store.nodes.get(id) || { state: "idle" };
     panel.replaceChildren();
     const top = h("div", "cnb-graph-panel-head");
     const close = h("button", "cnb-btn cnb-btn-small cnb-graph-close", "×");
@@ -332,35 +374,33 @@ function render({ model, el }) {
   fitBtn.addEventListener("click", () => { userMoved = false; fitView(); });
 
   // -- state from the kernel -----------------------------------------------------------------
-  function onMsg(msg) {
-    if (!msg || (msg.type !== "patch" && msg.type !== "snapshot")) return;
-    if (msg.type === "snapshot") states = new Map();
-    for (const [id, st] of Object.entries(msg.nodes || {})) {
-      states.set(id, st);
-      paintNode(id);
-    }
-    if (msg.type === "snapshot") for (const id of byId.keys()) if (!(id in (msg.nodes || {}))) paintNode(id);
-    if (msg.job) job = msg.job;
+  function onStore(ids) {
+    for (const id of ids === null ? byId.keys() : ids) paintNode(id);
     paintJob();
+  }
+  function onGraph() {
+    store.listeners.delete(onStore);
+    store = storeFor(model);
+    store.listeners.add(onStore);
+    build();
   }
   function setHeight() { canvas.style.height = `${model.get("height") || 460}px`; }
   setHeight();
-  model.on("msg:custom", onMsg);
-  model.on("change:graph", build);
+  store.listeners.add(onStore);
+  model.on("change:graph", onGraph);
   model.on("change:title", paintJob);
   model.on("change:height", setHeight);
   build();
   const resize = new ResizeObserver(() => { if (!userMoved) fitView(); });
   resize.observe(canvas);
-  model.send({ type: "hello" });
 
   return () => {
     resize.disconnect();
-    model.off("msg:custom", onMsg);
-    model.off("change:graph", build);
+    store.listeners.delete(onStore);
+    model.off("change:graph", onGraph);
     model.off("change:title", paintJob);
     model.off("change:height", setHeight);
   };
 }
 
-export default { render };
+export default { initialize, render };
