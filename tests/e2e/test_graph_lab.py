@@ -19,6 +19,9 @@ from typing import Any
 
 import pytest
 
+from benchmarks.bench_layout import synthetic_prompt
+from comfy_nb.widgets._graph_model import links_of
+
 from ._lab import CHROMIUM, CHROMIUM_ARGS, free_port, open_and_run, running_lab, write_notebook
 
 pytestmark = [
@@ -88,6 +91,11 @@ display(workflow(3).show())   # a workflow that is not running
 JobView(job1)
 '''
 
+BIG = '''
+from benchmarks.bench_layout import synthetic_prompt
+GraphView(synthetic_prompt(300), height=400)   # laid out in Python, drawn as one SVG
+'''
+
 # Installed before the page loads: records every node state change with the cell it happened in.
 RECORDER = """
 window.__cnb_states = [];
@@ -117,7 +125,7 @@ def test_graph_view_in_jupyterlab(tmp_path: Path) -> None:
 
     port = free_port()
     setup = SETUP.format(repo=str(REPO), payload=PAYLOAD, port=port)
-    write_notebook(tmp_path / "graph.ipynb", [setup, RERUN, FAIL, TOGGLE])
+    write_notebook(tmp_path / "graph.ipynb", [setup, RERUN, FAIL, TOGGLE, BIG])
     images = Path(SCREENSHOTS).resolve() if SCREENSHOTS else tmp_path / "images"
     images.mkdir(parents=True, exist_ok=True)
     with running_lab(tmp_path) as lab, sync_playwright() as p:
@@ -227,6 +235,16 @@ def test_graph_view_in_jupyterlab(tmp_path: Path) -> None:
             jv.screenshot(path=str(images / "graph_job_view.png"))
             jv.locator(".cnb-job-graph-toggle").click()
             expect(inner).to_be_hidden()
+
+            # --- a 300-node graph renders whole, and the page still answers ------------------------------
+            big = cells.nth(4).locator(".cnb-graph")
+            expect(big.locator(".cnb-gn")).to_have_count(300, timeout=60_000)
+            links = links_of(synthetic_prompt(300))
+            expect(big.locator("path.cnb-ge")).to_have_count(len(links))
+            expect(big.locator(".cnb-graph-info")).to_have_text("300 nodes")
+            big.locator(".cnb-graph-zoom-in").click()
+            assert float(big.get_attribute("data-zoom")) > 0
+            big.screenshot(path=str(images / "graph_300_nodes.png"))
 
             assert page.evaluate("window.__cnb_pwned") is None
             assert page.locator(".cnb-graph script").count() == 0
