@@ -1,6 +1,6 @@
 // comfy_nb GraphView: a workflow's node graph as SVG, lit by its job. Plain ES module, no dependencies.
 // Every title, value, filename and error is user or server text: it goes through textContent or
-// setAttribute, never innerHTML. The graph comes once (the `graph` trait) with every node's state
+// setAttribute, never parsed as markup. The graph comes once (the `graph` trait) with every node's state
 // (`base`); then numbered "patch" messages carry only the nodes that changed. The model keeps the
 // merged state (initialize), so a view opened later, or while the kernel is busy, starts right.
 
