@@ -3,18 +3,16 @@
 Stored as JSON in ``platformdirs.user_config_dir("comfy_nb")/config.json`` (or a path you give),
 written with mode 0600. ``COMFY_URL`` and ``COMFY_TOKEN`` override the file when loading. Secrets
 (token, password, extra headers) never appear in ``repr``/``str``/``model_dump``; they are written
-to disk only by ``save(reveal_secrets=True)``. A leaf module: it imports only ``errors``.
+to disk only by ``save(reveal_secrets=True)``. It imports only ``errors`` and the protocol's URL rule.
 """
 
 from __future__ import annotations
 
-import base64
 import json
+import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import platformdirs
 from pydantic import (
@@ -27,9 +25,23 @@ from pydantic import (
     model_validator,
 )
 
+from ._files import write_atomic
 from .errors import ConfigError
+from .protocol import redact_url, server_url_problem, split_userinfo
 
-__all__ = ["DEFAULT_WORKFLOWS", "TASK_TYPES", "ComfyConfig", "LoraSpec", "default_config_path"]
+__all__ = [
+    "DEFAULT_WORKFLOWS",
+    "TASK_TYPES",
+    "ComfyConfig",
+    "LoraSpec",
+    "ModelChoice",
+    "check_max_retries",
+    "check_secret_header",
+    "check_timeout",
+    "default_config_path",
+    "redact_url",
+    "split_userinfo",
+]
 
 TASK_TYPES = ("image", "video", "upscale", "inpaint", "grid")
 DEFAULT_WORKFLOWS: dict[str, str] = {
@@ -43,10 +55,58 @@ DEFAULT_WORKFLOWS: dict[str, str] = {
 """Task type → built-in template. ``img2img`` is used for an ``image`` task that has an init image."""
 _WORKFLOW_KEYS = frozenset(DEFAULT_WORKFLOWS)
 _SECRET_FIELDS = ("token", "password", "headers")
+_RETIRED_KEYS = frozenset({"connect_timeout", "retry_backoff"})
 
 
 def default_config_path() -> Path:
     return Path(platformdirs.user_config_dir("comfy_nb")) / "config.json"
+
+
+# -- checks shared by ComfyConfig and the client (one rule in one place) ----------------------------
+
+
+def header_value_problem(value: str) -> str | None:
+    """Why ``value`` cannot be sent as an HTTP header value, without quoting it (it may be a secret)."""
+    for index, char in enumerate(value):
+        if char in "\r\n":
+            where = "at its end (a trailing newline, e.g. from a file)" if not value[index:].strip() else (
+                f"at position {index}"
+            )
+            return f"contains a line break {where}: strip it, e.g. token.strip()"
+        if ord(char) > 126 or (ord(char) < 32 and char != "\t"):
+            kind = "a curly quote (pasted from a document?)" if char in "\u2018\u2019\u201c\u201d" else (
+                f"the character U+{ord(char):04X}"
+            )
+            return f"contains {kind} at position {index}: HTTP headers carry only printable ASCII"
+    if value != value.strip():
+        return "starts or ends with spaces: strip it"
+    return None
+
+
+def check_secret_header(value: str, what: str) -> str:
+    """``value`` if it can be sent as a header, else ``ConfigError`` naming ``what`` (never the value)."""
+    if not isinstance(value, str):
+        raise ConfigError(f"{what} must be a string, not {type(value).__name__}")
+    problem = header_value_problem(value)
+    if problem is not None:
+        raise ConfigError(f"{what} {problem}")
+    return value
+
+
+def check_timeout(value: Any, what: str = "timeout") -> float:
+    """A positive, finite number of seconds, else ``ConfigError``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{what} must be a number of seconds, not {type(value).__name__}")
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{what} must be a positive number of seconds (got {value}); e.g. {what}=30")
+    return float(value)
+
+
+def check_max_retries(value: Any) -> int:
+    """A count of retries >= 0, else ``ConfigError``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"max_retries must be a whole number >= 0 (got {value!r}); 0 turns retries off")
+    return value
 
 
 class LoraSpec(BaseModel):
@@ -66,8 +126,24 @@ class LoraSpec(BaseModel):
             return {"name": data}
         if isinstance(data, (list, tuple)) and 1 <= len(data) <= 3:
             strengths = list(data[1:]) + [data[1]] * (len(data) == 2)
-            return dict(zip(("name", "strength_model", "strength_clip"), [data[0], *strengths]))
+            return dict(zip(("name", "strength_model", "strength_clip"), [data[0], *strengths], strict=True))
         return data
+
+
+class ModelChoice(BaseModel):
+    """Preferred models for one task type or model family; ``None`` keeps the workflow's own.
+
+    ``checkpoint`` fills ``CheckpointLoaderSimple``; ``diffusion_model``, ``text_encoder`` and ``vae``
+    fill ``UNETLoader``, ``CLIPLoader`` and ``VAELoader`` of families that ship in parts.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    checkpoint: str | None = None
+    diffusion_model: str | None = None
+    text_encoder: str | None = None
+    vae: str | None = None
+    loras: list[LoraSpec] = Field(default_factory=list)
 
 
 class ComfyConfig(BaseModel):
@@ -81,16 +157,18 @@ class ComfyConfig(BaseModel):
     password: SecretStr | None = Field(default=None, repr=False, exclude=True)
     headers: dict[str, SecretStr] = Field(default_factory=dict, repr=False, exclude=True)
     """Extra HTTP headers (e.g. a proxy's API key); treated as secrets."""
-    timeout: float = Field(default=30.0, gt=0)
-    connect_timeout: float = Field(default=10.0, gt=0)
+    timeout: float = Field(default=30.0, gt=0, allow_inf_nan=False)
     max_retries: int = Field(default=3, ge=0)
-    retry_backoff: float = Field(default=0.5, ge=0)
     workflows: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_WORKFLOWS))
     """Task type (image, img2img, video, upscale, inpaint, grid) → template name or workflow file path."""
     checkpoint: str | None = None
     vae: str | None = None
     loras: list[LoraSpec] = Field(default_factory=list)
+    """``checkpoint``, ``vae`` and ``loras``: preferences for image tasks whose graph loads a checkpoint."""
     upscale_model: str | None = None
+    models: dict[str, ModelChoice] = Field(default_factory=dict)
+    """Task type (``"video"``, ``"inpaint"``...) or model family (``"sdxl"``, ``"wan21"``...) → preferred
+    models; a task type's choice wins over its family's, and both over the simple fields above."""
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -99,10 +177,58 @@ class ComfyConfig(BaseModel):
             raise _config_error(exc) from None
 
     def __setattr__(self, name: str, value: Any) -> None:
+        if name == "server_url" and isinstance(value, str):
+            value, user, password = split_userinfo(value.strip())
+            if user is not None:  # credentials given with the new URL replace the old ones
+                self.username = user
+            if password is not None:
+                self.password = SecretStr(password)
         try:
             super().__setattr__(name, value)
         except ValidationError as exc:
             raise _config_error(exc) from None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _userinfo_to_secrets(cls, data: Any) -> Any:
+        """``http://user:pw@host`` is accepted, but the password is kept as a secret, not in the URL."""
+        if isinstance(data, dict) and isinstance(data.get("server_url"), str):
+            url, user, password = split_userinfo(data["server_url"].strip())
+            if user is not None or password is not None:
+                data = {**data, "server_url": url}
+                if user is not None and data.get("username") is None:
+                    data["username"] = user
+                if password is not None and data.get("password") is None:
+                    data["password"] = password
+        return data
+
+    @field_validator("token")
+    @classmethod
+    def _check_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            problem = header_value_problem(value.get_secret_value())
+            if problem is not None:
+                raise ValueError(problem)
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _check_headers(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for name, secret in value.items():
+            problem = header_value_problem(secret.get_secret_value())
+            if problem is not None:
+                raise ValueError(f"header {name!r} {problem}")
+        return value
+
+    def __repr__(self) -> str:
+        """The fields that differ from the defaults; a secret shows only as ``***`` (that it is set)."""
+        parts = []
+        for name, info in type(self).model_fields.items():
+            value = getattr(self, name)
+            if value == info.get_default(call_default_factory=True):
+                continue
+            parts.append(f"{name}=***" if name in _SECRET_FIELDS else f"{name}={value!r}")
+        return f"ComfyConfig({', '.join(parts)})"
 
     def __str__(self) -> str:
         return repr(self)
@@ -112,15 +238,10 @@ class ComfyConfig(BaseModel):
     def _check_url(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        url = value.strip().rstrip("/")
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:8188")
-        try:
-            parts.port  # noqa: B018 - raises on a bad port
-        except ValueError:
-            raise ValueError("has an invalid port") from None
-        return url
+        problem = server_url_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value.strip().rstrip("/")
 
     @field_validator("workflows")
     @classmethod
@@ -137,16 +258,6 @@ class ComfyConfig(BaseModel):
         """True once a server URL is set."""
         return self.server_url is not None
 
-    def auth_headers(self) -> dict[str, str]:
-        """The HTTP headers carrying the credentials (bearer token or basic auth, plus extra headers)."""
-        headers = {k: v.get_secret_value() for k, v in self.headers.items()}
-        if self.token is not None:
-            headers["Authorization"] = f"Bearer {self.token.get_secret_value()}"
-        elif self.username is not None and self.password is not None:
-            pair = f"{self.username}:{self.password.get_secret_value()}".encode()
-            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
-        return headers
-
     # -- persistence ---------------------------------------------------------------------------
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None) -> ComfyConfig:
@@ -162,6 +273,8 @@ class ComfyConfig(BaseModel):
                 raise ConfigError(f"config file {file} is not valid JSON: {exc}") from None
             if not isinstance(data, dict):
                 raise ConfigError(f"config file {file} must hold a JSON object")
+        for key in _RETIRED_KEYS & data.keys():  # saved by earlier versions, never used by the client
+            del data[key]
         for env, key in (("COMFY_URL", "server_url"), ("COMFY_TOKEN", "token")):
             if os.environ.get(env):
                 data[key] = os.environ[env]
@@ -181,17 +294,7 @@ class ComfyConfig(BaseModel):
                 data["password"] = self.password.get_secret_value()
             if self.headers:
                 data["headers"] = {k: v.get_secret_value() for k, v in self.headers.items()}
-        file.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=".config-", suffix=".json")  # created 0600
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(data, handle, indent=2)
-                handle.write("\n")
-            os.replace(tmp, file)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        os.chmod(file, 0o600)
+        write_atomic(file, json.dumps(data, indent=2) + "\n")  # created 0600: it may hold secrets
         return file
 
     @classmethod
@@ -208,7 +311,7 @@ def _config_error(exc: ValidationError) -> ConfigError:
     for error in exc.errors(include_input=False, include_url=False):
         field = ".".join(str(part) for part in error["loc"]) or "config"
         message = error["msg"].removeprefix("Value error, ")
-        if error["loc"] and error["loc"][0] in _SECRET_FIELDS:
-            message = error["type"]
+        if error["loc"] and error["loc"][0] in _SECRET_FIELDS and error["type"] != "value_error":
+            message = error["type"]  # our own checks never quote the value; pydantic's might
         problems.append(f"{field}: {message}")
     return ConfigError("invalid configuration: " + "; ".join(problems))

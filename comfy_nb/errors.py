@@ -4,7 +4,8 @@
 
     ComfyError                      base of everything below
     ├── ComfyConnectionError        server unreachable, refused, TLS failure, socket lost for good
-    │   └── ComfyTimeout            a deadline passed (connect, read, or ``job.wait(timeout=...)``)
+    │   ├── ComfyTimeout            a deadline passed (connect, read, or ``job.wait(timeout=...)``)
+    │   └── ClientClosed            the client was closed (``aclose()``/``close()``) while waiting or before a call
     ├── ServerError                 the server answered, but not with what the protocol promises
     │                               (5xx after retries, 4xx other than validation, non-JSON body)
     │   └── PromptValidationError   ``POST /prompt`` rejected the graph (400), or a 200 that dropped
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "ClientClosed",
     "ComfyConnectionError",
     "ComfyError",
     "ComfyTimeout",
@@ -92,6 +94,13 @@ class ComfyConnectionError(ComfyError):
 
 class ComfyTimeout(ComfyConnectionError):
     """A deadline passed before the server answered or the job finished."""
+
+
+class ClientClosed(ComfyConnectionError):
+    """The client was closed: waiters are released with this, and calls after ``close()`` raise it.
+
+    Jobs stay on the server; ``client.track(prompt_id)`` on a new client follows them again.
+    """
 
 
 class ServerError(ComfyError):

@@ -18,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import concurrent.futures
+import contextlib
+import functools
 import io
 import json
 import logging
@@ -28,13 +30,16 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping
 from typing import Any, Protocol, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import quote
 
 import httpx
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from .._secrets import reveal as _secret
+from ..config import check_max_retries, check_secret_header, check_timeout
 from ..errors import (
+    ClientClosed,
     ComfyConnectionError,
     ComfyError,
     ComfyTimeout,
@@ -60,14 +65,18 @@ from ..protocol import (
     QueueSnapshot,
     StatusMessage,
     UnknownMessage,
+    api_graph,
     decode_binary_frame,
     feature_flags_request,
     node_errors_to_list,
     parse_message,
     parse_node_defs,
+    parse_server_url,
     prompt_validation_error,
+    refuse_non_finite,
 )
 from ._job import Job
+from ._loop import register_client
 from ._models import (
     DeviceInfo,
     JobState,
@@ -97,30 +106,6 @@ class PromptBuilder(Protocol):
     def to_prompt(self, config: Any, node_defs: dict[str, NodeDef]) -> tuple[dict[str, Any], dict[str, Any]]: ...
 
 
-def _split_url(url: str) -> tuple[str, str, tuple[str, str] | None]:
-    """``(http_base, ws_url, basic_auth_from_url)`` for a server URL that may carry a base path."""
-    text = url.strip()
-    if "://" not in text:
-        raise ConfigError(
-            f"server URL {text!r} has no scheme: write it as http://host:port (or https:// behind a proxy)"
-        )
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https"):
-        raise ConfigError(f"server URL {text!r} must start with http:// or https:// (got {parts.scheme}://)")
-    if not parts.hostname:
-        raise ConfigError(f"server URL {text!r} has no host name")
-    try:
-        port = parts.port
-    except ValueError:
-        raise ConfigError(f"server URL {text!r} has an invalid port") from None
-    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-    netloc = f"{host}:{port}" if port else host
-    path = parts.path.rstrip("/")
-    auth = (parts.username or "", parts.password or "") if parts.username else None
-    ws_scheme = "wss" if parts.scheme == "https" else "ws"
-    return f"{parts.scheme}://{netloc}{path}", f"{ws_scheme}://{netloc}{path}/ws", auth
-
-
 def _version_tuple(version: str | None) -> tuple[int, ...]:
     out: list[int] = []
     for part in (version or "").split("."):
@@ -129,10 +114,6 @@ def _version_tuple(version: str | None) -> tuple[int, ...]:
             break
         out.append(int(digits))
     return tuple(out)
-
-
-def _looks_like_ui_workflow(prompt: Mapping[str, Any]) -> bool:
-    return "nodes" in prompt and "links" in prompt
 
 
 class AsyncComfyClient:
@@ -171,6 +152,7 @@ class AsyncComfyClient:
         quiet_poll: float = 5.0,
         outage_timeout: float = 120.0,
         http_client: httpx.AsyncClient | None = None,
+        max_download_size: int = 1 << 30,
     ) -> None:
         self.config = config
         if config is not None:
@@ -183,18 +165,43 @@ class AsyncComfyClient:
                 timeout = getattr(config, "timeout", None)
             if max_retries is None:
                 max_retries = getattr(config, "max_retries", None)
-        self.url, self._ws_url, url_auth = _split_url(str(url or os.environ.get("COMFY_URL") or DEFAULT_URL))
+        server = parse_server_url(str(url or os.environ.get("COMFY_URL") or DEFAULT_URL))
+        self.url, self._ws_url, url_auth = server.http, server.ws, server.auth
         if token is None and username is None and url_auth is None:
             token = os.environ.get("COMFY_TOKEN") or None
-        self._headers: dict[str, str] = {k: _secret(v) or "" for k, v in (headers or {}).items()}
+        if headers is not None and not isinstance(headers, Mapping):
+            raise ConfigError(f"headers must be a dict of header names to values, not {type(headers).__name__}")
+        for name in headers or {}:
+            if not isinstance(name, str) or not name or not all(33 <= ord(c) <= 126 and c != ":" for c in name):
+                raise ConfigError(f"header name {name!r} is not a valid HTTP header name (printable ASCII, no ':')")
+        self._headers: dict[str, str] = {
+            k: check_secret_header(_secret(v) or "", f"header {k!r}") for k, v in (headers or {}).items()
+        }
+        for what, given in (("username", username), ("password", password)):
+            if given is not None and not isinstance(given, str):
+                raise ConfigError(f"{what} must be a string, not {type(given).__name__}")
+        if not isinstance(verify, (bool, str, ssl.SSLContext)):
+            raise ConfigError(
+                f"verify must be True, False, a CA bundle path or an ssl.SSLContext, not {type(verify).__name__}"
+            )
         if token:
-            self._headers["Authorization"] = f"Bearer {token}"
+            self._headers["Authorization"] = f"Bearer {check_secret_header(token, 'the token')}"
         elif username is not None or url_auth is not None:
             user, pw = (username or "", password or "") if username is not None else url_auth or ("", "")
             raw = base64.b64encode(f"{user}:{pw}".encode()).decode("ascii")
             self._headers["Authorization"] = f"Basic {raw}"
-        self.timeout = float(timeout) if timeout else 30.0
-        self.max_retries = 3 if max_retries is None else int(max_retries)
+        self.timeout = 30.0 if timeout is None else check_timeout(timeout)
+        self.max_retries = 3 if max_retries is None else check_max_retries(max_retries)
+        for name, value in (("poll_interval", poll_interval), ("quiet_poll", quiet_poll),
+                            ("outage_timeout", outage_timeout)):
+            check_timeout(value, name)
+        if isinstance(max_download_size, bool) or not isinstance(max_download_size, int) or max_download_size <= 0:
+            raise ConfigError(f"max_download_size must be a positive number of bytes (got {max_download_size!r})")
+        self.max_download_size = max_download_size
+        """Bytes one response may carry (downloads included); a larger one raises ``ServerError``."""
+        if client_id is not None and (not isinstance(client_id, str) or not client_id.isprintable()
+                                      or not client_id.isascii() or "&" in client_id or " " in client_id):
+            raise ConfigError("client_id must be printable ASCII without spaces or '&' (it goes in the socket URL)")
         self.client_id = client_id or uuid.uuid4().hex
         self._use_ws = websocket
         self._verify = verify
@@ -212,7 +219,11 @@ class AsyncComfyClient:
         self._ws_connected: asyncio.Event | None = None
         self._ws_attempted: asyncio.Event | None = None
         self._ws_failed: str | None = None
+        self._ws_opening = False
+        """True while a socket connection attempt is in flight."""
         self._closing = False
+        self._closed = False
+        """True after ``aclose()`` until an explicit ``connect()``: nothing reopens it implicitly."""
         self._connect_lock: asyncio.Lock | None = None
         self._active: dict[str, Job] = {}
         self._submitting: set[str] = set()
@@ -221,7 +232,6 @@ class AsyncComfyClient:
         self._object_info: dict[str, Any] | None = None
         self._node_defs: dict[str, NodeDef] | None = None
         self._capabilities: ServerCapabilities | None = None
-        self._server_flags: dict[str, Any] = {}
         self.queue_remaining: int | None = None
         self._queue_listeners: list[Callable[[QueueState], Any]] = []
         self._queue_refresh: asyncio.Task[None] | None = None
@@ -246,6 +256,12 @@ class AsyncComfyClient:
         return f"{self.url}/view"
 
     @property
+    def auth(self) -> str | None:
+        """The kind of credentials this client sends (``"bearer"`` or ``"basic"``), never their value."""
+        value = self._headers.get("Authorization", "")
+        return value.split(" ", 1)[0].lower() or None if value else None
+
+    @property
     def closing(self) -> bool:
         return self._closing
 
@@ -254,14 +270,19 @@ class AsyncComfyClient:
         """True while the WebSocket is open."""
         return self._ws is not None
 
+    def _closed_error(self) -> ClientClosed:
+        return ClientClosed(f"the client for {self.url} is closed; call `await client.connect()` to reopen it")
+
     def _http_client(self) -> httpx.AsyncClient:
         if self._closing:  # a late background call after aclose() must not open a new pool
-            raise ComfyConnectionError(f"the client for {self.url} is closed; call connect() again to reuse it")
+            raise self._closed_error()
         if self._http is None:
             from httpx_aiohttp import AiohttpTransport
 
             limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
-            self._aio_transport = AiohttpTransport(verify=self._verify, limits=limits)
+            # One shared TLS context per setting: loading the CA bundle costs ~0.1 s of event-loop time,
+            # which every client paid at connect (even for http://), stalling every other job's events.
+            self._aio_transport = AiohttpTransport(verify=_tls_context(self._verify), limits=limits)
             self._http = httpx.AsyncClient(
                 base_url=self.url,
                 headers=self._headers,
@@ -287,7 +308,13 @@ class AsyncComfyClient:
         http = self._http_client()
         transport = self._aio_transport
         if transport is None or files is not None or data is not None:
-            return await http.request(method, url, json=json_body, params=params, files=files, data=data)
+            request = http.build_request(method, url, json=json_body, params=params, files=files, data=data)
+            streamed = await http.send(request, stream=True)
+            try:
+                content = b"".join([chunk async for chunk in self._bounded(streamed.aiter_raw(), streamed, method, url)])
+            finally:
+                await streamed.aclose()
+            return httpx.Response(streamed.status_code, headers=streamed.headers, content=content)
         import aiohttp
 
         session = transport.client if isinstance(transport.client, aiohttp.ClientSession) else None
@@ -297,17 +324,36 @@ class AsyncComfyClient:
         body = None
         if json_body is not None:
             headers["Content-Type"] = "application/json"
-            body = json.dumps(json_body).encode()
+            try:
+                body = json.dumps(json_body, allow_nan=False).encode()
+            except ValueError:  # NaN/Infinity: not JSON, and the server would read them as numbers
+                raise WorkflowError(
+                    f"the request to {url} holds NaN or Infinity, which JSON cannot carry: use a finite number"
+                ) from None
         timeout = aiohttp.ClientTimeout(total=self.timeout, sock_connect=min(10.0, self.timeout))
         query = {k: str(v) for k, v in params.items()} if params else None
         try:
             async with session.request(method, url, data=body, params=query, headers=headers, timeout=timeout) as r:
-                content = await r.read()
-                return httpx.Response(r.status, headers=list(r.headers.items()), content=content)
+                chunks = [chunk async for chunk in self._bounded(r.content.iter_chunked(1 << 16), r, method, url)]
+                return httpx.Response(r.status, headers=list(r.headers.items()), content=b"".join(chunks))
         except asyncio.TimeoutError as exc:
             raise httpx.ReadTimeout(f"no answer within {self.timeout} s") from exc
         except aiohttp.ClientError as exc:
             raise httpx.ConnectError(str(exc) or type(exc).__name__) from exc
+
+    async def _bounded(self, chunks: Any, response: Any, method: str, url: str) -> AsyncGenerator[bytes, None]:
+        """The body's chunks, stopping with ``ServerError`` once it passes ``max_download_size``: a
+        response is never read whole into memory beyond that (a declared length is checked first)."""
+        limit = self.max_download_size
+        declared = response.headers.get("Content-Length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise _too_large(method, url, f"declares {int(declared)} bytes", limit)
+        total = 0
+        async for chunk in chunks:
+            total += len(chunk)
+            if total > limit:
+                raise _too_large(method, url, f"sent more than {limit} bytes", limit)
+            yield chunk
 
     async def connect(self) -> None:
         """Check the server answers and open the WebSocket (idempotent)."""
@@ -317,10 +363,12 @@ class AsyncComfyClient:
             self._ws_attempted = asyncio.Event()
             self._connect_lock = asyncio.Lock()
         assert self._connect_lock is not None and self._ws_attempted is not None
+        self._closed = False  # an explicit connect() reopens a closed client
         async with self._connect_lock:
             if self._ws_task is not None or (not self._use_ws and self._supervisor is not None):
                 return
             self._closing = False
+            register_client(self)
             self._http_client()
             if self._use_ws:
                 self._ws_task = asyncio.create_task(self._ws_main(), name="comfy_nb-ws")
@@ -353,9 +401,22 @@ class AsyncComfyClient:
                 await self._request("GET", "/prompt")
             self._supervisor = asyncio.create_task(self._supervise(), name="comfy_nb-supervisor")
 
+    async def _ensure_open(self) -> None:
+        """Connect on first use, but never reopen a client its owner closed."""
+        if self._closed:
+            raise self._closed_error()
+        await self.connect()
+
     async def aclose(self) -> None:
-        """Close the socket and the connection pool; unfinished jobs stay on the server."""
+        """Close the socket and the connection pool; unfinished jobs stay on the server.
+
+        Whoever waits on an unfinished job (``wait``, ``result``, ``updates``) gets ``ClientClosed``.
+        """
         self._closing = True
+        self._closed = True
+        for job in list(self._active.values()):
+            job._close(self.url)
+        self._active.clear()
         tasks = [t for t in (self._ws_task, self._supervisor, self._queue_refresh) if t is not None]
         tasks += list(self._background)
         for task in tasks:
@@ -483,7 +544,8 @@ class AsyncComfyClient:
         response = await self._request("GET", f"/models/{folder}", ok=(200, 404))
         if response.status_code == 404:
             folders = await self._get_json("/models")
-            raise ComfyError(f"the server has no model folder {folder!r}; it has: {', '.join(map(str, folders))}")
+            names = ", ".join(map(str, folders)) if isinstance(folders, list) else "(no list)"
+            raise ComfyError(f"the server has no model folder {folder!r}; it has: {names}")
         body = _json_body(response, "GET", f"{self.url}/models/{folder}")
         return [str(x) for x in body] if isinstance(body, list) else []
 
@@ -499,19 +561,22 @@ class AsyncComfyClient:
             features = body if isinstance(body, dict) else {}
         jobs = await self._request("GET", "/api/jobs", params={"limit": 1}, ok=(200, 400, 404, 405), retries=0)
         jobs_api = jobs.status_code == 200 and "jobs" in _safe_json(jobs)
-        system = stats.get("system") or {}
-        version = system.get("comfyui_version")
+        system: dict[str, Any] = stats["system"] if isinstance(stats.get("system"), dict) else {}
+        version = _text_or_none(system.get("comfyui_version"))
+        devices: list[Any] = stats["devices"] if isinstance(stats.get("devices"), list) else []
+        upload_limit = features.get("max_upload_size")
         self._capabilities = ServerCapabilities(
             version=version,
-            python_version=system.get("python_version"),
-            pytorch_version=system.get("pytorch_version"),
+            python_version=_text_or_none(system.get("python_version")),
+            pytorch_version=_text_or_none(system.get("pytorch_version")),
             devices=tuple(
-                DeviceInfo(str(d.get("name")), str(d.get("type")), d.get("vram_total"), d.get("vram_free"))
-                for d in stats.get("devices") or []
+                DeviceInfo(str(d.get("name")), str(d.get("type")), _int_or_none(d.get("vram_total")),
+                           _int_or_none(d.get("vram_free")))
+                for d in devices
                 if isinstance(d, dict)
             ),
-            supports_preview_metadata=bool(features.get("supports_preview_metadata")),
-            max_upload_size=features.get("max_upload_size"),
+            supports_preview_metadata=features.get("supports_preview_metadata") is True,
+            max_upload_size=_int_or_none(upload_limit),
             targeted_interrupt=_version_tuple(version) >= _TARGETED_INTERRUPT_SINCE,
             jobs_api=jobs_api,
             extra={"features": features, "system": system},
@@ -537,8 +602,13 @@ class AsyncComfyClient:
         A 200 that dropped invalid outputs is never silent: ``job.status.node_errors`` lists them and a
         warning is logged.
         """
-        graph = _as_api_graph(prompt)
-        await self.connect()
+        graph = api_graph(prompt)
+        refuse_non_finite(graph)
+        await self._ensure_open()
+        if prompt_id is not None and (not isinstance(prompt_id, str) or not prompt_id.strip()):
+            raise WorkflowError(f"prompt_id must be a non-empty string, not {prompt_id!r}")
+        if prompt_id is not None and prompt_id in self._active:
+            raise WorkflowError(f"prompt {prompt_id} is already queued by this client: give a new prompt_id")
         pid = prompt_id or str(uuid.uuid4())
         body: dict[str, Any] = {"prompt": graph, "client_id": self.client_id, "prompt_id": pid}
         if extra_data:
@@ -551,29 +621,47 @@ class AsyncComfyClient:
             body["partial_execution_targets"] = list(partial_targets)
         tracker = JobTracker(pid, prompt=graph, outputs_to_execute=partial_targets, view_url=self.view_url)
         job = Job(self, tracker, meta)
+        if self._ws is None and self._ws_opening and self._ws_connected is not None:
+            # A reconnect is under way: wait for it (briefly) rather than follow this job blind.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._ws_connected.wait(), _WS_REOPEN_WAIT)
         if self._ws is None:  # no socket now: events may be missed, so the end is read from history
             tracker.gap = True
         self._active[pid] = job  # before the POST: its events may arrive before the response
         self._submitting.add(pid)  # not "vanished" while the POST (and its retries) is in flight
+        # Deliveries wait for the POST's answer: a job that ends on the socket first must still carry
+        # the answer's node_errors in its one terminal status.
+        job._hold()
         try:
-            accepted = await self._post_prompt(body, graph, pid)
+            accepted = await self._post_prompt(body, graph, pid, job)
         except BaseException:
-            self._active.pop(pid, None)
+            if self._active.get(pid) is job:
+                del self._active[pid]
             raise
         finally:
             self._submitting.discard(pid)
         if accepted is not None and accepted.node_errors:
             errors = tuple(node_errors_to_list(accepted.node_errors, graph))
-            if tracker.set_node_errors(errors):
-                job._notify()
+            tracker.set_node_errors(errors)
             log.warning(
                 "comfy_nb: prompt %s was queued without its invalid outputs:\n%s",
                 pid, "\n".join(f"  - {e.describe()}" for e in errors),
             )
+        job._release()
+        if job.done:
+            self._forget(job)
         return job
 
-    async def _post_prompt(self, body: dict[str, Any], graph: dict[str, Any], pid: str) -> PromptResponse | None:
-        """POST /prompt, retried only after checking the server does not already have this prompt id."""
+    async def _post_prompt(
+        self, body: dict[str, Any], graph: dict[str, Any], pid: str, job: Job
+    ) -> PromptResponse | None:
+        """POST /prompt, never queuing the same prompt twice.
+
+        The client makes the prompt id, so the server's queue and history say whether an attempt got
+        through. A connection refused or a 5xx is retried after checking that; a request that timed out
+        may still be in the server's hands (a slow validation), so it is never sent again: the client
+        watches for the id instead (socket events, queue, history) for up to another ``timeout``.
+        """
         url = f"{self.url}/prompt"
         request = RequestInfo("POST", url)
         for attempt in range(self.max_retries + 1):
@@ -584,17 +672,17 @@ class AsyncComfyClient:
             except httpx.TransportError as exc:
                 failure = _connection_error(exc, "POST", url, request)
                 if isinstance(exc, httpx.TimeoutException) and not _refused(exc):
-                    failure = ComfyTimeout(failure.message, request=request)
+                    await self._await_unanswered_submit(pid, job, request)
+                    return None
             else:
                 if response.status_code == 200:
                     parsed = _json_body(response, "POST", url)
-                    try:
-                        return PromptResponse.model_validate(parsed)
-                    except Exception:
+                    if not isinstance(parsed, dict):
                         raise ServerError(
-                            f"POST {url} answered 200 with an unexpected body", request=request,
-                            response=ResponseInfo.from_parts(200, response.content),
-                        ) from None
+                            f"POST {url} answered 200 with an unexpected body (prompt {pid} may be queued)",
+                            request=request, response=ResponseInfo.from_parts(200, response.content),
+                        )
+                    return PromptResponse.model_validate(parsed)
                 if response.status_code == 400:
                     raise prompt_validation_error(
                         _safe_json(response), prompt=graph, request=request,
@@ -608,7 +696,26 @@ class AsyncComfyClient:
             await asyncio.sleep(retry_delay(attempt))
             if await self._server_knows(pid):
                 return None  # the first attempt got through; its answer was lost
-        raise AssertionError("unreachable")  # pragma: no cover
+        raise failure
+
+    async def _await_unanswered_submit(self, pid: str, job: Job, request: RequestInfo) -> None:
+        """A POST /prompt timed out: it may be queued yet. Look for the id, never send it again;
+        ``ComfyTimeout`` if it does not appear within another ``timeout``."""
+        deadline = time.monotonic() + self.timeout
+        attempt = 0
+        while True:
+            if job.heard or await self._server_knows(pid):
+                log.warning("comfy_nb: POST /prompt for %s timed out, but the server has it; following it", pid)
+                return
+            if time.monotonic() >= deadline:
+                raise ComfyTimeout(
+                    f"POST {request.url} got no answer within {self.timeout} s and prompt {pid} has not appeared "
+                    f"in the server's queue or history since; it was not sent again (that could queue it "
+                    f"twice). Check later with client.status({pid!r}), or raise `timeout=` for a busy server",
+                    request=request,
+                )
+            await asyncio.sleep(min(retry_delay(attempt), max(0.0, deadline - time.monotonic())))
+            attempt += 1
 
     async def _server_knows(self, pid: str) -> bool:
         try:
@@ -633,12 +740,6 @@ class AsyncComfyClient:
         job = await self.submit(prompt, **kwargs)
         return await job.result(timeout)
 
-    async def run_sweep(self, sweep: Any, **kwargs: Any) -> Any:
-        """Start a ``Sweep`` on this server and return its ``SweepRun`` (see ``comfy_nb.experiments.run_sweep``)."""
-        from ..experiments import run_sweep
-
-        return await run_sweep(self, sweep, **kwargs)
-
     # ------------------------------------------------------------------ following jobs
 
     @property
@@ -647,17 +748,29 @@ class AsyncComfyClient:
         return dict(self._active)
 
     async def _history(self, pid: str) -> HistoryEntry | None:
-        body = await self._get_json(f"/history/{pid}")
-        entry = body.get(pid) if isinstance(body, dict) else None
-        return HistoryEntry.model_validate(entry) if isinstance(entry, dict) else None
+        """The prompt's history entry, None when it has none; ``ProtocolError`` for a body of the wrong shape."""
+        body = await self._get_json(f"/history/{quote(pid, safe='')}")
+        if not isinstance(body, dict):
+            raise ProtocolError(f"GET {self.url}/history/{pid} did not return a JSON object")
+        entry = body.get(pid)
+        return None if entry is None else HistoryEntry.from_wire(entry, f"the history entry of {pid}")
 
     async def history(self, max_items: int | None = None, offset: int | None = None) -> dict[str, HistoryEntry]:
+        """Finished prompts by id (entries of an unreadable shape are left out)."""
         params = {k: v for k, v in (("max_items", max_items), ("offset", offset)) if v is not None}
         body = await self._get_json("/history", params)
-        return {k: HistoryEntry.model_validate(v) for k, v in (body or {}).items() if isinstance(v, dict)}
+        if not isinstance(body, dict):
+            raise ProtocolError(f"GET {self.url}/history did not return a JSON object")
+        entries = {}
+        for pid, value in body.items():
+            try:
+                entries[pid] = HistoryEntry.from_wire(value)
+            except ProtocolError as exc:
+                log.debug("comfy_nb: skipped history entry %s: %s", pid, exc)
+        return entries
 
     async def queue(self) -> QueueState:
-        """The server's queue, pending in run order."""
+        """The server's queue, pending in run order (``ProtocolError`` for a body of the wrong shape)."""
         snap = QueueSnapshot.from_wire(await self._get_json("/queue"))
 
         def entry(item: Any) -> QueueEntry:
@@ -688,7 +801,7 @@ class AsyncComfyClient:
 
     async def track(self, prompt_id: str) -> Job:
         """A ``Job`` for a prompt submitted elsewhere, kept up to date by polling."""
-        await self.connect()
+        await self._ensure_open()
         job = self._active.get(prompt_id)
         if job is not None:
             return job
@@ -786,12 +899,17 @@ class AsyncComfyClient:
 
         return unsubscribe
 
+    def _queue_wanted(self) -> bool:
+        """Whether anyone needs ``/queue`` read: a listener, or a job of ours that may have prompts
+        ahead of it (with at most one prompt on the server, a queued job of ours has none)."""
+        if self._queue_listeners:
+            return True
+        if self.queue_remaining is not None and self.queue_remaining <= 1:
+            return False
+        return any(j.status.state is JobState.QUEUED for j in self._active.values())
+
     def _schedule_queue_refresh(self) -> None:
-        if self._loop is None or self._closing:
-            return
-        if not self._queue_listeners and not any(
-            j.status.state is JobState.QUEUED for j in self._active.values()
-        ):
+        if self._loop is None or self._closing or not self._queue_wanted():
             return
         self._queue_dirty = True
         if self._queue_refresh is None or self._queue_refresh.done():
@@ -803,9 +921,11 @@ class AsyncComfyClient:
         while self._queue_dirty:
             self._queue_dirty = False
             await asyncio.sleep(0.05)  # coalesce a burst of status broadcasts into one read
+            if not self._queue_wanted():  # the jobs started meanwhile: nothing to show
+                return
             try:
                 state = await self.queue()
-            except ComfyError as exc:
+            except ComfyError as exc:  # unreachable or malformed: the next status message retries
                 log.debug("comfy_nb: queue refresh failed: %s", exc)
                 return
             for job in list(self._active.values()):
@@ -869,15 +989,22 @@ class AsyncComfyClient:
 
     async def load_image(self, output: Output) -> Any:
         """An output as a ``PIL.Image`` (fully loaded)."""
-        from PIL import Image
+        from PIL import Image, UnidentifiedImageError
 
-        image = Image.open(io.BytesIO(await self.download(output)))
-        image.load()
+        data = await self.download(output)
+        try:
+            image = Image.open(io.BytesIO(data))
+            image.load()
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+            raise ServerError(
+                f"{output.path!r} from {self.url} is not an image PIL can read ({type(exc).__name__}: {exc}); "
+                "use client.download(output) for its bytes"
+            ) from None
         return image
 
     async def save_output(self, output: Output, directory: str | os.PathLike[str]) -> pathlib.Path:
         """Save an output under ``directory`` (its subfolder kept); never writes outside it."""
-        root = pathlib.Path(directory).resolve()
+        root = await asyncio.to_thread(pathlib.Path(directory).resolve)  # resolve reads the disk
         target = _safe_target(root, output)
         data = await self.download(output)
 
@@ -895,12 +1022,14 @@ class AsyncComfyClient:
         attempt = 0
         url = f"{self._ws_url}?clientId={self.client_id}"
         while not self._closing:
+            self._ws_opening = True
             try:
                 async with websockets.connect(
                     url,
                     additional_headers=self._headers or None,
                     max_size=None,
                     open_timeout=min(10.0, self.timeout),
+                    close_timeout=_WS_CLOSE_TIMEOUT,
                     compression=None,
                     ping_interval=20,
                     ping_timeout=20,
@@ -910,6 +1039,7 @@ class AsyncComfyClient:
                 ) as ws:
                     await ws.send(feature_flags_request())
                     self._ws = ws
+                    self._ws_opening = False
                     self._ws_failed = None
                     reconnected = attempt > 0 or any(j._tracker.gap for j in self._active.values())
                     attempt = 0
@@ -918,7 +1048,10 @@ class AsyncComfyClient:
                     if reconnected:
                         self._task(self._reconcile("socket reconnected"))
                     async for frame in ws:
-                        self._on_frame(frame)
+                        try:
+                            self._on_frame(frame)
+                        except Exception:  # nothing a server sends may stop the reader
+                            log.warning("comfy_nb: could not apply a message from %s", self._ws_url, exc_info=True)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # any socket failure: note it, back off, reconnect
@@ -926,6 +1059,7 @@ class AsyncComfyClient:
                 log.debug("comfy_nb: WebSocket %s: %s", self._ws_url, self._ws_failed)
             finally:
                 self._ws = None
+                self._ws_opening = False
                 self._ws_connected.clear()
                 self._ws_attempted.set()
             if self.closing:
@@ -937,18 +1071,7 @@ class AsyncComfyClient:
             attempt += 1
 
     def _ssl_context(self) -> ssl.SSLContext | None:
-        if not self._ws_url.startswith("wss://"):
-            return None
-        if isinstance(self._verify, ssl.SSLContext):
-            return self._verify
-        if self._verify is False:
-            ctx = ssl.create_default_context()
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-            return ctx
-        if isinstance(self._verify, str):
-            return ssl.create_default_context(cafile=self._verify)
-        return ssl.create_default_context()
+        return _tls_context(self._verify) if self._ws_url.startswith("wss://") else None
 
     def _on_frame(self, frame: str | bytes) -> None:
         if isinstance(frame, bytes):
@@ -963,25 +1086,27 @@ class AsyncComfyClient:
             self.queue_remaining = msg.queue_remaining
             self._schedule_queue_refresh()
             return
-        if isinstance(msg, UnknownMessage):
-            return
-        if isinstance(msg, FeatureFlagsMessage):
-            self._server_flags = dict(msg.flags)
+        if isinstance(msg, (UnknownMessage, FeatureFlagsMessage)):  # the server's flags change nothing we do
             return
         pid = msg.prompt_id
         if isinstance(msg, (ExecutionStartMessage, ProgressMessage, ProgressStateMessage)):
             self._running_pid = pid  # unlabelled previews (binary event 1) belong to this prompt
         elif isinstance(msg, ExecutingMessage):
             if pid is None:  # the replay a reconnect gets: it is about the running prompt
+                if msg.node is None:
+                    return  # an end marker must name its prompt: this one cannot be attributed
                 pid = self._running_pid
             elif msg.node is None and pid == self._running_pid:
                 self._running_pid = None
         job = self._active.get(pid) if pid is not None else None
         if job is None:
             return
+        job.heard = True
         self._last_event = time.monotonic()
-        finished = isinstance(msg, ExecutingMessage) and msg.node is None and msg.prompt_id is not None
-        if finished and job._tracker.gap:  # messages may have been missed: the outputs come from history
+        finished = isinstance(msg, ExecutingMessage) and msg.node is None
+        if finished and (job._tracker.gap or job._tracker.outputs_missing()):
+            # Messages may have been missed (a lost socket), or the end marker came before any
+            # `executed` (reordered): the outputs come from history, read once.
             self._task(self._finish_from_history(job))
             return
         if job._tracker.apply(msg):
@@ -1010,7 +1135,6 @@ class AsyncComfyClient:
 
     def _apply_history(self, job: Job, entry: HistoryEntry) -> bool:
         """Bring a job up to date from its history entry (the record of last resort); True if it ended."""
-        job._tracker.gap = True  # the entry's outputs replace whatever the messages gave
         if job._tracker.apply_history(entry):
             job._notify()
         if job.done:
@@ -1020,9 +1144,11 @@ class AsyncComfyClient:
     async def _finish_from_history(self, job: Job) -> None:
         """A job ended while messages may have been missed: its outputs come from history."""
         for attempt in range(self.max_retries + 3):
+            if job.done or self._closing:
+                return
             try:
                 entry = await self._history(job.prompt_id)
-            except ComfyError as exc:
+            except ComfyError as exc:  # a transient fault (unreachable, malformed): try again
                 log.debug("comfy_nb: history of %s: %s", job.prompt_id, exc)
                 entry = None
             if entry is not None and self._apply_history(job, entry):
@@ -1040,10 +1166,13 @@ class AsyncComfyClient:
             if not unfinished:
                 continue
             quiet = time.monotonic() - self._last_event
-            if self._ws is None:
-                await self._reconcile("no socket")
-            elif any(j.foreign for j in unfinished) or quiet >= self.quiet_poll:
-                await self._reconcile("socket quiet")
+            try:
+                if self._ws is None:
+                    await self._reconcile("no socket")
+                elif any(j.foreign for j in unfinished) or quiet >= self.quiet_poll:
+                    await self._reconcile("socket quiet")
+            except Exception:  # a bug must not end the one loop that makes sure jobs end
+                log.warning("comfy_nb: reconciliation with %s failed; retrying", self.url, exc_info=True)
 
     async def _reconcile(self, reason: str) -> None:
         # Jobs whose submit is still in flight are skipped: the server may not have them yet.
@@ -1082,20 +1211,37 @@ class AsyncComfyClient:
                 if job._tracker.set_queue_position(queue.position(pid)):
                     job._notify()
                 continue
+            unreadable = False
             try:
                 entry = await self._history(pid)
+            except ProtocolError:  # the server answered, but nothing usable
+                entry, unreadable = None, True
             except ComfyError:
                 continue
-            if entry is not None:
-                missed = missed or (self._ws is not None and not job._tracker.gap and not job.foreign)
-                self._apply_history(job, entry)
+            if job.done:  # it ended on the socket while we read: nothing to do
                 continue
-            job.vanished += 1
-            if job.vanished >= 2:  # seen missing twice: not a history write in flight
-                if job._tracker.fail(
+            if entry is not None or unreadable:
+                missed = missed or (
+                    entry is not None and self._ws is not None and not job._tracker.gap and not job.foreign
+                )
+                if entry is not None and self._apply_history(job, entry):
+                    continue
+                # An entry is written when a prompt ends; one we cannot read an outcome from, seen
+                # three times, is not a write in flight: the job must still end.
+                reason = (
+                    f"prompt {pid} is in the history of {self.url}, but its entry has no outcome this client "
+                    "can read (a proxy or a custom server changed it?); check the server's UI"
+                )
+                limit = 3
+            else:
+                reason = (
                     f"prompt {pid} vanished from the queue and history of {self.url}: the server was probably "
                     "restarted (it keeps both in memory), or another client deleted it. Submit it again."
-                ):
+                )
+                limit = 2  # seen missing twice: not a history write in flight
+            job.vanished += 1
+            if job.vanished >= limit:
+                if job._tracker.fail(reason):
                     job._notify()
                 self._forget(job)
         if missed and self._ws is not None:
@@ -1108,44 +1254,41 @@ class AsyncComfyClient:
 # ---------------------------------------------------------------------- helpers
 
 
-def _secret(value: Any) -> str | None:
-    if value is None:
-        return None
-    getter = getattr(value, "get_secret_value", None)
-    return str(getter()) if callable(getter) else str(value)
+def _tls_context(verify: bool | str | ssl.SSLContext) -> ssl.SSLContext:
+    """The TLS context for a ``verify`` setting, built once per process and shared by every client."""
+    if isinstance(verify, ssl.SSLContext):
+        return verify
+    if isinstance(verify, str):
+        if not os.path.isfile(verify):
+            raise ConfigError(f"verify={verify!r}: no such CA bundle file (give a .pem path, True or False)")
+        return _cached_tls_context(verify)
+    return _cached_tls_context(bool(verify))
 
 
-def _as_api_graph(prompt: Any) -> dict[str, Any]:
-    to_api = getattr(prompt, "to_api", None)
-    if callable(to_api):
-        prompt = to_api()
-    if not isinstance(prompt, Mapping):
-        raise WorkflowError(f"a prompt must be an API-format graph (a dict of nodes), not {type(prompt).__name__}")
-    if _looks_like_ui_workflow(prompt):
-        raise WorkflowError(
-            "this is a UI-format workflow (it has 'nodes' and 'links'); convert it first with "
-            "Workflow.from_ui(workflow, await client.object_info()), or save it from ComfyUI with "
-            "'Export (API)'"
-        )
-    graph: dict[str, Any] = {}
-    for node_id, node in prompt.items():
-        if not isinstance(node, Mapping) or "class_type" not in node:
-            raise WorkflowError(
-                f"node {node_id!r} is not an API-format node: each node needs 'class_type' and 'inputs'"
-            )
-        class_type = node["class_type"]
-        if not isinstance(class_type, str) or not class_type:
-            # the server would answer 500 (it looks the value up in a dict): say what is wrong instead
-            raise WorkflowError(f"node {node_id!r} has class_type {class_type!r}: it must be a node class name")
-        if not isinstance(node.get("inputs", {}), Mapping):
-            raise WorkflowError(f"node {node_id!r} ({class_type}): 'inputs' must be a dict of input names to values")
-        if node.get("_meta") is not None and not isinstance(node["_meta"], Mapping):
-            raise WorkflowError(f"node {node_id!r} ({class_type}): '_meta' must be a dict like {{'title': ...}}")
-        graph[str(node_id)] = dict(node)
-    return graph
+@functools.lru_cache(maxsize=8)
+def _cached_tls_context(verify: bool | str) -> ssl.SSLContext:
+    if verify is False:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+    return ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 _WS_LOG = logging.getLogger("websockets.client")
+_WS_REOPEN_WAIT = 1.0
+"""Seconds a submit waits for a socket that is being (re)opened before following its job without one."""
+_WS_CLOSE_TIMEOUT = 1.0
+"""Seconds ``aclose()`` waits for the server to finish the socket's closing handshake (a server that
+never closes its end would otherwise hold every close, and interpreter exit, for 10 s)."""
 
 
 class _RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -1221,6 +1364,14 @@ def _status_error(response: httpx.Response, method: str, url: str, request: Requ
     return ServerError(f"{method} {url} answered {response.status_code}{hint}", request=request, response=info)
 
 
+def _too_large(method: str, url: str, what: str, limit: int) -> ServerError:
+    return ServerError(
+        f"the answer to {method} {url} {what}, over this client's limit of {limit} bytes: raise it with "
+        "AsyncComfyClient(..., max_download_size=...) if the file is expected to be that large",
+        request=RequestInfo(method, url),
+    )
+
+
 def _json_body(response: httpx.Response, method: str, url: str) -> Any:
     try:
         return response.json()
@@ -1265,9 +1416,8 @@ def _image_bytes(image: Any, name: str | None) -> tuple[bytes, str, str]:
     if isinstance(image, (bytes, bytearray, memoryview)):
         return bytes(image), name or "upload.png", _mime_for(name or "upload.png")
     if type(image).__module__.startswith("numpy"):
-        from PIL import Image
-
         import numpy as np
+        from PIL import Image
 
         array = np.asarray(image)
         if array.dtype != np.uint8:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import logging
 from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ComfyTimeout, ExecutionError, JobCancelled, JobLost
+from .._display import mimebundle
+from .._observers import Observers
+from ..errors import ClientClosed, ComfyTimeout, ExecutionError, JobCancelled, JobLost
+from ._console import follow_job
+from ._contracts import ErrorCallback, UpdateCallback
 from ._models import JobState, JobStatus, Output
 from ._tracker import JobTracker
 
@@ -16,11 +19,6 @@ if TYPE_CHECKING:
     from ._async_client import AsyncComfyClient
 
 __all__ = ["Job", "raise_for_status"]
-
-log = logging.getLogger("comfy_nb")
-
-UpdateCallback = Callable[[JobStatus], Any]
-ErrorCallback = Callable[[BaseException], Any]
 
 
 def raise_for_status(status: JobStatus) -> list[Output]:
@@ -55,12 +53,19 @@ class Job:
         self._client = client
         self._tracker = tracker
         self._done = asyncio.Event()
-        self._subscribers: list[tuple[UpdateCallback, ErrorCallback | None]] = []
+        self._subscribers: Observers[JobStatus] = Observers(f"subscriber of job {tracker.prompt_id}")
         self.meta: dict[str, Any] = dict(meta or {})
         """The parameters that made this job (prompt, seed, sampler, ...), for galleries and records."""
         self.foreign = False
         """True for a prompt submitted elsewhere and only followed by this client."""
         self.vanished = 0
+        self.heard = False
+        """True once the socket brought an event for this prompt (so the server has it)."""
+        self._held = False
+        """True while ``submit`` still handles the server's answer: changes are delivered after it."""
+        self._ended = False
+        """True once the terminal status was delivered: nothing is delivered after it."""
+        self._closed: ClientClosed | None = None
 
     @property
     def prompt_id(self) -> str:
@@ -84,37 +89,57 @@ class Job:
         return self._client
 
     def _notify(self) -> None:
+        """Deliver the current status to subscribers; the terminal one exactly once, then nothing."""
+        if self._held or self._ended:
+            return
         status = self._tracker.status
-        for callback, on_error in tuple(self._subscribers):
-            try:
-                callback(status)
-            except Exception as exc:  # a broken subscriber must not break the client
-                if on_error is not None:
-                    try:
-                        on_error(exc)
-                    except Exception:
-                        log.exception("on_error callback of job %s raised", self.prompt_id)
-                else:
-                    log.exception("subscriber of job %s raised", self.prompt_id)
+        if status.terminal:
+            self._ended = True
+        self._subscribers.notify(status)
         if status.terminal:
             self._done.set()
 
+    def _hold(self) -> None:
+        self._held = True
+
+    def _release(self) -> None:
+        """End the hold ``submit`` put on deliveries and deliver what changed meanwhile."""
+        self._held = False
+        self._notify()
+
+    def _close(self, client_url: str) -> None:
+        """The client was closed with this job unfinished: release every waiter with ``ClientClosed``.
+
+        The job keeps its last status (it may still run on the server); subscribers get the error
+        through ``on_error`` once.
+        """
+        if self.done or self._closed is not None:
+            return
+        self._closed = ClientClosed(
+            f"the client for {client_url} was closed while prompt {self.prompt_id} was unfinished "
+            f"(state {self.status.state.value}); it may still run on the server: follow it again with "
+            f"client.track({self.prompt_id!r}) on an open client"
+        )
+        self._subscribers.fail(self._closed)
+        self._done.set()
+
     def subscribe(self, on_update: UpdateCallback, on_error: ErrorCallback | None = None) -> Callable[[], None]:
-        """Call ``on_update(status)`` on every change; returns a function that stops it."""
-        entry = (on_update, on_error)
-        self._subscribers.append(entry)
+        """Call ``on_update(status)`` on every change; returns a function that stops it.
 
-        def unsubscribe() -> None:
-            try:
-                self._subscribers.remove(entry)
-            except ValueError:
-                pass
+        A callback that raises is logged, or handed to ``on_error``; it never stops the client.
+        """
+        return self._subscribers.add(on_update, on_error)
 
-        return unsubscribe
+    async def wait(self, timeout: float | None = None, *, progress: bool | None = None) -> JobStatus:
+        """Wait for a terminal state; raises ``ComfyTimeout``, or ``ClientClosed`` if the client is closed.
 
-    async def wait(self, timeout: float | None = None) -> JobStatus:
-        """Wait for a terminal state; raises only ``ComfyTimeout``."""
+        ``progress``: draw a text progress line on stderr while waiting (default: when stderr is a
+        terminal outside a notebook; ``True`` also shows the end of a job that had already finished).
+        """
+        if progress and self.done:
+            follow_job(self, progress)()
         if not self.done:
+            stop_drawing = follow_job(self, progress)
             try:
                 await asyncio.wait_for(self._done.wait(), timeout)
             except asyncio.TimeoutError:
@@ -122,11 +147,15 @@ class Job:
                     f"prompt {self.prompt_id} did not finish within {timeout} s "
                     f"(state {self.status.state.value}, progress {self.status.progress:.0f}%)"
                 ) from None
+            finally:
+                stop_drawing()
+        if not self.done and self._closed is not None:
+            raise ClientClosed(self._closed.message)
         return self.status
 
-    async def result(self, timeout: float | None = None) -> list[Output]:
+    async def result(self, timeout: float | None = None, *, progress: bool | None = None) -> list[Output]:
         """The outputs; raises ``ExecutionError``, ``JobCancelled`` or ``JobLost`` when there are none."""
-        return raise_for_status(await self.wait(timeout))
+        return raise_for_status(await self.wait(timeout, progress=progress))
 
     async def cancel(self) -> bool:
         """Remove the prompt from the queue, or interrupt it if it is running."""
@@ -137,24 +166,28 @@ class Job:
         return self._client.spawn(self.cancel())
 
     async def updates(self) -> AsyncGenerator[JobStatus, None]:
-        """Each new status until (and including) the terminal one."""
-        queue: asyncio.Queue[JobStatus] = asyncio.Queue()
-        unsubscribe = self.subscribe(queue.put_nowait)
+        """Each new status until (and including) the terminal one; ``ClientClosed`` if the client closes."""
+        queue: asyncio.Queue[JobStatus | BaseException] = asyncio.Queue()
+        unsubscribe = self.subscribe(queue.put_nowait, queue.put_nowait)
         try:
             status = self.status
             yield status
             while not status.terminal:
-                status = await queue.get()
+                if self._closed is not None and queue.empty():
+                    raise ClientClosed(self._closed.message)
+                item = await queue.get()
+                if isinstance(item, ClientClosed):
+                    raise ClientClosed(item.message)
+                if isinstance(item, BaseException):
+                    continue  # our own queue.put_nowait cannot raise; nothing else reports here
+                status = item
                 yield status
         finally:
             unsubscribe()
 
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        from ..widgets import JobView
-
-        display(JobView(self))  # type: ignore[no-untyped-call]
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """Notebooks show a job as its live view (``comfy_nb.widgets.JobView``) when the widgets load."""
+        return mimebundle(self, include, exclude)
 
     def __repr__(self) -> str:
         st = self.status

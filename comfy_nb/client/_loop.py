@@ -8,17 +8,33 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import threading
+import weakref
 from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-__all__ = ["library_loop", "on_library_thread", "run_sync"]
+__all__ = ["library_loop", "on_library_thread", "register_client", "run_sync"]
 
 T = TypeVar("T")
 
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
 _thread: threading.Thread | None = None
+_EXIT_GRACE = 5.0
+"""Seconds the exit hook gives open clients to close (then it stops the loop anyway)."""
+
+
+class _Closable(Protocol):
+    async def aclose(self) -> None: ...
+
+
+_clients: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def register_client(client: _Closable) -> None:
+    """Remember an open client so the exit hook can close it if its owner never did."""
+    _clients.add(client)
 
 
 def library_loop() -> asyncio.AbstractEventLoop:
@@ -61,11 +77,29 @@ def run_sync(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         raise
 
 
+async def _close_everything() -> None:
+    """Close the clients left open on this loop, then end every other task, like ``asyncio.run`` does."""
+    loop = asyncio.get_running_loop()
+    clients = [c for c in list(_clients) if getattr(c, "_loop", None) is loop]
+    await asyncio.gather(*(c.aclose() for c in clients), return_exceptions=True)
+    current = asyncio.current_task()
+    tasks = [t for t in asyncio.all_tasks(loop) if t is not current and not t.done()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await loop.shutdown_asyncgens()
+
+
 def _shutdown() -> None:
-    """Stop and close the loop at exit, so no socket or loop is left for the GC to complain about."""
+    """At exit, close clients nobody closed and stop the loop, quietly: no task, session or
+    socket is left for the garbage collector to complain about."""
     loop, thread = _loop, _thread
     if loop is None or loop.is_closed():
         return
+    if thread is not None and thread.is_alive() and loop.is_running():
+        future = asyncio.run_coroutine_threadsafe(_close_everything(), loop)
+        with contextlib.suppress(Exception):
+            future.result(_EXIT_GRACE)
     loop.call_soon_threadsafe(loop.stop)
     if thread is not None:
         thread.join(timeout=5)

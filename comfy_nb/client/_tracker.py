@@ -12,6 +12,8 @@ import time
 from dataclasses import replace
 from typing import Any
 
+from pydantic import ValidationError
+
 from ..errors import NodeInputError
 from ..protocol import (
     ExecutedMessage,
@@ -27,18 +29,15 @@ from ..protocol import (
     ProgressStateMessage,
     ProgressText,
     ServerMessage,
+    epoch_ms,
+    linked_nodes,
 )
 from ._models import ErrorInfo, JobState, JobStatus, NodeRef, Output, Preview, outputs_from_ui
+from ._progress import ProgressModel, node_timings
 
 __all__ = ["JobTracker", "nodes_to_run"]
 
 _RUNNING_CAP = 99.0
-
-
-def _links(inputs: Any) -> list[str]:
-    if not isinstance(inputs, dict):
-        return []
-    return [str(v[0]) for v in inputs.values() if isinstance(v, list) and len(v) == 2 and isinstance(v[1], int)]
 
 
 def nodes_to_run(
@@ -50,7 +49,7 @@ def nodes_to_run(
     minus outputs the server dropped as invalid.
     """
     if outputs is None:
-        consumed = {src for node in prompt.values() if isinstance(node, dict) for src in _links(node.get("inputs"))}
+        consumed = {src for node in prompt.values() if isinstance(node, dict) for src in linked_nodes(node.get("inputs"))}
         outputs = [nid for nid in prompt if nid not in consumed]
     wanted = [o for o in outputs if o not in (dropped_outputs or set())]
     seen: set[str] = set()
@@ -62,7 +61,7 @@ def nodes_to_run(
         seen.add(nid)
         node = prompt[nid]
         if isinstance(node, dict):
-            stack.extend(_links(node.get("inputs")))
+            stack.extend(linked_nodes(node.get("inputs")))
     return seen
 
 
@@ -78,6 +77,7 @@ class JobTracker:
         "_outputs",
         "_prompt",
         "_success",
+        "_timing",
         "_to_run",
         "_view_url",
         "gap",
@@ -93,6 +93,7 @@ class JobTracker:
         node_errors: tuple[NodeInputError, ...] = (),
         view_url: str = "/view",
         queued_at: float | None = None,
+        timing: ProgressModel | None = None,
     ) -> None:
         self._prompt: dict[str, Any] = prompt or {}
         dropped = {o for e in node_errors for o in e.dependent_outputs}
@@ -102,6 +103,8 @@ class JobTracker:
         self._completed = 0
         """How many of the nodes to run are done (kept as a count: it is read on every event)."""
         self._fractions: dict[str, float] = {}
+        self._timing = timing if timing is not None else ProgressModel(node_timings(view_url))
+        """Weighs nodes by their likely cost for progress and ETA (node counts are the fallback)."""
         self._outputs: dict[str, list[Output]] = {}
         self._view_url = view_url
         self._success = False
@@ -139,6 +142,7 @@ class JobTracker:
             return
         self._done.add(node_id)
         self._fractions.pop(node_id, None)
+        self._timing.node_done(node_id, self._prompt)
         if node_id not in self._to_run and self._prompt and node_id in self._prompt:
             self._to_run.add(node_id)
         self._count_done()
@@ -146,17 +150,21 @@ class JobTracker:
     def _count_done(self) -> None:
         self._completed = len(self._done & self._to_run) if self._to_run else len(self._done)
 
-    def _progress(self) -> float:
-        total = len(self._to_run) or max(len(self._done), 1)
-        frac = sum(self._fractions.values())
-        value = min(_RUNNING_CAP, 100.0 * (self._completed + frac) / total)
-        return max(self.status.progress, value)
+    def _progress(self) -> tuple[float, float | None]:
+        """Progress (monotone, capped below 100) and seconds left, if they can be estimated."""
+        estimate = self._timing.estimate(self._prompt, self._to_run) if self._to_run else None
+        if estimate is not None:
+            value, eta = 100.0 * estimate[0], estimate[1]
+        else:
+            total = len(self._to_run) or max(len(self._done), 1)
+            value, eta = 100.0 * (self._completed + sum(self._fractions.values())) / total, None
+        return max(self.status.progress, min(_RUNNING_CAP, value)), eta
 
     def _update(self, **changes: Any) -> bool:
         if self.status.terminal:
             return False
         if "progress" not in changes:
-            changes["progress"] = self._progress()
+            changes["progress"], changes["eta"] = self._progress()
         changes.setdefault("completed_nodes", self._completed)
         changes.setdefault("total_nodes", len(self._to_run))
         changes.update(self._node_sets())
@@ -188,7 +196,8 @@ class JobTracker:
             self.status,
             state=state,
             queue_position=None,
-            progress=100.0 if completed else self._progress(),
+            progress=100.0 if completed else self._progress()[0],
+            eta=None,
             completed_nodes=self._completed,
             total_nodes=len(self._to_run),
             current_node=None if completed else self.status.current_node,
@@ -204,6 +213,7 @@ class JobTracker:
 
     def _start(self, timestamp: int | None) -> dict[str, Any]:
         changes: dict[str, Any] = {"state": JobState.RUNNING, "queue_position": None}
+        self._timing.start()
         if self.status.started_at is None:
             changes["started_at"] = timestamp / 1000.0 if timestamp else time.time()
         return changes
@@ -218,6 +228,7 @@ class JobTracker:
                 return False
             if msg.max > 0:
                 self._fractions = {node: min(1.0, msg.value / msg.max)}
+            self._timing.node_step(node, msg.value, msg.max)
             changes = {"current_node": self._node_ref(node), "step": int(msg.value), "steps": int(msg.max)}
             if self.status.state is JobState.QUEUED:
                 changes.update(self._start(None))
@@ -227,8 +238,10 @@ class JobTracker:
             for node_id, np in msg.nodes.items():
                 if np.state == "finished":
                     self._mark_done(node_id)
-                elif np.max > 0:
-                    running[node_id] = min(1.0, np.value / np.max)
+                else:
+                    self._timing.node_step(node_id, np.value, np.max)
+                    if np.max > 0:
+                        running[node_id] = min(1.0, np.value / np.max)
             self._fractions = running
             if self.status.state is JobState.QUEUED:
                 return self._update(**self._start(None))
@@ -241,6 +254,7 @@ class JobTracker:
             current = self.status.current_node
             if current is not None and current.id != msg.node:
                 self._mark_done(current.id)
+            self._timing.node_started(msg.node)
             changes = {"current_node": self._node_ref(msg.node), "step": None, "steps": None}
             if self.status.state is JobState.QUEUED:
                 changes.update(self._start(None))
@@ -275,6 +289,16 @@ class JobTracker:
             return self._finish(JobState.CANCELLED, timestamp=msg.timestamp)
         return False
 
+    def outputs_missing(self) -> bool:
+        """True when no output arrived although the graph has sink nodes to run (they are the output
+        nodes): at the end marker the outputs must then come from history (messages were reordered
+        or lost)."""
+        if self._outputs or not self._to_run:
+            return False
+        nodes = [self._prompt.get(nid) for nid in self._to_run]
+        consumed = {src for node in nodes if isinstance(node, dict) for src in linked_nodes(node.get("inputs"))}
+        return any(nid not in consumed for nid in self._to_run)
+
     def apply_preview(self, preview: PreviewImage) -> bool:
         if self.status.terminal:
             return False
@@ -294,38 +318,49 @@ class JobTracker:
         return True
 
     def apply_history(self, entry: HistoryEntry) -> bool:
-        """Finish from a ``/history`` entry: the record of last resort after a lost socket."""
-        if self.status.terminal and not self.gap:
+        """Finish from a ``/history`` entry: the record of last resort after a lost socket.
+
+        A job that has already ended is never touched again (a stale poll answer must not end it a
+        second time). Fields of an unexpected type read as absent: nothing here raises.
+        """
+        if self.status.terminal:
             return False
         for node_id, ui in entry.outputs.items():
             self._outputs[node_id] = outputs_from_ui(node_id, ui, self._view_url)
-        if not self._to_run and len(entry.prompt) > 4 and isinstance(entry.prompt[2], dict):
-            self._prompt = entry.prompt[2]
-            self._to_run = nodes_to_run(self._prompt, [str(x) for x in entry.prompt[4] or []])
+        prompt = entry.prompt
+        if not self._to_run and len(prompt) > 4 and isinstance(prompt[2], dict):
+            self._prompt = prompt[2]
+            targets = prompt[4] if isinstance(prompt[4], list) else []
+            self._to_run = nodes_to_run(self._prompt, [str(x) for x in targets])
             self._count_done()
         start = entry.status.message("execution_start")
-        if start and self.status.started_at is None:
-            self.status = replace(self.status, started_at=start.get("timestamp", 0) / 1000.0 or None)
-        was_terminal = self.status.terminal
-        if was_terminal:  # a terminal state reached with a gap: refresh outputs only
-            self.status = replace(self.status, outputs=self._outputs_tuple())
-            self.gap = False
-            return True
+        started = epoch_ms(start.get("timestamp")) if start else None
+        if started and self.status.started_at is None:
+            self.status = replace(self.status, started_at=started / 1000.0)
         self.gap = False
         err = entry.status.message("execution_error")
         if err is not None:
-            msg = ExecutionErrorMessage.model_validate({**err, "prompt_id": self.prompt_id})
+            try:
+                msg = ExecutionErrorMessage.model_validate({**err, "prompt_id": self.prompt_id})
+            except ValidationError:
+                msg = ExecutionErrorMessage(prompt_id=self.prompt_id, exception_message=str(err)[:500])
             return self.apply(msg)
         interrupted = entry.status.message("execution_interrupted")
         if interrupted is not None:
-            return self._finish(JobState.CANCELLED, timestamp=interrupted.get("timestamp"))
+            return self._finish(JobState.CANCELLED, timestamp=epoch_ms(interrupted.get("timestamp")))
         success = entry.status.message("execution_success")
         if entry.status.status_str == "success" or entry.status.completed:
-            return self._finish(JobState.COMPLETED, timestamp=success.get("timestamp") if success else None)
+            stamp = epoch_ms(success.get("timestamp")) if success else None
+            return self._finish(JobState.COMPLETED, timestamp=stamp)
         return False
 
     def set_node_errors(self, errors: tuple[NodeInputError, ...]) -> bool:
         """Outputs the server dropped as invalid (a 200 with ``node_errors``): recorded, not run."""
+        if self.status.terminal:  # ended before the POST answer was read: the record still needs them
+            if errors == self.status.node_errors:
+                return False
+            self.status = replace(self.status, node_errors=errors)
+            return True
         dropped = {o for e in errors for o in e.dependent_outputs}
         if self._prompt:
             self._to_run = nodes_to_run(self._prompt, None, dropped)

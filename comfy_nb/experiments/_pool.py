@@ -15,24 +15,40 @@ taken from exactly one execution.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..client import AsyncComfyClient, ErrorInfo, Job, JobState, JobStatus, Output
+from .._observers import Observers
+from ..client import (
+    AsyncComfyClient,
+    ErrorCallback,
+    ErrorInfo,
+    Job,
+    JobState,
+    JobStatus,
+    Output,
+    UpdateCallback,
+)
 from ..client._job import raise_for_status
-from ..errors import ComfyConnectionError, ComfyError, ComfyTimeout, PromptValidationError, WorkflowError
-from ..protocol import NodeDef
+from ..errors import (
+    ClientClosed,
+    ComfyConnectionError,
+    ComfyError,
+    ComfyTimeout,
+    PromptValidationError,
+    WorkflowError,
+)
+from ..protocol import NodeDef, api_graph
 
 __all__ = ["BlockingServerPool", "PoolJob", "ServerLoad", "ServerPool"]
 
 log = logging.getLogger("comfy_nb")
-
-UpdateCallback = Callable[[JobStatus], Any]
 
 
 @dataclass(frozen=True)
@@ -109,10 +125,12 @@ class PoolJob:
         self._done = asyncio.Event()
         self._wake = asyncio.Event()
         self._cancel_requested = False
-        self._subscribers: list[UpdateCallback] = []
+        self._subscribers: Observers[JobStatus] = Observers("subscriber of a pool job")
+        self._closed: ClientClosed | None = None
         self._task: asyncio.Task[None] | None = None
         self.attempts: list[dict[str, Any]] = []
         """Earlier submissions: ``{"server", "prompt_id", "reason"}``."""
+        self._loop = asyncio.get_running_loop()  # made by ServerPool.submit, on the pool's loop
 
     # ------------------------------------------------------------------ the Job surface
 
@@ -143,12 +161,18 @@ class PoolJob:
     def done(self) -> bool:
         return self._final is not None
 
+    @property
+    def foreign(self) -> bool:
+        return False
+
     async def wait(self, timeout: float | None = None) -> JobStatus:
-        """Wait for the final state (after any moves); raises only ``ComfyTimeout``."""
+        """Wait for the final state (after any moves); ``ComfyTimeout``, or ``ClientClosed`` if the pool closes."""
         try:
             await asyncio.wait_for(self._done.wait(), timeout)
         except asyncio.TimeoutError:
             raise ComfyTimeout(f"pool job {self.prompt_id} did not finish within {timeout} s") from None
+        if self._final is None and self._closed is not None:
+            raise ClientClosed(self._closed.message)
         return self.status
 
     async def result(self, timeout: float | None = None) -> list[Output]:
@@ -167,15 +191,32 @@ class PoolJob:
         await self._done.wait()
         return self.status.state is JobState.CANCELLED
 
-    def subscribe(self, on_update: UpdateCallback, on_error: Any = None) -> Callable[[], None]:
-        """``on_update(status)`` on each change (a move to another server restarts at ``queued``)."""
-        self._subscribers.append(on_update)
+    def cancel_nowait(self) -> concurrent.futures.Future[bool]:
+        """Ask for cancellation from any thread (a button handler) without waiting."""
+        return asyncio.run_coroutine_threadsafe(self.cancel(), self._loop)
 
-        def unsubscribe() -> None:
-            with contextlib.suppress(ValueError):
-                self._subscribers.remove(on_update)
+    def subscribe(self, on_update: UpdateCallback, on_error: ErrorCallback | None = None) -> Callable[[], None]:
+        """``on_update(status)`` on each change (a move to another server restarts at ``queued``);
+        ``on_error`` gets what a callback raised, and ``ClientClosed`` if the pool closes first."""
+        return self._subscribers.add(on_update, on_error)
 
-        return unsubscribe
+    async def updates(self) -> AsyncGenerator[JobStatus, None]:
+        """Each new status until (and including) the final one; ``ClientClosed`` if the pool closes."""
+        queue: asyncio.Queue[JobStatus | BaseException] = asyncio.Queue()
+        unsubscribe = self.subscribe(queue.put_nowait, queue.put_nowait)
+        try:
+            status = self.status
+            yield status
+            while not self.done:
+                if self._closed is not None:
+                    raise ClientClosed(self._closed.message)
+                item = await queue.get()
+                if isinstance(item, ClientClosed):
+                    raise ClientClosed(item.message)
+                if isinstance(item, JobStatus):
+                    yield item
+        finally:
+            unsubscribe()
 
     def __repr__(self) -> str:
         return f"PoolJob(server={self.server!r}, state={self.status.state.value!r}, moves={len(self.attempts)})"
@@ -183,11 +224,18 @@ class PoolJob:
     # ------------------------------------------------------------------ following
 
     def _notify(self, status: JobStatus) -> None:
-        for callback in tuple(self._subscribers):
-            try:
-                callback(status)
-            except Exception:
-                log.exception("subscriber of pool job %s raised", self.prompt_id)
+        self._subscribers.notify(status)
+
+    def _close(self) -> None:
+        """The pool was closed first: release every waiter with ``ClientClosed`` (once)."""
+        if self._final is not None or self._closed is not None:
+            return
+        self._closed = ClientClosed(
+            f"the server pool was closed while prompt {self.prompt_id or '(not yet placed)'} was unfinished; "
+            "it may still run on its server"
+        )
+        self._subscribers.fail(self._closed)
+        self._done.set()
 
     def _attach(self, server: _Server, job: Job) -> None:
         self._server, self._job, self._generation = server, job, server.generation
@@ -200,7 +248,11 @@ class PoolJob:
             else:
                 self._notify(status)
 
-        self._unsubscribe = job.subscribe(on_status)
+        def on_error(exc: BaseException) -> None:
+            if isinstance(exc, ClientClosed):  # its client was closed under the pool: release our waiters too
+                self._close()
+
+        self._unsubscribe = job.subscribe(on_status, on_error)
         if job.done:
             self._wake.set()
         else:
@@ -228,6 +280,7 @@ class PoolJob:
             elif status.state is JobState.FAILED:
                 server.failed += 1
         self._final = status
+        self._pool._open.discard(self)
         self._done.set()
         self._notify(status)
 
@@ -305,6 +358,8 @@ class ServerPool:
         self._monitor: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._followers: set[asyncio.Task[None]] = set()
+        self._open: set[PoolJob] = set()
+        """Jobs not finished yet: released with ``ClientClosed`` when the pool closes."""
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{s.url} {'up' if s.up else 'down'}" for s in self._servers)
@@ -337,12 +392,15 @@ class ServerPool:
             return
         results = await asyncio.gather(*(self._bring_up(s) for s in self._servers), return_exceptions=True)
         if not any(s.up for s in self._servers):
-            details = "; ".join(f"{s.url}: {r}" for s, r in zip(self._servers, results))
+            details = "; ".join(f"{s.url}: {r}" for s, r in zip(self._servers, results, strict=True))
             raise ComfyConnectionError(f"no server of the pool answered ({details})")
         self._monitor = asyncio.create_task(self._watch(), name="comfy_nb-pool-monitor")
 
     async def aclose(self) -> None:
         """Stop watching and close the clients the pool made; unfinished jobs stay on their servers."""
+        for job in list(self._open):
+            job._close()
+        self._open.clear()
         tasks = [t for t in (self._monitor, *self._background, *self._followers) if t is not None]
         for task in tasks:
             task.cancel()
@@ -359,10 +417,14 @@ class ServerPool:
     async def submit(self, prompt: Mapping[str, Any] | Any, *, meta: Mapping[str, Any] | None = None,
                      **kwargs: Any) -> PoolJob:
         """Queue a graph on the best server and return its ``PoolJob`` at once."""
-        to_api = getattr(prompt, "to_api", None)
-        graph = to_api() if callable(to_api) else {str(k): dict(v) for k, v in prompt.items()}
+        graph = api_graph(prompt)  # the client's checks: a UI workflow or a bad node is a WorkflowError
         job = PoolJob(self, graph, meta, kwargs)
-        server, first = await self._place(job)
+        self._open.add(job)
+        try:
+            server, first = await self._place(job)
+        except BaseException:
+            self._open.discard(job)
+            raise
         job._attach(server, first)
         task = asyncio.create_task(job._follow(), name="comfy_nb-pool-job")
         self._followers.add(task)
@@ -535,10 +597,10 @@ class BlockingServerPool:
         return self._run_sync(go())
 
     def run_sweep(self, sweep: Any, **kwargs: Any) -> Any:
-        """Run a sweep to the end and return the finished ``SweepRun``."""
-        from ._runner import run_sweep_to_end
+        """Run a sweep to the end and return the finished ``SweepRun`` (the same as ``sweep.run(pool)``)."""
+        from ._runner import run_sweep_blocking
 
-        return self._run_sync(run_sweep_to_end(self.pool, sweep, **kwargs))
+        return run_sweep_blocking(self, sweep, **kwargs)
 
     def stats(self) -> list[ServerLoad]:
         return self.pool.stats()

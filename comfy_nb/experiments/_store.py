@@ -16,11 +16,12 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-__all__ = ["CellResult", "RunStore", "TERMINAL", "write_json_atomic"]
+from .._files import write_atomic
+
+__all__ = ["TERMINAL", "CellResult", "RunStore", "write_json_atomic"]
 
 MANIFEST = "sweep.json"
 FORMAT = "comfy_nb.sweep/1"
@@ -75,18 +76,7 @@ class CellResult:
 
 def write_json_atomic(path: pathlib.Path, data: Any) -> None:
     """Write JSON next to ``path`` and rename it into place (never a half-written file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, ensure_ascii=False, default=str)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_atomic(path, json.dumps(data, ensure_ascii=False, default=str))
 
 
 class RunStore:
@@ -106,13 +96,22 @@ class RunStore:
         return self.directory / "outputs" / key
 
     def read_manifest(self) -> dict[str, Any] | None:
+        """The manifest, None if there is none; ``ConfigError`` naming the file if it cannot be used."""
+        from ..errors import ConfigError
+
         try:
             data = json.loads(self.manifest_path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read the sweep manifest {self.manifest_path}: {exc}") from None
+        except ValueError as exc:  # truncated or edited by hand
+            raise ConfigError(
+                f"the sweep manifest {self.manifest_path} is not valid JSON ({exc}); it may have been cut "
+                "short or edited. Restore it, or delete it and run the same Sweep again into this directory "
+                "(finished cells are kept: their results are in cells/)"
+            ) from None
         if not isinstance(data, dict) or data.get("format") != FORMAT:
-            from ..errors import ConfigError
-
             raise ConfigError(f"{self.manifest_path} is not a comfy_nb sweep manifest")
         return data
 

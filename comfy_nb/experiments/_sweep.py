@@ -1,8 +1,10 @@
 """``Sweep``: a base task or workflow plus axes of values, expanded into cells.
 
-Cells are expanded eagerly (a sweep is at most a few thousand cells) and each gets a key that depends
-only on the base and on the cell's values, so a run directory can be resumed by a sweep built again
-in a later kernel: the same cell gets the same key and is not run twice.
+Cells are expanded eagerly (a sweep is at most a few thousand cells; more than ``max_cells`` is refused
+at once with the count) and each gets a key that depends only on the base and on the cell's values, so
+a run directory can be resumed by a sweep built again in a later kernel: the same cell gets the same
+key and is not run twice. That is why a base task without a seed gets one derived from the task
+itself, not drawn at random.
 """
 
 from __future__ import annotations
@@ -12,24 +14,30 @@ import hashlib
 import importlib
 import itertools
 import json
+import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import WorkflowError
 from ..protocol import NodeDef
+from ..workflows import PARAMETER_NAMES, bind_parameters
 
-__all__ = ["Cell", "Sweep", "WORKFLOW_PARAMETERS"]
+if TYPE_CHECKING:
+    from ..client import ComfyClient
+    from ._pool import BlockingServerPool
+    from ._run import SweepRun
+
+__all__ = ["WORKFLOW_PARAMETERS", "Cell", "Sweep"]
 
 #: Names a ``Workflow`` base binds through its setters (besides ``"node.input"`` and ``"lora:<file>"``).
-WORKFLOW_PARAMETERS = (
-    "prompt", "negative_prompt", "seed", "sampler", "scheduler", "steps", "cfg_scale", "denoise", "width",
-    "height", "size", "checkpoint", "vae", "batch_size", "frames", "fps", "lora_strength",
-)
+WORKFLOW_PARAMETERS = (*PARAMETER_NAMES, "size", "lora_strength")
 _TASK_EXTRAS = ("size", "lora_strength")
 _VARIABLE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _LORA_PREFIX = "lora:"
+MAX_CELLS = 100_000
+"""The default limit on a sweep's size: a typo (``range(10**6)``) fails at once instead of expanding."""
 
 
 @dataclass(frozen=True)
@@ -64,7 +72,7 @@ def _plain(value: Any, name: str) -> Any:
     if isinstance(value, tuple):
         value = [_plain(v, name) for v in value]
     try:
-        json.loads(_canonical(value))
+        json.loads(json.dumps(value, allow_nan=False))  # NaN/Infinity would not read back as JSON
     except (TypeError, ValueError):
         raise WorkflowError(
             f"sweep value {value!r} for {name!r} cannot be recorded as JSON: use numbers, strings, lists "
@@ -75,9 +83,7 @@ def _plain(value: Any, name: str) -> Any:
 
 def _is_axis(value: Any) -> bool:
     """Lists, ranges and arrays are axes; strings, numbers, tuples (a size, a LoRA) and dicts are fixed."""
-    if isinstance(value, (str, bytes, tuple, Mapping)) or not hasattr(value, "__iter__"):
-        return False
-    return True
+    return not isinstance(value, (str, bytes, tuple, Mapping)) and hasattr(value, "__iter__")
 
 
 def _base_kind(base: Any) -> str:
@@ -103,33 +109,40 @@ class Sweep:
       when missing) and any node input as ``"node_id.input"``.
     """
 
-    def __init__(self, base: Any, /, *, zip: bool = False, **axes: Any) -> None:
+    def __init__(self, base: Any, /, *, zip: bool = False, max_cells: int = MAX_CELLS, **axes: Any) -> None:
         if isinstance(base, Mapping):
             from ..workflows import Workflow
 
             base = Workflow(base)
         self.kind = _base_kind(base)
         if self.kind == "task" and getattr(base, "seed", 0) is None:
-            # One seed for the whole sweep: cells must differ only by what is swept.
-            base = dataclasses.replace(base, seed=base.resolved_seed)
+            # One seed for the whole sweep (cells differ only by what is swept), derived from the task
+            # so that the same Sweep built in a new kernel has the same cell keys and resumes.
+            base = dataclasses.replace(base, seed=_derived_seed(base))
         self.base = base
         self.zip = bool(zip)
         self.axes: dict[str, list[Any]] = {}
         self.fixed: dict[str, Any] = {}
         for name, value in axes.items():
             if _is_axis(value):
-                values = [_plain(v, name) for v in value]
+                values = [_plain(v, name) for v in _bounded_axis(name, value, max_cells)]
                 if not values:
                     raise WorkflowError(f"sweep axis {name!r} is empty")
                 self.axes[name] = values
             else:
                 self.fixed[name] = _plain(value, name)
         self._check_names()
-        if self.zip:
-            lengths = {n: len(v) for n, v in self.axes.items()}
-            if len(set(lengths.values())) > 1:
-                shown = ", ".join(f"{n}: {k}" for n, k in lengths.items())
-                raise WorkflowError(f"zip=True needs axes of equal length; got {shown}")
+        lengths = {n: len(v) for n, v in self.axes.items()}
+        if self.zip and len(set(lengths.values())) > 1:
+            shown = ", ".join(f"{n}: {k}" for n, k in lengths.items())
+            raise WorkflowError(f"zip=True needs axes of equal length; got {shown}")
+        count = min(lengths.values(), default=1) if self.zip else math.prod(lengths.values())
+        if count > max_cells:
+            shown = " × ".join(f"{n}[{k}]" for n, k in lengths.items())
+            raise WorkflowError(
+                f"this sweep has {count:,} cells ({shown}), over the limit of {max_cells:,}: check the axes "
+                "for a typo, or pass max_cells= to run one this large"
+            )
         self.fingerprint = hashlib.sha256(_canonical(self.base_data()).encode()).hexdigest()[:16]
         self.cells: list[Cell] = self._expand()
         if self.kind == "workflow":
@@ -171,10 +184,10 @@ class Sweep:
     def _expand(self) -> list[Cell]:
         names = list(self.axes)
         columns = [self.axes[n] for n in names]
-        rows: Iterator[tuple[Any, ...]] = zip(*columns) if self.zip else itertools.product(*columns)
+        rows: Iterator[tuple[Any, ...]] = zip(*columns, strict=True) if self.zip else itertools.product(*columns)
         cells = []
         for index, row in enumerate(rows):
-            params = dict(zip(names, row))
+            params = dict(zip(names, row, strict=True))
             values = {**self.fixed, **params}
             settings = {
                 n: _fill(v, values) for n, v in values.items() if n not in self.variables
@@ -201,8 +214,20 @@ class Sweep:
 
     # ------------------------------------------------------------------ binding
 
-    def build(self, cell: Cell, config: Any, node_defs: dict[str, NodeDef]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The API graph and the job parameters for one cell (graph built with this server's defs)."""
+    def run(self, client: ComfyClient | BlockingServerPool, **kwargs: Any) -> SweepRun:
+        """Run every cell with a blocking client or pool and return the finished ``SweepRun`` (Ctrl-C cancels).
+
+        With an ``AsyncComfyClient`` or ``ServerPool`` use ``run = await run_sweep(client, sweep)`` instead:
+        it returns at once and the run fills in while the kernel stays free. Keyword arguments
+        (``concurrency``, ``output_dir``, ...) are ``run_sweep``'s, plus ``progress`` (a text progress
+        line on stderr; default: a terminal outside a notebook).
+        """
+        from ._runner import run_sweep_blocking
+
+        return run_sweep_blocking(client, self, **kwargs)
+
+    def build(self, cell: Cell, config: Any, node_defs: dict[str, NodeDef] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The API graph and the job parameters for one cell (validated against ``node_defs`` unless None)."""
         if self.kind == "workflow":
             return _bind_workflow(self.base, cell.settings)
         return _bind_task(self.base, cell.settings, config, node_defs)
@@ -236,6 +261,25 @@ class Sweep:
             target = getattr(target, part)
         base = target(base_info["data"]) if base_info["kind"] == "workflow" else target(**base_info["data"])
         return cls(base, zip=bool(manifest.get("zip")), **manifest.get("fixed", {}), **manifest["axes"])
+
+
+def _bounded_axis(name: str, value: Any, limit: int) -> list[Any]:
+    """The axis's values, reading no more than ``limit + 1`` of them (a typo-sized range fails fast)."""
+    size = len(value) if hasattr(value, "__len__") else None
+    values = list(itertools.islice(iter(value), limit + 1)) if size is None or size > limit else list(value)
+    if len(values) > limit:
+        total = f"{size:,}" if size is not None else f"more than {limit:,}"
+        raise WorkflowError(
+            f"sweep axis {name!r} has {total} values, over the limit of {limit:,} cells: check it for a typo, "
+            "or pass max_cells= to run a sweep this large"
+        )
+    return values
+
+
+def _derived_seed(task: Any) -> int:
+    """A seed that depends only on the task's fields (the same in every kernel)."""
+    digest = hashlib.sha256(_canonical(_task_data(task)).encode()).digest()
+    return int.from_bytes(digest[:4], "big")
 
 
 def _fill(value: Any, values: Mapping[str, Any]) -> Any:
@@ -282,27 +326,14 @@ def _size(value: Any) -> tuple[int, int]:
 def _bind_workflow(base: Any, settings: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     wf = base.copy()
     named, loras, nodes = _split_settings(settings)
-    if "prompt" in named or "negative_prompt" in named:
-        wf.set_prompt(named.pop("prompt", None), named.pop("negative_prompt", None))
-    if "seed" in named:
-        wf.set_seed(int(named.pop("seed")))
-    sampler_args: dict[str, Any] = {k: named.pop(k) for k in ("scheduler", "steps", "denoise") if k in named}
-    if "cfg_scale" in named:
-        sampler_args["cfg"] = named.pop("cfg_scale")
-    if "sampler" in named or sampler_args:
-        wf.set_sampler(named.pop("sampler", None), **sampler_args)
-    if "size" in named or "width" in named or "height" in named:
-        width, height = _size(named.pop("size")) if "size" in named else (None, None)
-        current = wf.parameters()
-        width = named.pop("width", width if width is not None else current.get("width"))
-        height = named.pop("height", height if height is not None else current.get("height"))
-        wf.set_size(int(width), int(height))
-    for name, setter in (("checkpoint", wf.set_checkpoint), ("vae", wf.set_vae), ("batch_size", wf.set_batch_size),
-                         ("frames", wf.set_frames), ("fps", wf.set_fps)):
-        if name in named:
-            setter(named.pop(name))
-    if "lora_strength" in named:
-        strength = float(named.pop("lora_strength"))
+    if "size" in named:
+        width, height = _size(named.pop("size"))
+        named.setdefault("width", width)
+        named.setdefault("height", height)
+    lora_strength = named.pop("lora_strength", None)
+    bind_parameters(wf, named)
+    if lora_strength is not None:
+        strength = float(lora_strength)
         loaders = [n for n in wf.nodes() if "lora_name" in n.inputs]
         if len(loaders) != 1:
             raise WorkflowError(
@@ -347,7 +378,7 @@ def _lora_specs(items: Sequence[Any]) -> list[tuple[str, float, float]]:
 
 
 def _bind_task(
-    base: Any, settings: Mapping[str, Any], config: Any, node_defs: dict[str, NodeDef]
+    base: Any, settings: Mapping[str, Any], config: Any, node_defs: dict[str, NodeDef] | None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     named, loras, nodes = _split_settings(settings)
     if "size" in named:

@@ -7,9 +7,10 @@ error. A known type whose data does not fit its model raises ``ProtocolError`` n
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+import math
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from ..errors import ProtocolError
 
@@ -28,6 +29,7 @@ __all__ = [
     "ServerMessage",
     "StatusMessage",
     "UnknownMessage",
+    "epoch_ms",
     "feature_flags_request",
     "parse_message",
 ]
@@ -35,6 +37,23 @@ __all__ = [
 
 class _Msg(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+def epoch_ms(value: Any) -> int | None:
+    """A timestamp in ms since the epoch, or None when it is not a plausible one (it is only shown)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 10**14:
+        return None
+    return int(value)
+
+
+Finite = Annotated[float, AfterValidator(_finite)]
+Timestamp = Annotated[int | None, BeforeValidator(epoch_ms)]
 
 
 class StatusMessage(_Msg):
@@ -53,14 +72,14 @@ class FeatureFlagsMessage(_Msg):
 class ExecutionStartMessage(_Msg):
     type: Literal["execution_start"] = "execution_start"
     prompt_id: str
-    timestamp: int | None = None
+    timestamp: Timestamp = None
 
 
 class ExecutionCachedMessage(_Msg):
     type: Literal["execution_cached"] = "execution_cached"
     prompt_id: str
     nodes: list[str]
-    timestamp: int | None = None
+    timestamp: Timestamp = None
 
 
 class ExecutingMessage(_Msg):
@@ -77,15 +96,15 @@ class ExecutingMessage(_Msg):
 
 class ProgressMessage(_Msg):
     type: Literal["progress"] = "progress"
-    value: float
-    max: float
+    value: Finite
+    max: Finite
     prompt_id: str | None = None
     node: str | None = None
 
 
 class NodeProgress(_Msg):
-    value: float
-    max: float
+    value: Finite
+    max: Finite
     state: str
     node_id: str
     display_node_id: str | None = None
@@ -110,7 +129,7 @@ class ExecutedMessage(_Msg):
 class ExecutionSuccessMessage(_Msg):
     type: Literal["execution_success"] = "execution_success"
     prompt_id: str
-    timestamp: int | None = None
+    timestamp: Timestamp = None
 
 
 class ExecutionErrorMessage(_Msg):
@@ -124,7 +143,7 @@ class ExecutionErrorMessage(_Msg):
     traceback: list[str] = Field(default_factory=list)
     current_inputs: dict[str, Any] = Field(default_factory=dict)
     current_outputs: list[str] = Field(default_factory=list)
-    timestamp: int | None = None
+    timestamp: Timestamp = None
 
 
 class ExecutionInterruptedMessage(_Msg):
@@ -133,7 +152,7 @@ class ExecutionInterruptedMessage(_Msg):
     node_id: str | None = None
     node_type: str | None = None
     executed: list[str] = Field(default_factory=list)
-    timestamp: int | None = None
+    timestamp: Timestamp = None
 
 
 class UnknownMessage(_Msg):

@@ -41,11 +41,11 @@ class InputSpec:
 
     @property
     def min(self) -> float | None:
-        return self.config.get("min")
+        return _number(self.config.get("min"))
 
     @property
     def max(self) -> float | None:
-        return self.config.get("max")
+        return _number(self.config.get("max"))
 
     @property
     def is_widget(self) -> bool:
@@ -84,30 +84,34 @@ class NodeDef:
 
     @classmethod
     def from_wire(cls, name: str, info: dict[str, Any]) -> NodeDef:
-        spec = info.get("input") or {}
-        order = info.get("input_order") or {}
+        """One node class; parts of the wrong type read as absent (a custom node's odd definition
+        must not make the whole ``/object_info`` unusable)."""
+        spec = _dict(info.get("input"))
+        order = _dict(info.get("input_order"))
         inputs: dict[str, InputSpec] = {}
         for section in ("required", "optional", "hidden"):
-            sect = spec.get(section) or {}
-            names = list(order.get(section) or []) or list(sect)
+            sect = _dict(spec.get(section))
+            names = [n for n in _list(order.get(section)) if isinstance(n, str)] or list(sect)
             names += [n for n in sect if n not in names]
             for input_name in names:
                 if input_name in sect:
                     inputs[input_name] = _input_spec(input_name, section, sect[input_name])
+        display = info.get("display_name")
         return cls(
             name=name,
-            display_name=info.get("display_name") or name,
+            display_name=display if isinstance(display, str) and display else name,
             category=str(info.get("category") or ""),
             inputs=inputs,
-            output_types=[t if isinstance(t, str) else "COMBO" for t in info.get("output") or []],
-            output_names=list(info.get("output_name") or []),
-            output_node=bool(info.get("output_node")),
+            output_types=[t if isinstance(t, str) else "COMBO" for t in _list(info.get("output"))],
+            output_names=[str(n) for n in _list(info.get("output_name"))],
+            output_node=info.get("output_node") is True,
         )
 
 
 def _input_spec(name: str, section: str, raw: Any) -> InputSpec:
     if section == "hidden":
-        return InputSpec(name=name, type=str(raw[0] if isinstance(raw, list) else raw), section=section, raw=raw)
+        kind = raw[0] if isinstance(raw, (list, tuple)) and raw else raw
+        return InputSpec(name=name, type=str(kind), section=section, raw=raw)
     if not isinstance(raw, (list, tuple)) or not raw:
         return InputSpec(name=name, type="*", section=section, raw=raw)
     head = raw[0]
@@ -115,8 +119,21 @@ def _input_spec(name: str, section: str, raw: Any) -> InputSpec:
     if isinstance(head, list):
         return InputSpec(name, "COMBO", section, list(head), True, config, raw)
     if head == "COMBO":
-        return InputSpec(name, "COMBO", section, list(config.get("options") or []), False, config, raw)
+        return InputSpec(name, "COMBO", section, _list(config.get("options")), False, config, raw)
     return InputSpec(name=name, type=str(head), section=section, config=config, raw=raw)
+
+
+def _number(value: Any) -> float | None:
+    """A bound from the server, or None when it is not a number (so it cannot break a comparison)."""
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, (list, tuple)) else []
 
 
 def parse_node_defs(object_info: dict[str, Any]) -> dict[str, NodeDef]:

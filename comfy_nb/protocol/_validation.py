@@ -14,6 +14,12 @@ a user, before submitting, what the server would say. The behaviour follows the 
 - V3 ``["COMBO", {...}]`` values are not checked (unless ``strict_combos``); inputs a node validates
   itself (``LoadImage.image``) skip the range and list checks.
 
+``client_checks=True`` adds what a client must check although the server does not: a link to a
+missing node or to an output index the source does not have is reported on the node and input that
+hold the link (the server reports it, through its exception handler, on the consumer's consumer),
+and a NaN or infinite number is refused (the server's comparisons let it through, and JSON cannot
+carry it).
+
 Outputs are visited in prompt order, where the server iterates a set (its order varies per run).
 Tracebacks are ``[]``: there is no server code to trace. A cycle, which overflows the server's stack,
 is reported as a ``RecursionError`` on the node where it closes.
@@ -22,6 +28,7 @@ is reported as a ``RecursionError`` on the node where it closes.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,6 +63,7 @@ def validate_prompt(
     partial_targets: list[str] | None = None,
     strict_combos: bool = False,
     input_files: set[str] | None = None,
+    client_checks: bool = False,
 ) -> PromptCheck:
     """Validate an API-format ``prompt`` against ``object_info`` the way ComfyUI does.
 
@@ -83,7 +91,9 @@ def validate_prompt(
     if not outputs:
         return _refuse(_error("prompt_no_outputs", "Prompt has no outputs"))
 
-    checker = _Checker(nodes, object_info, strict_combos=strict_combos, input_files=input_files)
+    checker = _Checker(
+        nodes, object_info, strict_combos=strict_combos, input_files=input_files, client_checks=client_checks
+    )
     good: list[str] = []
     failed: list[tuple[Any, list[Error]]] = []
     node_errors: dict[str, Any] = {}
@@ -138,10 +148,12 @@ class _Checker:
         *,
         strict_combos: bool,
         input_files: set[str] | None,
+        client_checks: bool = False,
     ) -> None:
         self.nodes = nodes
         self.object_info = object_info
         self.strict_combos = strict_combos
+        self.client_checks = client_checks
         self.input_files = input_files
         self.validated: dict[Any, tuple[bool, list[Error]]] = {}
         self._active: set[Any] = set()
@@ -203,6 +215,10 @@ class _Checker:
             extra = {"input_name": name, "input_config": config, "received_value": link}
             return True, [_error("bad_linked_input", message, name, extra)]
         source_id, slot = link
+        if self.client_checks:
+            bad = self._bad_link_target(name, config, link)
+            if bad is not None:
+                return False, [bad]
         source_class = self.nodes[source_id]["class_type"]
         received = tuple(self.object_info[source_class].get("output") or ())[slot]
         if not types_match(received, config[0]):
@@ -234,12 +250,36 @@ class _Checker:
             return False, []
         return source_valid, []
 
+    def _bad_link_target(self, name: str, config: list[Any], link: list[Any]) -> Error | None:
+        """A link to a node that is not in the graph, or to an output index its source lacks."""
+        source_id, slot = link
+        extra = {"input_name": name, "input_config": config, "received_value": link, "linked_node": link}
+        source = self.nodes.get(source_id) if isinstance(source_id, (str, int)) else None
+        if not isinstance(source, Mapping):
+            details = f"{name} links to node {source_id!r}, which is not in the graph"
+            return _error("bad_linked_input", "Linked node does not exist", details, extra)
+        class_type = source.get("class_type")
+        info = self.object_info.get(class_type) if isinstance(class_type, str) else None
+        outputs = tuple(info.get("output") or ()) if isinstance(info, Mapping) else ()
+        if isinstance(slot, bool) or not isinstance(slot, int) or not 0 <= slot < len(outputs):
+            has = ", ".join(f"{i} ({t})" for i, t in enumerate(outputs)) or "none"
+            details = (
+                f"{name} links to output {slot!r} of node {source_id} ({source.get('class_type')}), "
+                f"which has outputs: {has}"
+            )
+            return _error("bad_linked_input", "Linked output does not exist", details, extra)
+        return None
+
     def _check_value(
         self, name: str, config: list[Any], value: Any, *, checked_by_node: bool
     ) -> Error | None:
         input_type, options = config
         if isinstance(value, Mapping) and "__value__" in value:
             value = value["__value__"]
+        if self.client_checks and isinstance(value, float) and not math.isfinite(value):
+            bad: Error = {"input_name": name, "input_config": config, "received_value": str(value)}
+            message = f"Value {value} is not a finite number (JSON cannot carry it)"
+            return _error("value_not_finite", message, name, bad)
         coerce = _COERCE.get(input_type) if isinstance(input_type, str) else None
         if coerce is not None:
             try:

@@ -10,8 +10,10 @@ use only the client contract (docs/DESIGN.md), update from the client's loop thr
 (at most ~20 updates per second each, terminal states at once) and never block the kernel.
 """
 
-from .._display import register_viewer as _register_viewer
-from ..workflows import Workflow as _Workflow
+from .._display import register_viewer
+from ..client import BlockingJob, Job
+from ..experiments import PoolJob, SweepRun
+from ..workflows import Workflow
 from ._config_panel import ConfigPanel
 from ._gallery import Gallery
 from ._graph_view import GraphView
@@ -22,6 +24,13 @@ from ._sweep_grid import SweepGrid
 from ._task_builder import TaskBuilder
 from ._throttle import Throttle
 
-_register_viewer(_Workflow, GraphView)  # what Workflow.show() returns
+# Notebook display of lower-layer objects (they ask ``comfy_nb._display.viewer_for``; nothing imports upward).
+register_viewer(Job, JobView)
+register_viewer(BlockingJob, JobView)
+register_viewer(PoolJob, JobView)
+register_viewer(SweepRun, SweepGrid)
+register_viewer(Workflow, GraphView)  # what Workflow.show() returns
 
-__all__ = ["ConfigPanel", "Gallery", "GraphView", "JobView", "QueuePanel", "Studio", "SweepGrid", "TaskBuilder", "Throttle"]
+__all__ = [
+    "ConfigPanel", "Gallery", "GraphView", "JobView", "QueuePanel", "Studio", "SweepGrid", "TaskBuilder", "Throttle",
+]

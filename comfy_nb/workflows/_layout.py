@@ -289,9 +289,9 @@ def _rows(
     """Vertical positions: each column pulled towards its neighbours, order and spacing kept."""
     ys = [0.0] * len(heights)
     spacing = [[(gap if v < n else gap / 3) for v in lay] for lay in layers]
-    for lay, sp in zip(layers, spacing):
+    for lay, sp in zip(layers, spacing, strict=True):
         y = 0.0
-        for v, s in zip(lay, sp):
+        for v, s in zip(lay, sp, strict=True):
             ys[v] = y
             y += heights[v] + s
     sweeps: list[tuple[range, bool, bool]] = []
@@ -313,7 +313,7 @@ def _rows(
                 else:
                     wanted.append(ys[v])
                     weights.append(0.25)
-            for v, y in zip(lay, _ordered_fit(wanted, weights, [heights[v] for v in lay], spacing[i])):
+            for v, y in zip(lay, _ordered_fit(wanted, weights, [heights[v] for v in lay], spacing[i]), strict=True):
                 ys[v] = y
     top = min(ys, default=0.0)
     return [y - top for y in ys]
@@ -327,11 +327,11 @@ def _ordered_fit(wanted: list[float], weights: list[float], heights: list[float]
     """
     offsets: list[float] = []
     acc = 0.0
-    for h, g in zip(heights, gaps):
+    for h, g in zip(heights, gaps, strict=True):
         offsets.append(acc)
         acc += h + g
     blocks: list[list[float]] = []  # [weighted sum, weight, count]
-    for t, w, o in zip(wanted, weights, offsets):
+    for t, w, o in zip(wanted, weights, offsets, strict=True):
         blocks.append([(t - o) * w, w, 1.0])
         while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] > blocks[-1][0] / blocks[-1][1]:
             s, wt, c = blocks.pop()
@@ -341,7 +341,7 @@ def _ordered_fit(wanted: list[float], weights: list[float], heights: list[float]
     out: list[float] = []
     for s, wt, c in blocks:
         out.extend([s / wt] * int(c))
-    return [z + o for z, o in zip(out, offsets)]
+    return [z + o for z, o in zip(out, offsets, strict=True)]
 
 
 # -- positions from a UI workflow -----------------------------------------------------------------

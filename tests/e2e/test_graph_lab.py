@@ -15,7 +15,7 @@ import re
 import shutil
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -23,6 +23,9 @@ from benchmarks.bench_layout import synthetic_prompt
 from comfy_nb.widgets._graph_model import links_of
 
 from ._lab import CHROMIUM, CHROMIUM_ARGS, free_port, open_and_run, running_lab, write_notebook
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Locator
 
 pytestmark = [
     pytest.mark.e2e,
@@ -111,6 +114,11 @@ new MutationObserver((records) => {
 """
 
 
+def node(graph: Locator, node_id: str) -> Locator:
+    """The box of one node in a GraphView."""
+    return graph.locator(f'.cnb-gn[data-id="{node_id}"]')
+
+
 def first_running(log: list[list[Any]], cell: int) -> list[str]:
     order: list[str] = []
     for index, node_id, state in log:
@@ -141,7 +149,6 @@ def test_graph_view_in_jupyterlab(tmp_path: Path) -> None:
             # --- run 1: nodes light up in order, the link into the running node is highlighted ---------
             g1 = cells.nth(0).locator(".cnb-graph")
             expect(g1).to_be_visible(timeout=60_000)
-            node = lambda g, i: g.locator(f'.cnb-gn[data-id="{i}"]')
             expect(node(g1, "1")).to_have_attribute("data-state", "queued", timeout=30_000)
             # the view is on screen with every node queued: stop the blocker so the job starts
             urllib.request.urlopen(  # the mock, on 127.0.0.1
@@ -205,10 +212,11 @@ def test_graph_view_in_jupyterlab(tmp_path: Path) -> None:
             # --- pan and zoom: buttons and a drag move the view, Fit brings it back -------------------
             fitted = g3.get_attribute("data-zoom")
             g3.locator(".cnb-graph-zoom-in").click()
-            assert float(g3.get_attribute("data-zoom")) > float(fitted)
+            assert float(g3.get_attribute("data-zoom") or 0) > float(fitted or 0)
             vp = g3.locator(".cnb-graph-viewport")
             before = vp.get_attribute("transform")
             box = g3.locator(".cnb-graph-canvas").bounding_box()
+            assert box is not None
             page.mouse.move(box["x"] + 20, box["y"] + box["height"] - 20)
             page.mouse.down()
             page.mouse.move(box["x"] + 120, box["y"] + box["height"] - 60, steps=5)
@@ -243,7 +251,7 @@ def test_graph_view_in_jupyterlab(tmp_path: Path) -> None:
             expect(big.locator("path.cnb-ge")).to_have_count(len(links))
             expect(big.locator(".cnb-graph-info")).to_have_text("300 nodes")
             big.locator(".cnb-graph-zoom-in").click()
-            assert float(big.get_attribute("data-zoom")) > 0
+            assert float(big.get_attribute("data-zoom") or 0) > 0
             big.screenshot(path=str(images / "graph_300_nodes.png"))
 
             assert page.evaluate("window.__cnb_pwned") is None

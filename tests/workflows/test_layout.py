@@ -49,12 +49,12 @@ def test_random_dag_links_go_right_and_boxes_never_overlap(seed: int) -> None:
     layout = layered_layout(nodes, edges, sizes)
     boxes = layout.boxes
     assert set(boxes) == set(nodes)
-    for a, b in edges:
-        assert boxes[a].x + boxes[a].w < boxes[b].x, f"{a}->{b} must point right"
-    ordered = sorted(boxes.values(), key=lambda b: (b.x, b.y))
-    for i, a in enumerate(ordered):
-        for b in ordered[i + 1:i + 40]:
-            assert not _overlaps(a, b)
+    for src, dst in edges:
+        assert boxes[src].x + boxes[src].w < boxes[dst].x, f"{src}->{dst} must point right"
+    ordered = sorted(boxes.values(), key=lambda box: (box.x, box.y))
+    for i, first in enumerate(ordered):
+        for second in ordered[i + 1:i + 40]:
+            assert not _overlaps(first, second)
     # a long link bends through every column it crosses, beside the boxes there
     for (a, b), points in layout.bends.items():
         assert len(points) % 2 == 0 and points
