@@ -7,6 +7,7 @@ import importlib
 import inspect
 import json
 import pathlib
+import signal
 import sys
 from typing import Any
 
@@ -21,7 +22,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", help=f"benchmarks to run (default: all of {', '.join(_modules())})")
     parser.add_argument("--quick", action="store_true", help="fewer iterations (a smoke run, not a figure)")
     parser.add_argument("--url", help="a real ComfyUI server for the benchmarks that can use one")
+    parser.add_argument("--setup-peers", action="store_true",
+                        help="create benchmarks/.peers-venv with the peer clients (not project dependencies) and exit")
     args = parser.parse_args(argv)
+    # a terminated run still stops its mock servers and proxy (their context managers run)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if args.setup_peers:
+        from . import _peers
+
+        return _peers.setup()
     names = args.names or _modules()
     failed = 0
     for name in names:
@@ -31,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
             kwargs["url"] = args.url
         try:
             records = module.run(**kwargs)
-        except Exception as exc:  # report and go on: one broken benchmark must not hide the others
+        except Exception as exc:
             print(json.dumps({"name": name, "error": f"{type(exc).__name__}: {exc}"}), flush=True)
             failed += 1
             continue

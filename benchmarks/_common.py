@@ -76,3 +76,8 @@ def record(name: str, value: float, unit: str, baseline: float, **details: Any) 
     ratio = value / baseline if baseline else float("nan")
     return {"name": name, "value": round(value, 4), "unit": unit, "baseline": round(baseline, 4),
             "ratio": round(ratio, 3), **details}
+
+
+def plain(name: str, value: float, unit: str, **details: Any) -> dict[str, Any]:
+    """An absolute figure with no baseline (ratio null)."""
+    return {"name": name, "value": round(value, 4), "unit": unit, "baseline": None, "ratio": None, **details}

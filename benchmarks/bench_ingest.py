@@ -9,6 +9,7 @@ pass so every pass runs the whole life of a job (queued -> progress -> executed 
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import time
 from collections.abc import Awaitable
@@ -23,7 +24,10 @@ from comfy_nb.protocol import HistoryEntry
 
 from ._common import record
 
-TRACE = pathlib.Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "comfyui" / "ws_trace_progress_preview_metadata.json"
+FIXTURES = pathlib.Path(  # as in tests/captures.py: COMFY_NB_FIXTURES when shared/ is not beside the checkout
+    os.environ.get("COMFY_NB_FIXTURES", pathlib.Path(__file__).resolve().parents[2] / "shared/fixtures/comfyui")
+)
+TRACE = FIXTURES / "ws_trace_progress_preview_metadata.json"
 PID = "bench-ingest"
 
 

@@ -12,12 +12,7 @@ from typing import Any
 
 from comfy_nb import AsyncComfyClient, JobState
 
-from ._common import mock_server_process, trivial_prompt
-
-
-def plain(name: str, value: float, unit: str, **details: Any) -> dict[str, Any]:
-    """A figure with no baseline (ratio null)."""
-    return {"name": name, "value": round(value, 4), "unit": unit, "baseline": None, "ratio": None, **details}
+from ._common import mock_server_process, plain, trivial_prompt
 
 
 async def soak(url: str, total: int, in_flight: int = 64) -> dict[str, Any]:

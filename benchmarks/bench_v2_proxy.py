@@ -79,8 +79,8 @@ async def _comfy_nb_jobs(url: str, start: int, count: int, times: list[float]) -
 
 async def _sdk_jobs(url: str, start: int, count: int, times: list[float]) -> int:
     os.environ["COMFY_BASE_URL"] = url
-    from comfy_sdk import AsyncComfy  # type: ignore[import-not-found]  # a peer, installed only to compare
-    from comfy_sdk.exceptions import ComfyError as SdkError  # type: ignore[import-not-found]
+    from comfy_sdk import AsyncComfy
+    from comfy_sdk.exceptions import ComfyError as SdkError
 
     lost = 0
     client = AsyncComfy()

@@ -2,7 +2,8 @@
 
 The client (``AsyncComfyClient`` / blocking ``ComfyClient``), its job model, workflow binding, sweeps
 and the notebook widgets. Importing this package does not import ipywidgets; the widgets live in
-``comfy_nb.widgets`` and the mock server in ``comfy_nb.mock``.
+``comfy_nb.widgets`` and the mock server in ``comfy_nb.mock``. Every public name loads on first use
+(the client's wire models alone take longer to build than the 150 ms ``import comfy_nb`` budget).
 """
 
 from __future__ import annotations
@@ -10,20 +11,22 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from . import _display
-from .client import (
-    AsyncComfyClient,
-    BlockingJob,
-    ComfyClient,
-    Job,
-    JobState,
-    JobStatus,
-    Output,
-    QueueState,
-    ServerCapabilities,
-)
 
 if TYPE_CHECKING:
+    from ._connect import connect
+    from .client import (
+        AsyncComfyClient,
+        BlockingJob,
+        ComfyClient,
+        Job,
+        JobState,
+        JobStatus,
+        Output,
+        QueueState,
+        ServerCapabilities,
+    )
     from .config import ComfyConfig
+    from .experiments import ServerPool, Sweep, SweepRun
     from .workflows import GenerationTask, Workflow
 
 __version__ = "0.1.0"
@@ -39,6 +42,11 @@ def _load_widgets() -> None:
 _display.set_viewer_loader(_load_widgets)
 
 _LAZY = {
+    **dict.fromkeys(
+        ["AsyncComfyClient", "BlockingJob", "ComfyClient", "Job", "JobState", "JobStatus", "Output", "QueueState",
+         "ServerCapabilities"],
+        "comfy_nb.client",
+    ),
     "ComfyConfig": "comfy_nb.config",
     "Workflow": "comfy_nb.workflows",
     "GenerationTask": "comfy_nb.workflows",
@@ -50,7 +58,7 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
-    """Workflows, config and experiments load on first use, keeping ``import comfy_nb`` light."""
+    """Public names load on first use, keeping ``import comfy_nb`` light."""
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'comfy_nb' has no attribute {name!r}")
@@ -80,3 +88,8 @@ __all__ = [
     "__version__",
     "connect",
 ]
+
+
+def __dir__() -> list[str]:
+    """The lazy names too, so tab completion in a notebook lists them before first use."""
+    return sorted(set(globals()) | set(__all__))

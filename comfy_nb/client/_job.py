@@ -72,6 +72,11 @@ class JobFeed:
         return self._tracker.status
 
     @property
+    def prompt(self) -> dict[str, Any]:
+        """The API graph this job runs (``{}`` for a prompt followed from elsewhere); do not modify it."""
+        return self._tracker.prompt
+
+    @property
     def done(self) -> bool:
         return self._tracker.status.terminal
 

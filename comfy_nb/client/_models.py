@@ -179,6 +179,10 @@ class JobStatus:
     preview: Preview | None = None
     text: str | None = None
     """The latest progress text a node sent (binary event 3)."""
+    executed_nodes: frozenset[str] = frozenset()
+    """Ids of the nodes that ran to the end in this job (what a graph view shows as done)."""
+    cached_nodes: frozenset[str] = frozenset()
+    """Ids of the nodes the server took from its cache (``execution_cached``) instead of running."""
     queued_at: float | None = None
     started_at: float | None = None
     finished_at: float | None = None

@@ -46,6 +46,10 @@ class BlockingJob:
         return self.async_job.meta
 
     @property
+    def prompt(self) -> dict[str, Any]:
+        return self.async_job.prompt
+
+    @property
     def done(self) -> bool:
         return self.async_job.done
 

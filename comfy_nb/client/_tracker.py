@@ -69,6 +69,7 @@ class JobTracker:
     """Follows one prompt. ``apply*`` methods return True when the status changed."""
 
     __slots__ = (
+        "_cached",
         "_completed",
         "_done",
         "_fractions",
@@ -97,6 +98,7 @@ class JobTracker:
         dropped = {o for e in node_errors for o in e.dependent_outputs}
         self._to_run = nodes_to_run(self._prompt, outputs_to_execute, dropped) if self._prompt else set()
         self._done: set[str] = set()
+        self._cached: frozenset[str] = frozenset()
         self._completed = 0
         """How many of the nodes to run are done (kept as a count: it is read on every event)."""
         self._fractions: dict[str, float] = {}
@@ -116,6 +118,11 @@ class JobTracker:
     @property
     def prompt_id(self) -> str:
         return self.status.prompt_id
+
+    @property
+    def prompt(self) -> dict[str, Any]:
+        """The API graph this prompt runs (empty when it is not known, e.g. a prompt followed from elsewhere)."""
+        return self._prompt
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -157,11 +164,19 @@ class JobTracker:
             changes["progress"], changes["eta"] = self._progress()
         changes.setdefault("completed_nodes", self._completed)
         changes.setdefault("total_nodes", len(self._to_run))
+        changes.update(self._node_sets())
         status = self.status
         if all(getattr(status, key) == value for key, value in changes.items()):
             return False
         self.status = replace(status, **changes)
         return True
+
+    def _node_sets(self) -> dict[str, Any]:
+        """``executed_nodes`` / ``cached_nodes``, rebuilt only when a node finished since the last snapshot."""
+        status = self.status
+        if len(status.executed_nodes) + len(status.cached_nodes) == len(self._done | self._cached):
+            return {}
+        return {"executed_nodes": frozenset(self._done - self._cached), "cached_nodes": self._cached}
 
     def _outputs_tuple(self) -> tuple[Output, ...]:
         return tuple(o for outs in self._outputs.values() for o in outs)
@@ -183,6 +198,7 @@ class JobTracker:
             completed_nodes=self._completed,
             total_nodes=len(self._to_run),
             current_node=None if completed else self.status.current_node,
+            **self._node_sets(),
             step=None if completed else self.status.step,
             steps=None if completed else self.status.steps,
             outputs=self._outputs_tuple(),
@@ -245,6 +261,7 @@ class JobTracker:
             self._mark_done(msg.node)
             return self._update(outputs=self._outputs_tuple())
         if isinstance(msg, ExecutionCachedMessage):
+            self._cached = self._cached | frozenset(msg.nodes)
             for node_id in msg.nodes:
                 self._mark_done(node_id)
             changes = self._start(msg.timestamp) if self.status.state is JobState.QUEUED else {}

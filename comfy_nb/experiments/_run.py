@@ -36,6 +36,11 @@ _OUTPUT_ROUNDS = 3
 """Runs of a cell whose outputs could not be downloaded (its server died right after finishing it)."""
 
 
+def _log_write_error(future: concurrent.futures.Future[None]) -> None:
+    if (exc := future.exception()) is not None:
+        log.error("comfy_nb: a sweep sidecar could not be written: %s", exc)
+
+
 class SweepRun:
     """A sweep being run (or read back from its directory with ``SweepRun.load``).
 
@@ -56,6 +61,8 @@ class SweepRun:
         self._task: asyncio.Task[None] | None = None
         self._finished: asyncio.Event | None = None
         self._cancelling = False
+        self._writer: concurrent.futures.ThreadPoolExecutor | None = None
+        """Writes sidecars in order off the event loop while running (a write is ms on a busy disk)."""
         self.state = "idle"
         """``idle`` (loaded, not running), ``running``, ``finished`` or ``cancelled``."""
         self.submitted = 0
@@ -180,7 +187,10 @@ class SweepRun:
         result = dataclasses.replace(self._results[cell.key], **changes)
         self._results[cell.key] = result
         if result.state in ("completed", "failed"):
-            self.store.write_result(result)
+            if self._writer is None:
+                self.store.write_result(result)
+            else:
+                self._writer.submit(self.store.write_result, result).add_done_callback(_log_write_error)
         self._listeners.notify(result)
         return result
 
@@ -192,6 +202,7 @@ class SweepRun:
             raise ComfyError("this run's sweep could not be rebuilt, so it cannot be resumed")
         self._loop = asyncio.get_running_loop()
         self._finished = asyncio.Event()
+        self._writer = self._writer or concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="comfy_nb-sidecars")
         self._cancelling = False
         self.state = "running"
         todo = [c for c in self.cells if not self._finished_cell(c, rerun_failed)]
@@ -251,6 +262,9 @@ class SweepRun:
                 if self._results[cell.key].state == "pending":
                     self._set(cell, state="cancelled")
             self.state = "cancelled" if self._cancelling else "finished"
+            writer, self._writer = self._writer, None
+            if writer is not None:  # every sidecar is on disk before wait() returns
+                await asyncio.to_thread(writer.shutdown)
             if owned:
                 await pool.aclose()
             assert self._finished is not None

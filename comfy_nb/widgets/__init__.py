@@ -13,8 +13,10 @@ use only the client contract (docs/DESIGN.md), update from the client's loop thr
 from .._display import register_viewer
 from ..client import BlockingJob, Job
 from ..experiments import PoolJob, SweepRun
+from ..workflows import Workflow
 from ._config_panel import ConfigPanel
 from ._gallery import Gallery
+from ._graph_view import GraphView
 from ._job_view import JobView
 from ._queue_panel import QueuePanel
 from ._studio import Studio
@@ -27,5 +29,8 @@ register_viewer(Job, JobView)
 register_viewer(BlockingJob, JobView)
 register_viewer(PoolJob, JobView)
 register_viewer(SweepRun, SweepGrid)
+register_viewer(Workflow, GraphView)  # what Workflow.show() returns
 
-__all__ = ["ConfigPanel", "Gallery", "JobView", "QueuePanel", "Studio", "SweepGrid", "TaskBuilder", "Throttle"]
+__all__ = [
+    "ConfigPanel", "Gallery", "GraphView", "JobView", "QueuePanel", "Studio", "SweepGrid", "TaskBuilder", "Throttle",
+]

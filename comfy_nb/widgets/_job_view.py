@@ -74,9 +74,13 @@ class JobView(anywidget.AnyWidget):
     """bool: the Cancel button was pressed."""
     notice = t.Unicode("").tag(sync=True)
     """str: a hint about what the server does, e.g. why no preview moves."""
+    graph_available = t.Bool(False).tag(sync=True)
+    """bool: the job's graph is known, so the Graph toggle is shown."""
+    graph_ref = t.Unicode("").tag(sync=True)
+    """str: ``anywidget:<model id>`` of the job's GraphView once the Graph toggle asked for it."""
 
     def __init__(self, job: JobLike) -> None:
-        super().__init__()
+        super().__init__(graph_available=bool(getattr(job, "prompt", None)))
         self._job = job
         self._lock = threading.Lock()
         self._preview_src: object = None
@@ -84,6 +88,7 @@ class JobView(anywidget.AnyWidget):
         self._got_preview = False
         self._last_step_node: str | None = None
         self._unsubscribe: Callable[[], None] | None = None
+        self._graph: Any = None
         meta = job.meta
         self.title = str(meta.get("prompt") or meta.get("title") or "")
         self._throttle: Throttle[JobStatus] = Throttle(self._apply, interval=DEFAULT_INTERVAL)
@@ -178,6 +183,17 @@ class JobView(anywidget.AnyWidget):
     def _on_front_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
         if isinstance(content, dict) and content.get("type") == "cancel":
             self.cancel()
+        elif isinstance(content, dict) and content.get("type") == "graph":
+            self.graph_view()
+
+    def graph_view(self) -> Any:
+        """The job's ``GraphView`` (what the Graph toggle shows), made on first use."""
+        if self._graph is None and getattr(self._job, "prompt", None):
+            from ._graph_view import GraphView
+
+            self._graph = GraphView(self._job, height=360)
+            self.graph_ref = f"anywidget:{self._graph.model_id}"
+        return self._graph
 
     def cancel(self) -> Any:
         """Ask the server to stop this job (what the Cancel button does); never blocks."""
@@ -189,6 +205,9 @@ class JobView(anywidget.AnyWidget):
     def close(self) -> None:
         """Stop following the job and close the widget."""
         stop_following(self)
+        graph = getattr(self, "_graph", None)  # close() also runs from __del__ of a half-made view
+        if graph is not None:
+            graph.close()
         super().close()
 
     def __repr__(self) -> str:

@@ -9,12 +9,13 @@ import ipywidgets as W
 from ..client import ClientLike
 from ._config_panel import ConfigPanel
 from ._gallery import Gallery
+from ._graph_view import GraphView
 from ._queue_panel import QueuePanel
 from ._task_builder import TaskBuilder
 
 __all__ = ["Studio"]
 
-_TABS = ("Generate", "Gallery", "Queue", "Settings")
+_TABS = ("Generate", "Gallery", "Graph", "Queue", "Settings")
 
 
 class Studio(W.VBox):  # type: ignore[misc]
@@ -33,7 +34,10 @@ class Studio(W.VBox):  # type: ignore[misc]
         self.queue_panel = QueuePanel(client)
         self.config_panel = ConfigPanel(client=client)
         self.config_panel.on_use(self.use_client)
-        self.tabs = W.Tab(children=[self.builder, self.gallery, self.queue_panel, self.config_panel])
+        self.graph_box = W.VBox([W.HTML("<i>Queue a job: its workflow graph appears here, lit as it runs.</i>")])
+        """The Graph tab: a ``GraphView`` of the latest job queued from the builder."""
+        self.builder.on_job(self._show_graph)
+        self.tabs = W.Tab(children=[self.builder, self.gallery, self.graph_box, self.queue_panel, self.config_panel])
         self.tabs.titles = _TABS
         super().__init__([self.tabs], layout=W.Layout(max_width="900px"))
         self.add_class("cnb-studio")
@@ -43,9 +47,10 @@ class Studio(W.VBox):  # type: ignore[misc]
         self.queue_panel.close()
         self.gallery._client = client
         self.builder = TaskBuilder(client, gallery=self.gallery)
+        self.builder.on_job(self._show_graph)
         self.queue_panel = QueuePanel(client)
         children = list(self.tabs.children)
-        children[0], children[2] = self.builder, self.queue_panel
+        children[_TABS.index("Generate")], children[_TABS.index("Queue")] = self.builder, self.queue_panel
         self.tabs.children = children
         self.tabs.titles = _TABS
         self._client = client
@@ -59,6 +64,14 @@ class Studio(W.VBox):  # type: ignore[misc]
     def jobs(self) -> list[Any]:
         """Jobs queued from this Studio, oldest first."""
         return list(self.builder.jobs)
+
+    def _show_graph(self, job: Any) -> None:
+        if not getattr(job, "prompt", None):
+            return
+        old = self.graph_box.children
+        self.graph_box.children = (GraphView(job),)
+        for view in old:
+            view.close()
 
     def __repr__(self) -> str:
         return f"Studio(tabs={list(_TABS)!r})"

@@ -1,8 +1,9 @@
 """``SweepGrid``: the live widget over a ``SweepRun`` (``SweepGrid(run, x=..., y=...)``).
 
-Cell states travel as one small synced list, rebuilt at most ~20 times a second; thumbnails are
-made from the downloaded files on the widgets' thread pool and sent once each as custom messages,
-so a thousand-cell grid never resends its pictures.
+Only the cells that changed travel, as custom messages at most ~20 times a second (a thousand-cell
+list rebuilt, validated and serialised at that rate held the kernel's event loop for tens of ms each
+time); a view that (re)renders asks for the whole state once. Thumbnails are made from the downloaded
+files on the widgets' thread pool and sent once each, so the grid never resends its pictures.
 """
 
 from __future__ import annotations
@@ -54,8 +55,6 @@ class SweepGrid(anywidget.AnyWidget):
     columns = t.List(t.Unicode()).tag(sync=True)
     rows = t.List(t.Unicode()).tag(sync=True)
     size = t.Int(128).tag(sync=True)
-    cells = t.List(t.Dict()).tag(sync=True)
-    """``{index, row, column, state, error, label}`` per cell (no pictures: those come as messages)."""
 
     def __init__(
         self,
@@ -80,18 +79,32 @@ class SweepGrid(anywidget.AnyWidget):
         self.grid_layout = layout
         self._thumbs: dict[str, str] = {}
         self._new_thumbs: dict[str, str] = {}
+        self._cells: dict[int, dict[str, Any]] = {}
+        self._changed: dict[int, CellResult] = {}
         self._lock = threading.Lock()
         self._throttle: Throttle[None] = Throttle(self._flush)
         self._unsubscribe = run.on_update(self._on_cell)
         self.on_msg(self._on_front)
-        for result in run:
+        results = list(run)
+        with self._lock:  # every cell is pending before a thumbnail's delivery can flush
+            for r in results:  # a change that came in meanwhile is newer: keep it
+                self._changed.setdefault(r.index, r)
+        for result in results:
             if result.state == "completed":
                 self._make_thumbnail(result)
         self._flush(None)
 
     # ------------------------------------------------------------------ updates
 
+    @property
+    def cells(self) -> list[dict[str, Any]]:
+        """``{index, row, column, state, error, label}`` per cell as last sent (no pictures)."""
+        with self._lock:
+            return [self._cells[i] for i in sorted(self._cells)]
+
     def _on_cell(self, result: CellResult) -> None:
+        with self._lock:
+            self._changed[result.index] = result
         if result.state == "completed":
             self._make_thumbnail(result)
         self._throttle.push(None)
@@ -111,12 +124,16 @@ class SweepGrid(anywidget.AnyWidget):
         _bg.on_done(future, done)
 
     def _flush(self, _: None) -> None:
-        self.cells = [self._cell(r) for r in self.run]
         counts = self.run.counts()
         self.summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
         with self._lock:
+            changed, self._changed = self._changed, {}
+            items = [self._cell(r) for r in changed.values()]
+            self._cells.update((item["index"], item) for item in items)
             fresh, self._new_thumbs = self._new_thumbs, {}
             self._thumbs.update(fresh)
+        if items:
+            self.send({"type": "cells", "items": items})
         if fresh:
             self.send({"type": "thumbs", "items": fresh})
 
@@ -129,8 +146,9 @@ class SweepGrid(anywidget.AnyWidget):
     def _on_front(self, _widget: Any, content: Any, _buffers: Any) -> None:
         if isinstance(content, dict) and content.get("type") == "ready":
             with self._lock:
-                everything = dict(self._thumbs)
-            self.send({"type": "thumbs", "items": everything})
+                cells, thumbs = list(self._cells.values()), dict(self._thumbs)
+            self.send({"type": "cells", "items": cells})
+            self.send({"type": "thumbs", "items": thumbs})
 
     def flush(self) -> None:
         """Deliver any pending update now (the view otherwise catches up within 50 ms)."""

@@ -18,9 +18,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..errors import WorkflowError
+from ..errors import ComfyError, WorkflowError
 from ..protocol import api_graph, is_link, is_ui_workflow, prompt_validation_error, validate_prompt
 from ._defs import ObjectInfo, as_node_defs, as_object_info
+from ._layout import ui_boxes
 from ._ui import ui_to_api
 from ._ui_text import RandomSource
 
@@ -110,6 +111,8 @@ class Workflow:
             data["inputs"] = dict(data.get("inputs") or {})
             self._nodes[node_id] = data
         self.name = name
+        self.ui_layout: dict[str, tuple[float, float, float, float]] | None = None
+        """``{node_id: (x, y, w, h)}`` from the UI workflow this came from (its nodes' ``pos``/``size``), else None."""
 
     # -- loading and saving --------------------------------------------------------------------
     @classmethod
@@ -146,7 +149,10 @@ class Workflow:
         are random by default as in the frontend; ``now`` is the time for ``%date:...%`` in file names
         (default: now).
         """
-        return cls(ui_to_api(ui, as_node_defs(object_info), rng=rng, now=now), name=name)
+        workflow = cls(ui_to_api(ui, as_node_defs(object_info), rng=rng, now=now), name=name)
+        boxes = ui_boxes(ui, workflow._nodes)
+        workflow.ui_layout = {k: (b.x, b.y, b.w, b.h) for k, b in boxes.items()} or None
+        return workflow
 
     @classmethod
     def from_png(
@@ -216,7 +222,21 @@ class Workflow:
         return path
 
     def copy(self) -> Workflow:
-        return Workflow(self._nodes, name=self.name)
+        twin = Workflow(self._nodes, name=self.name)
+        twin.ui_layout = dict(self.ui_layout) if self.ui_layout is not None else None
+        return twin
+
+    def show(self) -> Any:
+        """A ``GraphView`` of this graph (not running); the last line of a cell displays it."""
+        from .._display import viewer_for
+
+        view = viewer_for(self)
+        if view is None:
+            raise ComfyError(
+                "Workflow.show() needs comfy_nb.widgets, which could not be imported: check that ipywidgets "
+                "and anywidget (dependencies of comfy_nb) are installed in this environment"
+            )
+        return view
 
     # -- finding nodes -------------------------------------------------------------------------
     def __getitem__(self, node_id: str | int) -> Node:

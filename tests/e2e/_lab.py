@@ -119,7 +119,8 @@ def open_and_run(page: Any, lab: Lab, notebook: str, timeout: float = 60_000) ->
     deadline = time.monotonic() + timeout / 1000
     while True:
         page.locator(".jp-Cell").first.click()
-        page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        # fire and forget: execute() resolves only when every cell has finished
+        page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
         try:
             expect(prompt).not_to_have_text("[ ]:", timeout=5_000)
             return

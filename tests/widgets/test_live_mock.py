@@ -262,7 +262,7 @@ def test_config_panel_reports_connection_failure() -> None:
 
 def test_studio_wires_builder_gallery_and_queue(client: ComfyClient) -> None:
     studio = Studio(client)
-    assert studio.tabs.titles == ("Generate", "Gallery", "Queue", "Settings")
+    assert studio.tabs.titles == ("Generate", "Gallery", "Graph", "Queue", "Settings")
     studio.builder.prompt.value = "studio fox"
     studio.builder.steps.value = 2
     studio.builder.width.value = studio.builder.height.value = 64
@@ -270,7 +270,11 @@ def test_studio_wires_builder_gallery_and_queue(client: ComfyClient) -> None:
     wait_for(lambda: studio.jobs, TIMEOUT, "job")
     studio.jobs[0].wait(TIMEOUT)
     wait_for(lambda: studio.gallery.total == 1, TIMEOUT, "gallery")
-    assert repr(studio) == "Studio(tabs=['Generate', 'Gallery', 'Queue', 'Settings'])"
+    assert repr(studio) == "Studio(tabs=['Generate', 'Gallery', 'Graph', 'Queue', 'Settings'])"
+    (graph,) = studio.graph_box.children  # the Graph tab follows the latest job
+    assert graph.job is studio.jobs[0]
+    wait_for(lambda: graph.node_states and all(s["state"] == "done" for s in graph.node_states.values()),
+             TIMEOUT, "graph states")
 
 
 def _all_widgets(w: Any) -> list[Any]:

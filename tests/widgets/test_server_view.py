@@ -99,7 +99,7 @@ def test_studio_switches_to_another_server(server: MockServer) -> None:
             assert isinstance(new_client, ComfyClient)
             wait_for(lambda: studio.client is new_client, TIMEOUT, "studio switched")
             assert new_client.url == other.url and studio.builder._client is new_client
-            assert studio.queue_panel is not old_queue and studio.tabs.children[2] is studio.queue_panel
+            assert studio.queue_panel is not old_queue and studio.tabs.children[studio.tabs.titles.index("Queue")] is studio.queue_panel
             wait_for(lambda: other.url in studio.config_panel.in_use.value, TIMEOUT, "in-use line")
             assert "no auth" in studio.config_panel.in_use.value
             new_client.close()

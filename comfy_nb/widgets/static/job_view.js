@@ -25,7 +25,7 @@ function bytesUrl(value, mime) {
   return URL.createObjectURL(new Blob([buf], { type: mime }));
 }
 
-function render({ model, el }) {
+function render({ model, el, host }) {
   const root = h("div", "cnb-job");
   const head = h("div", "cnb-job-head");
   const badge = h("span", "cnb-badge");
@@ -182,6 +182,38 @@ function render({ model, el }) {
     cancel.textContent = "Cancelling…";
   });
 
+  // Graph toggle: the job's GraphView (a widget of its own, made on first click) drawn inside this view.
+  const graphBtn = h("button", "cnb-btn cnb-btn-small cnb-job-graph-toggle", "Graph");
+  graphBtn.type = "button";
+  graphBtn.title = "Show this job's workflow graph";
+  graphBtn.setAttribute("aria-pressed", "false");
+  graphBtn.hidden = !model.get("graph_available");
+  head.insertBefore(graphBtn, cancel);
+  const graphBox = h("div", "cnb-job-graph");
+  graphBox.hidden = true;
+  root.append(graphBox);
+  let graphShown = "";
+  async function showGraph() {
+    const ref = model.get("graph_ref");
+    if (!ref || ref === graphShown || graphBox.hidden) return;
+    graphShown = ref;
+    if (!host || !host.getWidget) {
+      graphBox.textContent = "Showing the graph here needs anywidget 0.11 or later.";
+      return;
+    }
+    const child = await host.getWidget(ref);
+    graphBox.replaceChildren();
+    await child.render({ el: graphBox });
+  }
+  graphBtn.addEventListener("click", () => {
+    graphBox.hidden = !graphBox.hidden;
+    graphBtn.setAttribute("aria-pressed", String(!graphBox.hidden));
+    if (graphBox.hidden) return;
+    if (model.get("graph_ref")) showGraph();
+    else model.send({ type: "graph" });
+  });
+  model.on("change:graph_ref", showGraph);
+
   model.on("change", update);
   model.on("change:preview", updatePreview);
   update();
@@ -190,6 +222,7 @@ function render({ model, el }) {
 
   return () => {
     clearInterval(timer);
+    model.off("change:graph_ref", showGraph);
     model.off("change", update);
     model.off("change:preview", updatePreview);
     if (previewUrl) URL.revokeObjectURL(previewUrl);

@@ -1,12 +1,14 @@
-// SweepGrid view: a table of thumbnails laid out by sweep axes. Text goes in with textContent only;
-// thumbnails arrive as custom messages ({type: "thumbs", items: {index: dataURL}}) so the model state
-// stays small, and the view asks for all of them when it is (re)rendered.
+// SweepGrid view: a table of thumbnails laid out by sweep axes. Text goes in with textContent only.
+// Cells and thumbnails arrive as custom messages, only what changed ({type: "cells", items: [cell]},
+// {type: "thumbs", items: {index: dataURL}}), so the model state stays small; the view asks for all
+// of them when it is (re)rendered.
 
 function render({ model, el }) {
   const root = document.createElement("div");
   root.className = "cnb-grid";
   el.appendChild(root);
   const thumbs = new Map();
+  const cells = new Map();
 
   function draw() {
     root.replaceChildren();
@@ -43,7 +45,7 @@ function render({ model, el }) {
         return td;
       }));
     });
-    for (const cell of model.get("cells")) {
+    for (const cell of cells.values()) {
       const td = slots[cell.row] && slots[cell.row][cell.column];
       if (!td) continue;
       td.className = `cnb-grid-cell cnb-${cell.state}`;
@@ -72,13 +74,15 @@ function render({ model, el }) {
     requestAnimationFrame(() => { queued = false; draw(); });
   }
 
-  model.on("change:cells", redraw);
   model.on("change:summary", redraw);
   model.on("change:columns", redraw);
   model.on("change:rows", redraw);
   model.on("msg:custom", (msg) => {
     if (msg && msg.type === "thumbs") {
       for (const [index, src] of Object.entries(msg.items || {})) thumbs.set(index, src);
+      redraw();
+    } else if (msg && msg.type === "cells" && Array.isArray(msg.items)) {
+      for (const cell of msg.items) cells.set(cell.index, cell);
       redraw();
     }
   });

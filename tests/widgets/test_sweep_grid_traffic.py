@@ -1,0 +1,49 @@
+"""SweepGrid sends only the cells that changed (a thousand-cell list resent at 20 Hz stalled the kernel's
+loop), and the whole state once when a view asks for it."""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from typing import Any
+
+from comfy_nb import ComfyClient
+from comfy_nb.experiments import Sweep
+from comfy_nb.mock import MockServer
+from comfy_nb.widgets import SweepGrid
+from comfy_nb.workflows import Workflow
+
+from .conftest import front_msg
+
+GRAPH = {
+    "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
+    "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "grid/img"}},
+}
+
+
+def _cell_messages(widget: Any) -> list[list[dict[str, Any]]]:
+    return [m["content"]["items"] for m in widget.comm.messages
+            if isinstance(m, dict) and m.get("method") == "custom" and m["content"].get("type") == "cells"]
+
+
+def test_grid_sends_changed_cells_only(tmp_path: pathlib.Path, mock_server: MockServer) -> None:
+    with ComfyClient(mock_server.url) as client:
+        axes: dict[str, Any] = {"1.color": [1, 2, 3, 4, 5, 6]}
+        run = Sweep(Workflow(GRAPH), **axes).run(client, output_dir=tmp_path)
+    grid = SweepGrid(run)
+    first = _cell_messages(grid)
+    assert [len(items) for items in first] == [6] and {c["state"] for c in first[0]} == {"completed"}
+    assert all(set(c) == {"index", "row", "column", "state", "error", "label"} for c in first[0])
+    assert "update" not in str([m.get("method") for m in grid.comm.messages if "cells" in str(m.get("state"))])
+
+    changed = dataclasses.replace(run[2], state="failed", error="boom <b>")
+    grid._on_cell(changed)
+    grid.flush()
+    delta = _cell_messages(grid)[1:]
+    assert delta == [[{**first[0][2], "state": "failed", "error": "boom <b>"}]]
+    assert grid.cells[2]["state"] == "failed" and len(grid.cells) == 6
+
+    front_msg(grid, {"type": "ready"})
+    snapshot = _cell_messages(grid)[-1]
+    assert sorted(c["index"] for c in snapshot) == list(range(6)) and snapshot[2]["state"] == "failed"
+    grid.close()
