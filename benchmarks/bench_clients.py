@@ -12,7 +12,8 @@ Lines:
 - ``per_job_async_median`` / ``_p90``, ``per_job_blocking_median`` / ``_p90``: the targets
   (median <= 1.05x, p90 <= 1.10x the bare aiohttp loop);
 - ``http_path_*``: comfy_nb async handed a public ``httpx.AsyncClient`` (with the httpx-aiohttp
-  transport, and plain httpx) against comfy_nb's own client today, to inform issue 14;
+  transport, and plain httpx) against comfy_nb's own client (since issue 14 that is httpx over the
+  httpx-aiohttp transport too, so the first pair should be level);
 - ``clients_<name>``: every client, peers included when ``python -m benchmarks --setup-peers`` made
   ``benchmarks/.peers-venv`` (ComfyScript sync and async, comfy-api-simplified, comfy-sdk through a
   comfy-api-proxy started here for the run).

@@ -73,7 +73,6 @@ class JobFeed:
 
     @property
     def prompt(self) -> dict[str, Any]:
-        """The API graph this job runs (``{}`` for a prompt followed from elsewhere); do not modify it."""
         return self._tracker.prompt
 
     @property
@@ -169,6 +168,11 @@ class Job:
     @property
     def status(self) -> JobStatus:
         return self._feed.status
+
+    @property
+    def prompt(self) -> dict[str, Any]:
+        """The API graph this job runs (``{}`` for a prompt followed from elsewhere); do not modify it."""
+        return self._feed.prompt
 
     @property
     def done(self) -> bool:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable
 from typing import Any
 
 from captures import FIXTURES
 
 from comfy_nb.client import AsyncComfyClient, Job, JobState, JobStatus, JobTracker
+from comfy_nb.client._follower import Follower, FollowSettings
+from comfy_nb.client._job import JobFeed
 
 
 def load(name: str) -> Any:
@@ -15,22 +18,34 @@ def load(name: str) -> Any:
 
 
 class Replay:
-    """An unconnected client with one registered job, fed the text frames of a captured trace."""
+    """A follower with one registered job, fed the text frames of a captured trace (as the socket would)."""
 
     def __init__(self, trace: dict[str, Any]) -> None:
         prompt = next(h["request_json"]["prompt"] for h in trace["http"]
                       if h.get("method") == "POST" and h.get("path") == "/prompt")
         pid = trace["_meta"]["prompt_id"]
-        self.client = AsyncComfyClient("http://127.0.0.1:8188")
-        self.job = Job(self.client, JobTracker(pid, prompt=prompt, view_url=self.client.view_url))
-        self.client._active[pid] = self.job
+        client = AsyncComfyClient("http://127.0.0.1:8188")
+
+        async def unused(*args: Any) -> Any:
+            raise AssertionError("a complete trace needs no server reads")
+
+        def no_background(coro: Awaitable[None]) -> None:
+            raise AssertionError("a complete trace needs no background work")
+
+        self.follower = Follower(
+            FollowSettings(client.url, 1.0, 5.0, 120.0, 3), read_queue=unused, read_history=unused,
+            socket_open=lambda: True, reconnect_socket=unused, background=no_background, on_status=lambda msg: None,
+        )
+        feed = JobFeed(JobTracker(pid, prompt=prompt, view_url=client.view_url))
+        self.job = Job(client, feed)
+        self.follower.follow(self.job, feed)
         self.updates: list[JobStatus] = []
         self.job.subscribe(self.updates.append)
 
     def feed(self, messages: list[dict[str, Any]]) -> None:
         for m in messages:
             if m.get("dir") == "recv" and m["kind"] == "text":
-                self.client._on_frame(json.dumps(m["json"]))
+                self.follower.on_frame(json.dumps(m["json"]))
 
     @property
     def status(self) -> JobStatus:
