@@ -25,17 +25,13 @@ from ..errors import (
     ClientClosed,
     ComfyError,
     ComfyTimeout,
-    JobLost,
-    ServerError,
     WorkflowError,
 )
 from ..protocol import (
-    ExecutionStartMessage,
     HistoryEntry,
     NodeDef,
     api_graph,
     node_errors_to_list,
-    parse_node_defs,
     refuse_non_finite,
 )
 from ._files import Files
@@ -51,11 +47,11 @@ from ._models import (
 )
 from ._options import resolve_options
 from ._queue_watch import QueueWatch
-from ._server_info import read_capabilities, read_history, read_history_entry, read_queue
+from ._server_info import ServerInfo, read_history, read_history_entry, read_queue, read_status
 from ._socket import Socket
 from ._submit import post_prompt
 from ._tracker import JobTracker
-from ._transport import Transport, json_body
+from ._transport import Transport
 
 __all__ = ["AsyncComfyClient", "PromptBuilder"]
 
@@ -123,7 +119,8 @@ class AsyncComfyClient:
             self.url, self._headers, timeout=timeout, max_retries=max_retries, verify=verify,
             max_download_size=max_download_size, http_client=http_client,
         )
-        self._files = Files(self._transport, lambda: self._capabilities)
+        self._server = ServerInfo(self._transport)
+        self._files = Files(self._transport, lambda: self._server.known_capabilities)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._follower = Follower(
             FollowSettings(self.url, poll_interval, quiet_poll, outage_timeout, max_retries),
@@ -144,9 +141,6 @@ class AsyncComfyClient:
         self._closed = False
         """True after ``aclose()`` until an explicit ``connect()``: nothing reopens it implicitly."""
         self._connect_lock: asyncio.Lock | None = None
-        self._object_info: dict[str, Any] | None = None
-        self._node_defs: dict[str, NodeDef] | None = None
-        self._capabilities: ServerCapabilities | None = None
         self._background: set[asyncio.Task[Any]] = set()
 
     # ------------------------------------------------------------------ lifecycle
@@ -302,61 +296,29 @@ class AsyncComfyClient:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    # ------------------------------------------------------------------ HTTP
-
     # ------------------------------------------------------------------ server info
 
     async def system_stats(self) -> dict[str, Any]:
-        body = await self._transport.get_json("/system_stats")
-        if not isinstance(body, dict):
-            raise ServerError(f"GET {self.url}/system_stats did not return a JSON object")
-        return body
+        return await self._server.system_stats()
 
     async def object_info(self, refresh: bool = False) -> dict[str, Any]:
         """Every node definition (cached per client; ``refresh=True`` re-reads it)."""
-        if self._object_info is None or refresh:
-            body = await self._transport.get_json("/object_info")
-            if not isinstance(body, dict):
-                raise ServerError(f"GET {self.url}/object_info did not return a JSON object")
-            self._object_info = body
-            self._node_defs = None
-        return self._object_info
+        return await self._server.object_info(refresh)
 
     async def node_defs(self, refresh: bool = False) -> dict[str, NodeDef]:
-        info = await self.object_info(refresh)
-        if self._node_defs is None or refresh:
-            self._node_defs = parse_node_defs(info)
-        return self._node_defs
+        return await self._server.node_defs(refresh)
 
     async def choices(self, class_type: str, input_name: str) -> list[Any]:
         """The allowed values of a combo input, e.g. ``choices("KSampler", "sampler_name")``."""
-        defs = await self.node_defs()
-        node = defs.get(class_type)
-        if node is None:
-            raise WorkflowError(f"the server has no node class {class_type!r}")
-        spec = node.input(input_name)
-        if spec is None:
-            raise WorkflowError(
-                f"node class {class_type!r} has no input {input_name!r}; it has: {', '.join(node.inputs)}"
-            )
-        return list(spec.options or [])
+        return await self._server.choices(class_type, input_name)
 
     async def models(self, folder: str) -> list[str]:
         """File names in a model folder (``checkpoints``, ``loras``, ``vae``, ``upscale_models``...)."""
-        response = await self._transport.request("GET", f"/models/{folder}", ok=(200, 404))
-        if response.status_code == 404:
-            folders = await self._transport.get_json("/models")
-            names = ", ".join(map(str, folders)) if isinstance(folders, list) else "(no list)"
-            raise ComfyError(f"the server has no model folder {folder!r}; it has: {names}")
-        body = json_body(response, "GET", f"{self.url}/models/{folder}")
-        return [str(x) for x in body] if isinstance(body, list) else []
+        return await self._server.models(folder)
 
     async def capabilities(self, refresh: bool = False) -> ServerCapabilities:
         """Version, devices and what the server supports (previews, jobs API, targeted interrupt)."""
-        if self._capabilities is not None and not refresh:
-            return self._capabilities
-        self._capabilities = await read_capabilities(self._transport, await self.system_stats())
-        return self._capabilities
+        return await self._server.capabilities(refresh)
 
     # ------------------------------------------------------------------ submitting
 
@@ -469,20 +431,7 @@ class AsyncComfyClient:
         job = self._follower.get(prompt_id)
         if job is not None:
             return job.status
-        entry = await self._history(prompt_id)
-        if entry is not None:
-            tracker = JobTracker(prompt_id, prompt=entry.api_prompt, view_url=self.view_url)
-            tracker.apply_history(entry)
-            return tracker.status
-        queue = await self.queue()
-        tracker = JobTracker(prompt_id, view_url=self.view_url)
-        if any(e.prompt_id == prompt_id for e in queue.running):
-            tracker.apply(ExecutionStartMessage(prompt_id=prompt_id))
-        elif prompt_id in queue:
-            tracker.set_queue_position(queue.position(prompt_id))
-        else:
-            raise JobLost(prompt_id, f"prompt {prompt_id} is in neither the queue nor the history of {self.url}")
-        return tracker.status
+        return await read_status(self._transport, prompt_id, self.client_id, self.view_url)
 
     async def track(self, prompt_id: str) -> Job:
         """A ``Job`` for a prompt submitted elsewhere, kept up to date by polling."""
