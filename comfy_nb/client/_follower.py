@@ -111,10 +111,6 @@ class Follower:
         followed = self._followed.get(prompt_id)
         return None if followed is None else followed.job
 
-    def feed(self, prompt_id: str) -> JobFeed | None:
-        followed = self._followed.get(prompt_id)
-        return None if followed is None else followed.feed
-
     def follow(self, job: Job, feed: JobFeed, *, foreign: bool = False, submitting: bool = False) -> None:
         """Start following a job; a submitted one before its POST (its events may come first)."""
         gap = not self._socket_open()  # no socket now: events may be missed, so the end is read from history
