@@ -14,6 +14,7 @@ import copy
 import json
 import os
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeGuard
 
@@ -21,6 +22,7 @@ from ..errors import WorkflowError
 from ..protocol import prompt_validation_error, validate_prompt
 from ._defs import ObjectInfo, as_node_defs, as_object_info
 from ._ui import is_ui_workflow, ui_to_api
+from ._ui_text import RandomSource
 
 __all__ = ["Node", "Workflow"]
 
@@ -128,22 +130,50 @@ class Workflow:
 
     # -- loading and saving --------------------------------------------------------------------
     @classmethod
-    def load(cls, path: str | os.PathLike[str], object_info: ObjectInfo | None = None) -> Workflow:
-        """Read an API-format file, or a UI-format one when ``object_info`` is given to convert it."""
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        object_info: ObjectInfo | None = None,
+        *,
+        rng: RandomSource | int | None = None,
+        now: datetime | None = None,
+    ) -> Workflow:
+        """Read an API-format file, or a UI-format one when ``object_info`` is given to convert it
+        (``rng``/``now`` as in ``from_ui``)."""
         path = Path(path)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise WorkflowError(f"cannot read workflow {path}: {exc}") from None
-        return cls._from_data(data, object_info, name=path.stem, source=str(path))
+        return cls._from_data(data, object_info, name=path.stem, source=str(path), rng=rng, now=now)
 
     @classmethod
-    def from_ui(cls, ui: Mapping[str, Any], object_info: ObjectInfo, *, name: str | None = None) -> Workflow:
-        """Convert a UI-format workflow exactly as the ComfyUI frontend would, using the server's node definitions."""
-        return cls(ui_to_api(ui, as_node_defs(object_info)), name=name)
+    def from_ui(
+        cls,
+        ui: Mapping[str, Any],
+        object_info: ObjectInfo,
+        *,
+        name: str | None = None,
+        rng: RandomSource | int | None = None,
+        now: datetime | None = None,
+    ) -> Workflow:
+        """Convert a UI-format workflow exactly as the ComfyUI frontend would, using the server's node definitions.
+
+        ``rng`` (a seed or a ``random.Random``) fixes the ``{a|b}`` choices in dynamic-prompt text, which
+        are random by default as in the frontend; ``now`` is the time for ``%date:...%`` in file names
+        (default: now).
+        """
+        return cls(ui_to_api(ui, as_node_defs(object_info), rng=rng, now=now), name=name)
 
     @classmethod
-    def from_png(cls, path: str | os.PathLike[str], object_info: ObjectInfo | None = None) -> Workflow:
+    def from_png(
+        cls,
+        path: str | os.PathLike[str],
+        object_info: ObjectInfo | None = None,
+        *,
+        rng: RandomSource | int | None = None,
+        now: datetime | None = None,
+    ) -> Workflow:
         """Read the graph ComfyUI embeds in a PNG: the ``prompt`` text chunk, else ``workflow`` (UI, needs object_info)."""
         from PIL import Image
 
@@ -162,18 +192,29 @@ class Workflow:
                     raise WorkflowError(
                         f"{path} only carries the UI workflow; pass object_info to convert it"
                     )
-                return cls._from_data(data, object_info, name=Path(path).stem, source=str(path))
+                return cls._from_data(
+                    data, object_info, name=Path(path).stem, source=str(path), rng=rng, now=now
+                )
         raise WorkflowError(f"{path} has no ComfyUI 'prompt' or 'workflow' metadata")
 
     @classmethod
-    def _from_data(cls, data: Any, object_info: ObjectInfo | None, *, name: str, source: str) -> Workflow:
+    def _from_data(
+        cls,
+        data: Any,
+        object_info: ObjectInfo | None,
+        *,
+        name: str,
+        source: str,
+        rng: RandomSource | int | None = None,
+        now: datetime | None = None,
+    ) -> Workflow:
         if is_ui_workflow(data):
             if object_info is None:
                 raise WorkflowError(
                     f"{source} is a UI-format workflow (saved with 'Save', not 'Export (API)'): pass "
                     "object_info=client.object_info() to convert it, or export it in API format"
                 )
-            return cls.from_ui(data, object_info, name=name)
+            return cls.from_ui(data, object_info, name=name, rng=rng, now=now)
         if not isinstance(data, Mapping):
             raise WorkflowError(f"{source} is not a ComfyUI workflow (expected a JSON object)")
         return cls(data, name=name)
