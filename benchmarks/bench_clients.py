@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import io
 import json
 import os
@@ -176,7 +177,7 @@ def worker(name: str, url: str, run: str, start: int, n: int) -> dict[str, Any]:
                     image = N.EmptyImage(8, 8, 1, i % 16777216)
                     saved = N.SaveImage(image, f"bench_{run}/img")
                 box: list[Any] = []
-                waiter = threading.Thread(target=lambda: box.append(saved.wait()), daemon=True)
+                waiter = threading.Thread(target=functools.partial(_append_when_done, box, saved), daemon=True)
                 waiter.start()
                 waiter.join(10)  # its watcher can miss the end of a fast prompt and wait for ever
                 batch = box[0] if box else None
@@ -227,7 +228,8 @@ def _spawn(name: str, url: str, run: str, start: int, n: int) -> dict[str, Any]:
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
         return {"client": name, "error": (proc.stderr or proc.stdout)[-800:]}
-    return json.loads(lines[-1])
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
 
 
 def run(quick: bool = False, url: str | None = None) -> list[dict[str, Any]]:
@@ -301,3 +303,7 @@ def _main() -> None:
 
 if __name__ == "__main__":
     _main()
+
+
+def _append_when_done(box: list[Any], saved: Any) -> None:
+    box.append(saved.wait())

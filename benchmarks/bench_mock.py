@@ -28,41 +28,41 @@ async def _measure(url: str, count: int) -> float:
     import aiohttp
 
     client_id = uuid.uuid4().hex
-    async with aiohttp.ClientSession() as session:
-        async with session.ws_connect(f"{url.replace('http', 'ws', 1)}/ws?clientId={client_id}") as ws:
-            await ws.receive()  # hello status
-            done = 0
-            finished = asyncio.Event()
+    ws_url = f"{url.replace('http', 'ws', 1)}/ws?clientId={client_id}"
+    async with aiohttp.ClientSession() as session, session.ws_connect(ws_url) as ws:
+        await ws.receive()  # hello status
+        done = 0
+        finished = asyncio.Event()
 
-            async def reader() -> None:
-                nonlocal done
-                async for msg in ws:
-                    if msg.type != aiohttp.WSMsgType.TEXT:
-                        continue
-                    if '"executing"' in msg.data:
-                        data = json.loads(msg.data)["data"]
-                        if data.get("node") is None:
-                            done += 1
-                            if done >= count:
-                                finished.set()
-                                return
+        async def reader() -> None:
+            nonlocal done
+            async for msg in ws:
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    continue
+                if '"executing"' in msg.data:
+                    data = json.loads(msg.data)["data"]
+                    if data.get("node") is None:
+                        done += 1
+                        if done >= count:
+                            finished.set()
+                            return
 
-            task = asyncio.create_task(reader())
-            sem = asyncio.Semaphore(16)
+        task = asyncio.create_task(reader())
+        sem = asyncio.Semaphore(16)
 
-            async def submit(i: int) -> None:
-                async with sem:
-                    body = {"prompt": _prompt(i), "client_id": client_id}
-                    async with session.post(f"{url}/prompt", json=body) as resp:
-                        resp.raise_for_status()
-                        await resp.read()
+        async def submit(i: int) -> None:
+            async with sem:
+                body = {"prompt": _prompt(i), "client_id": client_id}
+                async with session.post(f"{url}/prompt", json=body) as resp:
+                    resp.raise_for_status()
+                    await resp.read()
 
-            start = time.perf_counter()
-            await asyncio.gather(*(submit(i) for i in range(count)))
-            await asyncio.wait_for(finished.wait(), timeout=120)
-            elapsed = time.perf_counter() - start
-            task.cancel()
-            return count / elapsed
+        start = time.perf_counter()
+        await asyncio.gather(*(submit(i) for i in range(count)))
+        await asyncio.wait_for(finished.wait(), timeout=120)
+        elapsed = time.perf_counter() - start
+        task.cancel()
+        return count / elapsed
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:

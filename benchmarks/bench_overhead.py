@@ -59,6 +59,9 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             seq += per_block
             ours += asyncio.run(comfy_nb_jobs(url, seq, per_block))
             seq += per_block
-    per_job = lambda total: 1000 * total / (per_block * blocks)  # noqa: E731
+
+    def per_job(total: float) -> float:
+        return 1000 * total / (per_block * blocks)
+
     return [record("client_overhead_per_job", per_job(ours), "ms/job", per_job(bare), jobs=per_block * blocks,
                    baseline_is="bare websockets+httpx loop (submit, executing null, GET /history)")]

@@ -12,7 +12,7 @@ from typing import Any
 
 from comfy_nb import AsyncComfyClient, JobState
 
-from ._common import mock_server_process, record, trivial_prompt
+from ._common import mock_server_process, trivial_prompt
 
 
 def plain(name: str, value: float, unit: str, **details: Any) -> dict[str, Any]:

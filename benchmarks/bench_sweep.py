@@ -24,6 +24,7 @@ import psutil
 
 from comfy_nb import AsyncComfyClient
 from comfy_nb.experiments import ServerPool, Sweep
+from comfy_nb.widgets import SweepGrid
 from comfy_nb.workflows import Workflow
 
 from ._common import mock_server_process, record, trivial_prompt
@@ -60,7 +61,7 @@ class _Watch:
 
 
 def _sweep(n: int, offset: int) -> Sweep:
-    return Sweep(Workflow(trivial_prompt(0, prefix="bench/sweep")), **{"1.color": list(range(offset, offset + n))})
+    return Sweep(Workflow(trivial_prompt(0, prefix="bench/sweep")), **dict[str, Any]({"1.color": list(range(offset, offset + n))}))
 
 
 async def _bare(url: str, n: int, offset: int) -> float:
@@ -87,7 +88,7 @@ async def _run(urls: list[str], n: int, offset: int) -> tuple[float, float, int]
                 t0 = time.perf_counter()
                 run = await pool.run_sweep(_sweep(n, offset), concurrency=PER_SERVER * len(urls),
                                            output_dir=directory)
-                grid = run.grid(size=64)
+                grid = SweepGrid(run, size=64)
                 await run.wait()
                 elapsed = time.perf_counter() - t0
                 grid.flush()

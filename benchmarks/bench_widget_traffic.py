@@ -81,7 +81,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         final_ok = view.state == "completed" and view.progress == 100.0
         view.close()
     finally:
-        comm.create_comm = old  # type: ignore[assignment]
+        comm.create_comm = old
     return [record("widget_comm_messages_per_second", during / elapsed, "msgs/s", rate,
                    events_per_second=rate, seconds=round(elapsed, 2), goal="<= 20", final_state_delivered=final_ok,
                    baseline_is="progress events per second (what an unthrottled view would send)")]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["register_viewer", "set_viewer_loader", "viewer_for"]
+__all__ = ["mimebundle", "register_viewer", "set_viewer_loader", "viewer_for"]
 
 ViewerFactory = Callable[[Any], Any]
 
@@ -50,3 +50,18 @@ def viewer_for(obj: object) -> Any | None:
             return None
         factory = _factory_for(obj)
     return factory(obj) if factory is not None else None
+
+
+def mimebundle(obj: object, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+    """What ``obj._repr_mimebundle_`` returns: its viewer's bundle, or ``repr(obj)`` as plain text.
+
+    The plain-text fallback keeps ``import comfy_nb`` usable without ipywidgets (and in a terminal).
+    """
+    view = viewer_for(obj)
+    if view is not None:
+        bundle = view._repr_mimebundle_(include=include, exclude=exclude)
+        if isinstance(bundle, tuple):  # (data, metadata): IPython accepts both forms
+            bundle = bundle[0]
+        if isinstance(bundle, dict):
+            return bundle
+    return {"text/plain": repr(obj)}

@@ -3,19 +3,16 @@
 Stored as JSON in ``platformdirs.user_config_dir("comfy_nb")/config.json`` (or a path you give),
 written with mode 0600. ``COMFY_URL`` and ``COMFY_TOKEN`` override the file when loading. Secrets
 (token, password, extra headers) never appear in ``repr``/``str``/``model_dump``; they are written
-to disk only by ``save(reveal_secrets=True)``. A leaf module: it imports only ``errors``.
+to disk only by ``save(reveal_secrets=True)``. It imports only ``errors`` and the protocol's URL rule.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
 
 import platformdirs
 from pydantic import (
@@ -28,13 +25,16 @@ from pydantic import (
     model_validator,
 )
 
+from ._files import write_atomic
 from .errors import ConfigError
+from .protocol import redact_url, server_url_problem, split_userinfo
 
 __all__ = [
     "DEFAULT_WORKFLOWS",
     "TASK_TYPES",
     "ComfyConfig",
     "LoraSpec",
+    "ModelChoice",
     "check_max_retries",
     "check_secret_header",
     "check_timeout",
@@ -55,6 +55,7 @@ DEFAULT_WORKFLOWS: dict[str, str] = {
 """Task type → built-in template. ``img2img`` is used for an ``image`` task that has an init image."""
 _WORKFLOW_KEYS = frozenset(DEFAULT_WORKFLOWS)
 _SECRET_FIELDS = ("token", "password", "headers")
+_RETIRED_KEYS = frozenset({"connect_timeout", "retry_backoff"})
 
 
 def default_config_path() -> Path:
@@ -108,33 +109,6 @@ def check_max_retries(value: Any) -> int:
     return value
 
 
-def split_userinfo(url: str) -> tuple[str, str | None, str | None]:
-    """``(url without user:password@, user, password)``: credentials in a URL are kept as secrets."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:  # e.g. an unclosed [IPv6 bracket: the URL check reports it (redacted)
-        return redact_url(url), None, None
-    if "@" not in parts.netloc:
-        return url, None, None
-    userinfo, _, hostport = parts.netloc.rpartition("@")
-    user, sep, password = userinfo.partition(":")
-    clean = urlunsplit((parts.scheme, hostport, parts.path, parts.query, parts.fragment))
-    return clean, unquote(user) or None, unquote(password) if sep else None
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any ``user:password@`` shown as ``***@`` (for messages and reprs); works on URLs
-    too broken to parse, since those are the ones that end up in error messages."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        scheme, rest = "", url
-    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
-    authority = rest[:end]
-    if "@" not in authority:
-        return url
-    return f"{scheme}{sep}***@{authority.rpartition('@')[2]}{rest[end:]}"
-
-
 class LoraSpec(BaseModel):
     """A LoRA to apply, with its strengths on the model and on CLIP."""
 
@@ -152,8 +126,24 @@ class LoraSpec(BaseModel):
             return {"name": data}
         if isinstance(data, (list, tuple)) and 1 <= len(data) <= 3:
             strengths = list(data[1:]) + [data[1]] * (len(data) == 2)
-            return dict(zip(("name", "strength_model", "strength_clip"), [data[0], *strengths]))
+            return dict(zip(("name", "strength_model", "strength_clip"), [data[0], *strengths], strict=True))
         return data
+
+
+class ModelChoice(BaseModel):
+    """Preferred models for one task type or model family; ``None`` keeps the workflow's own.
+
+    ``checkpoint`` fills ``CheckpointLoaderSimple``; ``diffusion_model``, ``text_encoder`` and ``vae``
+    fill ``UNETLoader``, ``CLIPLoader`` and ``VAELoader`` of families that ship in parts.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    checkpoint: str | None = None
+    diffusion_model: str | None = None
+    text_encoder: str | None = None
+    vae: str | None = None
+    loras: list[LoraSpec] = Field(default_factory=list)
 
 
 class ComfyConfig(BaseModel):
@@ -168,15 +158,17 @@ class ComfyConfig(BaseModel):
     headers: dict[str, SecretStr] = Field(default_factory=dict, repr=False, exclude=True)
     """Extra HTTP headers (e.g. a proxy's API key); treated as secrets."""
     timeout: float = Field(default=30.0, gt=0, allow_inf_nan=False)
-    connect_timeout: float = Field(default=10.0, gt=0, allow_inf_nan=False)
     max_retries: int = Field(default=3, ge=0)
-    retry_backoff: float = Field(default=0.5, ge=0)
     workflows: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_WORKFLOWS))
     """Task type (image, img2img, video, upscale, inpaint, grid) → template name or workflow file path."""
     checkpoint: str | None = None
     vae: str | None = None
     loras: list[LoraSpec] = Field(default_factory=list)
+    """``checkpoint``, ``vae`` and ``loras``: preferences for image tasks whose graph loads a checkpoint."""
     upscale_model: str | None = None
+    models: dict[str, ModelChoice] = Field(default_factory=dict)
+    """Task type (``"video"``, ``"inpaint"``...) or model family (``"sdxl"``, ``"wan21"``...) → preferred
+    models; a task type's choice wins over its family's, and both over the simple fields above."""
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -228,6 +220,16 @@ class ComfyConfig(BaseModel):
                 raise ValueError(f"header {name!r} {problem}")
         return value
 
+    def __repr__(self) -> str:
+        """The fields that differ from the defaults; a secret shows only as ``***`` (that it is set)."""
+        parts = []
+        for name, info in type(self).model_fields.items():
+            value = getattr(self, name)
+            if value == info.get_default(call_default_factory=True):
+                continue
+            parts.append(f"{name}=***" if name in _SECRET_FIELDS else f"{name}={value!r}")
+        return f"ComfyConfig({', '.join(parts)})"
+
     def __str__(self) -> str:
         return repr(self)
 
@@ -236,15 +238,10 @@ class ComfyConfig(BaseModel):
     def _check_url(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        url = value.strip().rstrip("/")
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:8188")
-        try:
-            parts.port  # noqa: B018 - raises on a bad port
-        except ValueError:
-            raise ValueError("has an invalid port") from None
-        return url
+        problem = server_url_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value.strip().rstrip("/")
 
     @field_validator("workflows")
     @classmethod
@@ -261,16 +258,6 @@ class ComfyConfig(BaseModel):
         """True once a server URL is set."""
         return self.server_url is not None
 
-    def auth_headers(self) -> dict[str, str]:
-        """The HTTP headers carrying the credentials (bearer token or basic auth, plus extra headers)."""
-        headers = {k: v.get_secret_value() for k, v in self.headers.items()}
-        if self.token is not None:
-            headers["Authorization"] = f"Bearer {self.token.get_secret_value()}"
-        elif self.username is not None and self.password is not None:
-            pair = f"{self.username}:{self.password.get_secret_value()}".encode()
-            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
-        return headers
-
     # -- persistence ---------------------------------------------------------------------------
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None) -> ComfyConfig:
@@ -286,6 +273,8 @@ class ComfyConfig(BaseModel):
                 raise ConfigError(f"config file {file} is not valid JSON: {exc}") from None
             if not isinstance(data, dict):
                 raise ConfigError(f"config file {file} must hold a JSON object")
+        for key in _RETIRED_KEYS & data.keys():  # saved by earlier versions, never used by the client
+            del data[key]
         for env, key in (("COMFY_URL", "server_url"), ("COMFY_TOKEN", "token")):
             if os.environ.get(env):
                 data[key] = os.environ[env]
@@ -305,17 +294,7 @@ class ComfyConfig(BaseModel):
                 data["password"] = self.password.get_secret_value()
             if self.headers:
                 data["headers"] = {k: v.get_secret_value() for k, v in self.headers.items()}
-        file.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=".config-", suffix=".json")  # created 0600
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(data, handle, indent=2)
-                handle.write("\n")
-            os.replace(tmp, file)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        os.chmod(file, 0o600)
+        write_atomic(file, json.dumps(data, indent=2) + "\n")  # created 0600: it may hold secrets
         return file
 
     @classmethod

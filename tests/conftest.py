@@ -16,8 +16,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from captures import FIXTURES
+from captures import capture as load_capture
 
-from captures import FIXTURES, capture as load_capture
 from comfy_nb.mock import MockServer
 
 _NOTEBOOK_MOCK: MockServer | None = None

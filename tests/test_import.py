@@ -12,7 +12,8 @@ HEAVY = ["ipywidgets", "anywidget", "IPython", "comfy_nb.widgets", "comfy_nb.moc
 def _loaded_after(code: str) -> dict[str, bool]:
     probe = f"{code}\nimport json, sys\nprint(json.dumps({{m: m in sys.modules for m in {HEAVY!r}}}))"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    loaded: dict[str, bool] = json.loads(out.stdout.strip().splitlines()[-1])
+    return loaded
 
 
 def test_import_comfy_nb_does_not_import_widgets() -> None:
@@ -32,3 +33,13 @@ def test_using_the_client_api_does_not_import_widgets() -> None:
 def test_the_probe_can_see_a_widget_import() -> None:
     """The check above is real: importing the widgets is seen."""
     assert _loaded_after("import comfy_nb.widgets")["ipywidgets"]
+
+
+def test_no_import_points_up_a_layer() -> None:
+    """``.ci/layers.py`` reads every import (lazy and TYPE_CHECKING ones too) and refuses upward arrows."""
+    import pathlib
+
+    script = pathlib.Path(__file__).resolve().parents[1] / ".ci" / "layers.py"
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False)
+    assert out.returncode == 0, out.stdout
+    assert "0 problems" in out.stdout

@@ -1,6 +1,7 @@
 """The async ComfyUI client, its job model and the blocking facade."""
 
-from ._async_client import AsyncComfyClient, PromptBuilder, as_api_graph
+from ._async_client import AsyncComfyClient, PromptBuilder
+from ._contracts import ClientLike, ErrorCallback, JobLike, UpdateCallback
 from ._job import Job
 from ._models import (
     DeviceInfo,
@@ -21,10 +22,13 @@ from ._tracker import JobTracker
 __all__ = [
     "AsyncComfyClient",
     "BlockingJob",
+    "ClientLike",
     "ComfyClient",
     "DeviceInfo",
+    "ErrorCallback",
     "ErrorInfo",
     "Job",
+    "JobLike",
     "JobState",
     "JobStatus",
     "JobTracker",
@@ -35,6 +39,6 @@ __all__ = [
     "QueueEntry",
     "QueueState",
     "ServerCapabilities",
-    "as_api_graph",
+    "UpdateCallback",
     "retry_delay",
 ]

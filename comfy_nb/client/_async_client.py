@@ -18,11 +18,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import concurrent.futures
+import contextlib
 import functools
 import io
 import json
 import logging
-import math
 import os
 import pathlib
 import ssl
@@ -30,13 +30,14 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping
 from typing import Any, Protocol, TypeVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from ..config import check_max_retries, check_secret_header, check_timeout, redact_url
+from .._secrets import reveal as _secret
+from ..config import check_max_retries, check_secret_header, check_timeout
 from ..errors import (
     ClientClosed,
     ComfyConnectionError,
@@ -64,12 +65,15 @@ from ..protocol import (
     QueueSnapshot,
     StatusMessage,
     UnknownMessage,
+    api_graph,
     decode_binary_frame,
     feature_flags_request,
     node_errors_to_list,
     parse_message,
     parse_node_defs,
+    parse_server_url,
     prompt_validation_error,
+    refuse_non_finite,
 )
 from ._job import Job
 from ._loop import register_client
@@ -85,7 +89,7 @@ from ._models import (
 from ._retry import is_retryable_status, retry_delay
 from ._tracker import JobTracker
 
-__all__ = ["AsyncComfyClient", "PromptBuilder", "as_api_graph"]
+__all__ = ["AsyncComfyClient", "PromptBuilder"]
 
 log = logging.getLogger("comfy_nb")
 
@@ -102,34 +106,6 @@ class PromptBuilder(Protocol):
     def to_prompt(self, config: Any, node_defs: dict[str, NodeDef]) -> tuple[dict[str, Any], dict[str, Any]]: ...
 
 
-def _split_url(url: str) -> tuple[str, str, tuple[str, str] | None]:
-    """``(http_base, ws_url, basic_auth_from_url)`` for a server URL that may carry a base path."""
-    text = url.strip()
-    shown = redact_url(text)  # a password in the URL never reaches a message
-    if "://" not in text:
-        raise ConfigError(
-            f"server URL {shown!r} has no scheme: write it as http://host:port (or https:// behind a proxy)"
-        )
-    try:
-        parts = urlsplit(text)
-    except ValueError as exc:
-        raise ConfigError(f"server URL {shown!r} cannot be parsed ({exc})") from None
-    if parts.scheme not in ("http", "https"):
-        raise ConfigError(f"server URL {shown!r} must start with http:// or https:// (got {parts.scheme}://)")
-    try:
-        hostname, port = parts.hostname, parts.port
-    except ValueError:
-        raise ConfigError(f"server URL {shown!r} has an invalid port or host") from None
-    if not hostname:
-        raise ConfigError(f"server URL {shown!r} has no host name")
-    host = hostname if ":" not in hostname else f"[{hostname}]"
-    netloc = f"{host}:{port}" if port else host
-    path = parts.path.rstrip("/")
-    auth = (parts.username or "", parts.password or "") if parts.username else None
-    ws_scheme = "wss" if parts.scheme == "https" else "ws"
-    return f"{parts.scheme}://{netloc}{path}", f"{ws_scheme}://{netloc}{path}/ws", auth
-
-
 def _version_tuple(version: str | None) -> tuple[int, ...]:
     out: list[int] = []
     for part in (version or "").split("."):
@@ -138,10 +114,6 @@ def _version_tuple(version: str | None) -> tuple[int, ...]:
             break
         out.append(int(digits))
     return tuple(out)
-
-
-def _looks_like_ui_workflow(prompt: Mapping[str, Any]) -> bool:
-    return "nodes" in prompt and "links" in prompt
 
 
 class AsyncComfyClient:
@@ -193,12 +165,25 @@ class AsyncComfyClient:
                 timeout = getattr(config, "timeout", None)
             if max_retries is None:
                 max_retries = getattr(config, "max_retries", None)
-        self.url, self._ws_url, url_auth = _split_url(str(url or os.environ.get("COMFY_URL") or DEFAULT_URL))
+        server = parse_server_url(str(url or os.environ.get("COMFY_URL") or DEFAULT_URL))
+        self.url, self._ws_url, url_auth = server.http, server.ws, server.auth
         if token is None and username is None and url_auth is None:
             token = os.environ.get("COMFY_TOKEN") or None
+        if headers is not None and not isinstance(headers, Mapping):
+            raise ConfigError(f"headers must be a dict of header names to values, not {type(headers).__name__}")
+        for name in headers or {}:
+            if not isinstance(name, str) or not name or not all(33 <= ord(c) <= 126 and c != ":" for c in name):
+                raise ConfigError(f"header name {name!r} is not a valid HTTP header name (printable ASCII, no ':')")
         self._headers: dict[str, str] = {
             k: check_secret_header(_secret(v) or "", f"header {k!r}") for k, v in (headers or {}).items()
         }
+        for what, given in (("username", username), ("password", password)):
+            if given is not None and not isinstance(given, str):
+                raise ConfigError(f"{what} must be a string, not {type(given).__name__}")
+        if not isinstance(verify, (bool, str, ssl.SSLContext)):
+            raise ConfigError(
+                f"verify must be True, False, a CA bundle path or an ssl.SSLContext, not {type(verify).__name__}"
+            )
         if token:
             self._headers["Authorization"] = f"Bearer {check_secret_header(token, 'the token')}"
         elif username is not None or url_auth is not None:
@@ -234,6 +219,8 @@ class AsyncComfyClient:
         self._ws_connected: asyncio.Event | None = None
         self._ws_attempted: asyncio.Event | None = None
         self._ws_failed: str | None = None
+        self._ws_opening = False
+        """True while a socket connection attempt is in flight."""
         self._closing = False
         self._closed = False
         """True after ``aclose()`` until an explicit ``connect()``: nothing reopens it implicitly."""
@@ -245,7 +232,6 @@ class AsyncComfyClient:
         self._object_info: dict[str, Any] | None = None
         self._node_defs: dict[str, NodeDef] | None = None
         self._capabilities: ServerCapabilities | None = None
-        self._server_flags: dict[str, Any] = {}
         self.queue_remaining: int | None = None
         self._queue_listeners: list[Callable[[QueueState], Any]] = []
         self._queue_refresh: asyncio.Task[None] | None = None
@@ -268,6 +254,12 @@ class AsyncComfyClient:
     @property
     def view_url(self) -> str:
         return f"{self.url}/view"
+
+    @property
+    def auth(self) -> str | None:
+        """The kind of credentials this client sends (``"bearer"`` or ``"basic"``), never their value."""
+        value = self._headers.get("Authorization", "")
+        return value.split(" ", 1)[0].lower() or None if value else None
 
     @property
     def closing(self) -> bool:
@@ -610,7 +602,8 @@ class AsyncComfyClient:
         A 200 that dropped invalid outputs is never silent: ``job.status.node_errors`` lists them and a
         warning is logged.
         """
-        graph = as_api_graph(prompt)
+        graph = api_graph(prompt)
+        refuse_non_finite(graph)
         await self._ensure_open()
         if prompt_id is not None and (not isinstance(prompt_id, str) or not prompt_id.strip()):
             raise WorkflowError(f"prompt_id must be a non-empty string, not {prompt_id!r}")
@@ -628,6 +621,10 @@ class AsyncComfyClient:
             body["partial_execution_targets"] = list(partial_targets)
         tracker = JobTracker(pid, prompt=graph, outputs_to_execute=partial_targets, view_url=self.view_url)
         job = Job(self, tracker, meta)
+        if self._ws is None and self._ws_opening and self._ws_connected is not None:
+            # A reconnect is under way: wait for it (briefly) rather than follow this job blind.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._ws_connected.wait(), _WS_REOPEN_WAIT)
         if self._ws is None:  # no socket now: events may be missed, so the end is read from history
             tracker.gap = True
         self._active[pid] = job  # before the POST: its events may arrive before the response
@@ -742,12 +739,6 @@ class AsyncComfyClient:
         """Submit and wait for the outputs in one call."""
         job = await self.submit(prompt, **kwargs)
         return await job.result(timeout)
-
-    async def run_sweep(self, sweep: Any, **kwargs: Any) -> Any:
-        """Start a ``Sweep`` on this server and return its ``SweepRun`` (see ``comfy_nb.experiments.run_sweep``)."""
-        from ..experiments import run_sweep
-
-        return await run_sweep(self, sweep, **kwargs)
 
     # ------------------------------------------------------------------ following jobs
 
@@ -1013,7 +1004,7 @@ class AsyncComfyClient:
 
     async def save_output(self, output: Output, directory: str | os.PathLike[str]) -> pathlib.Path:
         """Save an output under ``directory`` (its subfolder kept); never writes outside it."""
-        root = pathlib.Path(directory).resolve()
+        root = await asyncio.to_thread(pathlib.Path(directory).resolve)  # resolve reads the disk
         target = _safe_target(root, output)
         data = await self.download(output)
 
@@ -1031,6 +1022,7 @@ class AsyncComfyClient:
         attempt = 0
         url = f"{self._ws_url}?clientId={self.client_id}"
         while not self._closing:
+            self._ws_opening = True
             try:
                 async with websockets.connect(
                     url,
@@ -1047,6 +1039,7 @@ class AsyncComfyClient:
                 ) as ws:
                     await ws.send(feature_flags_request())
                     self._ws = ws
+                    self._ws_opening = False
                     self._ws_failed = None
                     reconnected = attempt > 0 or any(j._tracker.gap for j in self._active.values())
                     attempt = 0
@@ -1066,6 +1059,7 @@ class AsyncComfyClient:
                 log.debug("comfy_nb: WebSocket %s: %s", self._ws_url, self._ws_failed)
             finally:
                 self._ws = None
+                self._ws_opening = False
                 self._ws_connected.clear()
                 self._ws_attempted.set()
             if self.closing:
@@ -1092,10 +1086,7 @@ class AsyncComfyClient:
             self.queue_remaining = msg.queue_remaining
             self._schedule_queue_refresh()
             return
-        if isinstance(msg, UnknownMessage):
-            return
-        if isinstance(msg, FeatureFlagsMessage):
-            self._server_flags = dict(msg.flags)
+        if isinstance(msg, (UnknownMessage, FeatureFlagsMessage)):  # the server's flags change nothing we do
             return
         pid = msg.prompt_id
         if isinstance(msg, (ExecutionStartMessage, ProgressMessage, ProgressStateMessage)):
@@ -1292,51 +1283,9 @@ def _int_or_none(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _secret(value: Any) -> str | None:
-    if value is None:
-        return None
-    getter = getattr(value, "get_secret_value", None)
-    return str(getter()) if callable(getter) else str(value)
-
-
-def as_api_graph(prompt: Any) -> dict[str, Any]:
-    """A submittable API graph from a dict or a ``Workflow``; ``WorkflowError`` naming what is wrong."""
-    to_api = getattr(prompt, "to_api", None)
-    if callable(to_api):
-        prompt = to_api()
-    if not isinstance(prompt, Mapping):
-        raise WorkflowError(f"a prompt must be an API-format graph (a dict of nodes), not {type(prompt).__name__}")
-    if _looks_like_ui_workflow(prompt):
-        raise WorkflowError(
-            "this is a UI-format workflow (it has 'nodes' and 'links'); convert it first with "
-            "Workflow.from_ui(workflow, await client.object_info()), or save it from ComfyUI with "
-            "'Export (API)'"
-        )
-    graph: dict[str, Any] = {}
-    for node_id, node in prompt.items():
-        if not isinstance(node, Mapping) or "class_type" not in node:
-            raise WorkflowError(
-                f"node {node_id!r} is not an API-format node: each node needs 'class_type' and 'inputs'"
-            )
-        class_type = node["class_type"]
-        if not isinstance(class_type, str) or not class_type:
-            # the server would answer 500 (it looks the value up in a dict): say what is wrong instead
-            raise WorkflowError(f"node {node_id!r} has class_type {class_type!r}: it must be a node class name")
-        if not isinstance(node.get("inputs", {}), Mapping):
-            raise WorkflowError(f"node {node_id!r} ({class_type}): 'inputs' must be a dict of input names to values")
-        if node.get("_meta") is not None and not isinstance(node["_meta"], Mapping):
-            raise WorkflowError(f"node {node_id!r} ({class_type}): '_meta' must be a dict like {{'title': ...}}")
-        for name, value in dict(node.get("inputs") or {}).items():
-            if isinstance(value, float) and not math.isfinite(value):
-                raise WorkflowError(
-                    f"node {node_id!r} ({class_type}) input {name!r} is {value}: JSON cannot carry it and "
-                    "the server's range checks would let it through; give a finite number"
-                )
-        graph[str(node_id)] = dict(node)
-    return graph
-
-
 _WS_LOG = logging.getLogger("websockets.client")
+_WS_REOPEN_WAIT = 1.0
+"""Seconds a submit waits for a socket that is being (re)opened before following its job without one."""
 _WS_CLOSE_TIMEOUT = 1.0
 """Seconds ``aclose()`` waits for the server to finish the socket's closing handshake (a server that
 never closes its end would otherwise hold every close, and interpreter exit, for 10 s)."""

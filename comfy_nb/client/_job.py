@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import logging
 from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from .._display import mimebundle
+from .._observers import Observers
 from ..errors import ClientClosed, ComfyTimeout, ExecutionError, JobCancelled, JobLost
+from ._console import follow_job
+from ._contracts import ErrorCallback, UpdateCallback
 from ._models import JobState, JobStatus, Output
 from ._tracker import JobTracker
 
@@ -16,11 +19,6 @@ if TYPE_CHECKING:
     from ._async_client import AsyncComfyClient
 
 __all__ = ["Job", "raise_for_status"]
-
-log = logging.getLogger("comfy_nb")
-
-UpdateCallback = Callable[[JobStatus], Any]
-ErrorCallback = Callable[[BaseException], Any]
 
 
 def raise_for_status(status: JobStatus) -> list[Output]:
@@ -55,7 +53,7 @@ class Job:
         self._client = client
         self._tracker = tracker
         self._done = asyncio.Event()
-        self._subscribers: list[tuple[UpdateCallback, ErrorCallback | None]] = []
+        self._subscribers: Observers[JobStatus] = Observers(f"subscriber of job {tracker.prompt_id}")
         self.meta: dict[str, Any] = dict(meta or {})
         """The parameters that made this job (prompt, seed, sampler, ...), for galleries and records."""
         self.foreign = False
@@ -92,22 +90,9 @@ class Job:
         status = self._tracker.status
         if status.terminal:
             self._ended = True
-        for callback, on_error in tuple(self._subscribers):
-            try:
-                callback(status)
-            except Exception as exc:  # a broken subscriber must not break the client
-                self._report(exc, on_error)
+        self._subscribers.notify(status)
         if status.terminal:
             self._done.set()
-
-    def _report(self, exc: BaseException, on_error: ErrorCallback | None) -> None:
-        if on_error is not None:
-            try:
-                on_error(exc)
-            except Exception:
-                log.exception("on_error callback of job %s raised", self.prompt_id)
-        else:
-            log.exception("subscriber of job %s raised", self.prompt_id, exc_info=exc)
 
     def _hold(self) -> None:
         self._held = True
@@ -130,27 +115,26 @@ class Job:
             f"(state {self.status.state.value}); it may still run on the server: follow it again with "
             f"client.track({self.prompt_id!r}) on an open client"
         )
-        for _callback, on_error in tuple(self._subscribers):
-            if on_error is not None:
-                self._report(self._closed, on_error)
+        self._subscribers.fail(self._closed)
         self._done.set()
 
     def subscribe(self, on_update: UpdateCallback, on_error: ErrorCallback | None = None) -> Callable[[], None]:
-        """Call ``on_update(status)`` on every change; returns a function that stops it."""
-        entry = (on_update, on_error)
-        self._subscribers.append(entry)
+        """Call ``on_update(status)`` on every change; returns a function that stops it.
 
-        def unsubscribe() -> None:
-            try:
-                self._subscribers.remove(entry)
-            except ValueError:
-                pass
+        A callback that raises is logged, or handed to ``on_error``; it never stops the client.
+        """
+        return self._subscribers.add(on_update, on_error)
 
-        return unsubscribe
+    async def wait(self, timeout: float | None = None, *, progress: bool | None = None) -> JobStatus:
+        """Wait for a terminal state; raises ``ComfyTimeout``, or ``ClientClosed`` if the client is closed.
 
-    async def wait(self, timeout: float | None = None) -> JobStatus:
-        """Wait for a terminal state; raises ``ComfyTimeout``, or ``ClientClosed`` if the client is closed."""
+        ``progress``: draw a text progress line on stderr while waiting (default: when stderr is a
+        terminal outside a notebook; ``True`` also shows the end of a job that had already finished).
+        """
+        if progress and self.done:
+            follow_job(self, progress)()
         if not self.done:
+            stop_drawing = follow_job(self, progress)
             try:
                 await asyncio.wait_for(self._done.wait(), timeout)
             except asyncio.TimeoutError:
@@ -158,13 +142,15 @@ class Job:
                     f"prompt {self.prompt_id} did not finish within {timeout} s "
                     f"(state {self.status.state.value}, progress {self.status.progress:.0f}%)"
                 ) from None
+            finally:
+                stop_drawing()
         if not self.done and self._closed is not None:
             raise ClientClosed(self._closed.message)
         return self.status
 
-    async def result(self, timeout: float | None = None) -> list[Output]:
+    async def result(self, timeout: float | None = None, *, progress: bool | None = None) -> list[Output]:
         """The outputs; raises ``ExecutionError``, ``JobCancelled`` or ``JobLost`` when there are none."""
-        return raise_for_status(await self.wait(timeout))
+        return raise_for_status(await self.wait(timeout, progress=progress))
 
     async def cancel(self) -> bool:
         """Remove the prompt from the queue, or interrupt it if it is running."""
@@ -194,12 +180,9 @@ class Job:
         finally:
             unsubscribe()
 
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        from ..widgets import JobView
-
-        display(JobView(self))  # type: ignore[no-untyped-call]
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """Notebooks show a job as its live view (``comfy_nb.widgets.JobView``) when the widgets load."""
+        return mimebundle(self, include, exclude)
 
     def __repr__(self) -> str:
         st = self.status

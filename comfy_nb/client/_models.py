@@ -182,6 +182,8 @@ class JobStatus:
     queued_at: float | None = None
     started_at: float | None = None
     finished_at: float | None = None
+    eta: float | None = None
+    """Seconds the job is likely still to run, as of this snapshot (``None`` when unknown or over)."""
 
     @property
     def terminal(self) -> bool:

@@ -10,12 +10,14 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import pathlib
-from collections.abc import Callable, Coroutine, Iterator, Mapping
+from collections.abc import AsyncGenerator, Callable, Coroutine, Iterator, Mapping
 from typing import Any, TypeVar
 
+from .._display import mimebundle
 from ..protocol import HistoryEntry, NodeDef
 from ._async_client import AsyncComfyClient, PromptBuilder
-from ._job import ErrorCallback, Job, UpdateCallback
+from ._contracts import ErrorCallback, UpdateCallback
+from ._job import Job
 from ._loop import run_sync
 from ._models import JobStatus, Output, QueueState, ServerCapabilities
 
@@ -47,11 +49,11 @@ class BlockingJob:
     def done(self) -> bool:
         return self.async_job.done
 
-    def wait(self, timeout: float | None = None) -> JobStatus:
-        return run_sync(self.async_job.wait(timeout))
+    def wait(self, timeout: float | None = None, *, progress: bool | None = None) -> JobStatus:
+        return run_sync(self.async_job.wait(timeout, progress=progress))
 
-    def result(self, timeout: float | None = None) -> list[Output]:
-        return run_sync(self.async_job.result(timeout))
+    def result(self, timeout: float | None = None, *, progress: bool | None = None) -> list[Output]:
+        return run_sync(self.async_job.result(timeout, progress=progress))
 
     def cancel(self) -> bool:
         return run_sync(self.async_job.cancel())
@@ -62,12 +64,13 @@ class BlockingJob:
     def subscribe(self, on_update: UpdateCallback, on_error: ErrorCallback | None = None) -> Callable[[], None]:
         return self.async_job.subscribe(on_update, on_error)
 
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
+    def updates(self) -> Iterator[JobStatus]:
+        """Each new status until (and including) the terminal one, blocking between them."""
+        return _blocking_iter(self.async_job.updates())
 
-        from ..widgets import JobView
-
-        display(JobView(self))  # type: ignore[no-untyped-call]
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """Notebooks show a job as its live view (``comfy_nb.widgets.JobView``) when the widgets load."""
+        return mimebundle(self, include, exclude)
 
     def __repr__(self) -> str:
         return repr(self.async_job)
@@ -106,6 +109,47 @@ class ComfyClient:
     @property
     def url(self) -> str:
         return self.aclient.url
+
+    @property
+    def auth(self) -> str | None:
+        return self.aclient.auth
+
+    @property
+    def timeout(self) -> float:
+        return self.aclient.timeout
+
+    @property
+    def max_retries(self) -> int:
+        return self.aclient.max_retries
+
+    @property
+    def poll_interval(self) -> float:
+        return self.aclient.poll_interval
+
+    @property
+    def quiet_poll(self) -> float:
+        return self.aclient.quiet_poll
+
+    @property
+    def outage_timeout(self) -> float:
+        return self.aclient.outage_timeout
+
+    @property
+    def view_url(self) -> str:
+        return self.aclient.view_url
+
+    @property
+    def max_download_size(self) -> int:
+        return self.aclient.max_download_size
+
+    @property
+    def closing(self) -> bool:
+        return self.aclient.closing
+
+    @property
+    def connected(self) -> bool:
+        """True while the WebSocket is open."""
+        return self.aclient.connected
 
     @property
     def client_id(self) -> str:
@@ -147,20 +191,27 @@ class ComfyClient:
     def capabilities(self, refresh: bool = False) -> ServerCapabilities:
         return self._run(self.aclient.capabilities(refresh))
 
-    def submit(self, prompt: Mapping[str, Any] | Any, **kwargs: Any) -> BlockingJob:
-        return self._job(self._run(self.aclient.submit(prompt, **kwargs)))
+    def submit(
+        self,
+        prompt: Mapping[str, Any] | Any,
+        *,
+        extra_data: Mapping[str, Any] | None = None,
+        front: bool = False,
+        number: float | None = None,
+        partial_targets: list[str] | None = None,
+        meta: Mapping[str, Any] | None = None,
+        prompt_id: str | None = None,
+    ) -> BlockingJob:
+        return self._job(self._run(self.aclient.submit(
+            prompt, extra_data=extra_data, front=front, number=number, partial_targets=partial_targets,
+            meta=meta, prompt_id=prompt_id,
+        )))
 
     def submit_task(self, task: PromptBuilder, **kwargs: Any) -> BlockingJob:
         return self._job(self._run(self.aclient.submit_task(task, **kwargs)))
 
     def run(self, prompt: Mapping[str, Any] | Any, *, timeout: float | None = None, **kwargs: Any) -> list[Output]:
         return self._run(self.aclient.run(prompt, timeout=timeout, **kwargs))
-
-    def run_sweep(self, sweep: Any, **kwargs: Any) -> Any:
-        """Run a ``Sweep`` to the end and return the finished ``SweepRun`` (Ctrl-C cancels the sweep)."""
-        from ..experiments import run_sweep_to_end
-
-        return self._run(run_sweep_to_end(self.aclient, sweep, **kwargs))
 
     def status(self, prompt_id: str) -> JobStatus:
         return self._run(self.aclient.status(prompt_id))
@@ -169,15 +220,7 @@ class ComfyClient:
         return self._job(self._run(self.aclient.track(prompt_id)))
 
     def watch(self, prompt_id: str) -> Iterator[JobStatus]:
-        agen = self.aclient.watch(prompt_id)
-        try:
-            while True:
-                try:
-                    yield self._run(agen.__anext__())
-                except StopAsyncIteration:
-                    return
-        finally:
-            self._run(agen.aclose())
+        return _blocking_iter(self.aclient.watch(prompt_id))
 
     def history(self, max_items: int | None = None, offset: int | None = None) -> dict[str, HistoryEntry]:
         return self._run(self.aclient.history(max_items, offset))
@@ -194,8 +237,19 @@ class ComfyClient:
     def interrupt(self) -> None:
         self._run(self.aclient.interrupt())
 
-    def upload_image(self, image: Any, **kwargs: Any) -> str:
-        return self._run(self.aclient.upload_image(image, **kwargs))
+    def upload_image(
+        self,
+        image: Any,
+        *,
+        name: str | None = None,
+        subfolder: str = "",
+        overwrite: bool = False,
+        type: str = "input",
+        mask_for: Output | str | None = None,
+    ) -> str:
+        return self._run(self.aclient.upload_image(
+            image, name=name, subfolder=subfolder, overwrite=overwrite, type=type, mask_for=mask_for,
+        ))
 
     def download(self, output: Output, *, preview: str | None = None) -> bytes:
         return self._run(self.aclient.download(output, preview=preview))
@@ -207,3 +261,15 @@ class ComfyClient:
         return self._run(self.aclient.save_output(output, directory))
 
 
+
+
+def _blocking_iter(agen: AsyncGenerator[T, None]) -> Iterator[T]:
+    """Iterate an async generator of the library's loop from blocking code."""
+    try:
+        while True:
+            try:
+                yield run_sync(agen.__anext__())
+            except StopAsyncIteration:
+                return
+    finally:
+        run_sync(agen.aclose())

@@ -30,18 +30,14 @@ from ..protocol import (
     ProgressText,
     ServerMessage,
     epoch_ms,
+    linked_nodes,
 )
 from ._models import ErrorInfo, JobState, JobStatus, NodeRef, Output, Preview, outputs_from_ui
+from ._progress import ProgressModel, node_timings
 
 __all__ = ["JobTracker", "nodes_to_run"]
 
 _RUNNING_CAP = 99.0
-
-
-def _links(inputs: Any) -> list[str]:
-    if not isinstance(inputs, dict):
-        return []
-    return [str(v[0]) for v in inputs.values() if isinstance(v, list) and len(v) == 2 and isinstance(v[1], int)]
 
 
 def nodes_to_run(
@@ -53,7 +49,7 @@ def nodes_to_run(
     minus outputs the server dropped as invalid.
     """
     if outputs is None:
-        consumed = {src for node in prompt.values() if isinstance(node, dict) for src in _links(node.get("inputs"))}
+        consumed = {src for node in prompt.values() if isinstance(node, dict) for src in linked_nodes(node.get("inputs"))}
         outputs = [nid for nid in prompt if nid not in consumed]
     wanted = [o for o in outputs if o not in (dropped_outputs or set())]
     seen: set[str] = set()
@@ -65,7 +61,7 @@ def nodes_to_run(
         seen.add(nid)
         node = prompt[nid]
         if isinstance(node, dict):
-            stack.extend(_links(node.get("inputs")))
+            stack.extend(linked_nodes(node.get("inputs")))
     return seen
 
 
@@ -80,6 +76,7 @@ class JobTracker:
         "_outputs",
         "_prompt",
         "_success",
+        "_timing",
         "_to_run",
         "_view_url",
         "gap",
@@ -95,6 +92,7 @@ class JobTracker:
         node_errors: tuple[NodeInputError, ...] = (),
         view_url: str = "/view",
         queued_at: float | None = None,
+        timing: ProgressModel | None = None,
     ) -> None:
         self._prompt: dict[str, Any] = prompt or {}
         dropped = {o for e in node_errors for o in e.dependent_outputs}
@@ -103,6 +101,8 @@ class JobTracker:
         self._completed = 0
         """How many of the nodes to run are done (kept as a count: it is read on every event)."""
         self._fractions: dict[str, float] = {}
+        self._timing = timing if timing is not None else ProgressModel(node_timings(view_url))
+        """Weighs nodes by their likely cost for progress and ETA (node counts are the fallback)."""
         self._outputs: dict[str, list[Output]] = {}
         self._view_url = view_url
         self._success = False
@@ -135,6 +135,7 @@ class JobTracker:
             return
         self._done.add(node_id)
         self._fractions.pop(node_id, None)
+        self._timing.node_done(node_id, self._prompt)
         if node_id not in self._to_run and self._prompt and node_id in self._prompt:
             self._to_run.add(node_id)
         self._count_done()
@@ -142,17 +143,21 @@ class JobTracker:
     def _count_done(self) -> None:
         self._completed = len(self._done & self._to_run) if self._to_run else len(self._done)
 
-    def _progress(self) -> float:
-        total = len(self._to_run) or max(len(self._done), 1)
-        frac = sum(self._fractions.values())
-        value = min(_RUNNING_CAP, 100.0 * (self._completed + frac) / total)
-        return max(self.status.progress, value)
+    def _progress(self) -> tuple[float, float | None]:
+        """Progress (monotone, capped below 100) and seconds left, if they can be estimated."""
+        estimate = self._timing.estimate(self._prompt, self._to_run) if self._to_run else None
+        if estimate is not None:
+            value, eta = 100.0 * estimate[0], estimate[1]
+        else:
+            total = len(self._to_run) or max(len(self._done), 1)
+            value, eta = 100.0 * (self._completed + sum(self._fractions.values())) / total, None
+        return max(self.status.progress, min(_RUNNING_CAP, value)), eta
 
     def _update(self, **changes: Any) -> bool:
         if self.status.terminal:
             return False
         if "progress" not in changes:
-            changes["progress"] = self._progress()
+            changes["progress"], changes["eta"] = self._progress()
         changes.setdefault("completed_nodes", self._completed)
         changes.setdefault("total_nodes", len(self._to_run))
         status = self.status
@@ -176,7 +181,8 @@ class JobTracker:
             self.status,
             state=state,
             queue_position=None,
-            progress=100.0 if completed else self._progress(),
+            progress=100.0 if completed else self._progress()[0],
+            eta=None,
             completed_nodes=self._completed,
             total_nodes=len(self._to_run),
             current_node=None if completed else self.status.current_node,
@@ -191,6 +197,7 @@ class JobTracker:
 
     def _start(self, timestamp: int | None) -> dict[str, Any]:
         changes: dict[str, Any] = {"state": JobState.RUNNING, "queue_position": None}
+        self._timing.start()
         if self.status.started_at is None:
             changes["started_at"] = timestamp / 1000.0 if timestamp else time.time()
         return changes
@@ -205,6 +212,7 @@ class JobTracker:
                 return False
             if msg.max > 0:
                 self._fractions = {node: min(1.0, msg.value / msg.max)}
+            self._timing.node_step(node, msg.value, msg.max)
             changes = {"current_node": self._node_ref(node), "step": int(msg.value), "steps": int(msg.max)}
             if self.status.state is JobState.QUEUED:
                 changes.update(self._start(None))
@@ -214,8 +222,10 @@ class JobTracker:
             for node_id, np in msg.nodes.items():
                 if np.state == "finished":
                     self._mark_done(node_id)
-                elif np.max > 0:
-                    running[node_id] = min(1.0, np.value / np.max)
+                else:
+                    self._timing.node_step(node_id, np.value, np.max)
+                    if np.max > 0:
+                        running[node_id] = min(1.0, np.value / np.max)
             self._fractions = running
             if self.status.state is JobState.QUEUED:
                 return self._update(**self._start(None))
@@ -228,6 +238,7 @@ class JobTracker:
             current = self.status.current_node
             if current is not None and current.id != msg.node:
                 self._mark_done(current.id)
+            self._timing.node_started(msg.node)
             changes = {"current_node": self._node_ref(msg.node), "step": None, "steps": None}
             if self.status.state is JobState.QUEUED:
                 changes.update(self._start(None))
@@ -268,7 +279,7 @@ class JobTracker:
         if self._outputs or not self._to_run:
             return False
         nodes = [self._prompt.get(nid) for nid in self._to_run]
-        consumed = {src for node in nodes if isinstance(node, dict) for src in _links(node.get("inputs"))}
+        consumed = {src for node in nodes if isinstance(node, dict) for src in linked_nodes(node.get("inputs"))}
         return any(nid not in consumed for nid in self._to_run)
 
     def apply_preview(self, preview: PreviewImage) -> bool:

@@ -3,15 +3,16 @@
 ::
 
     sweep = Sweep(task, seed=[1, 2, 3], cfg_scale=[4, 7, 10])
-    run = await client.run_sweep(sweep, concurrency=4, output_dir="runs/foxes")
-    run.grid(x="cfg_scale", y="seed")        # live widget; .save("grid.png")
+    run = await run_sweep(client, sweep, concurrency=4, output_dir="runs/foxes")   # async client: at once
+    run = sweep.run(client, concurrency=4, output_dir="runs/foxes")               # blocking client: to the end
+    SweepGrid(run, x="cfg_scale", y="seed")  # comfy_nb.widgets: a live widget; .save("grid.png")
     run.table(); run.to_pandas()
     SweepRun.load("runs/foxes")              # read back; run_sweep into the same directory resumes
 """
 
 from ._pool import BlockingServerPool, PoolJob, ServerLoad, ServerPool
 from ._run import SweepRun
-from ._runner import run_sweep, run_sweep_to_end
+from ._runner import run_sweep, run_sweep_blocking, run_sweep_to_end
 from ._store import CellResult
 from ._sweep import WORKFLOW_PARAMETERS, Cell, Sweep
 
@@ -26,5 +27,6 @@ __all__ = [
     "Sweep",
     "SweepRun",
     "run_sweep",
+    "run_sweep_blocking",
     "run_sweep_to_end",
 ]

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from ._run import SweepRun
 
-__all__ = ["GridLayout", "MAX_THUMB", "contact_sheet", "sheet_size"]
+__all__ = ["MAX_THUMB", "GridLayout", "contact_sheet", "sheet_size"]
 
 MAX_THUMB = 256
 PAD = 4
@@ -36,7 +36,7 @@ def _label(names: Sequence[str], values: Sequence[Any]) -> str:
 
     if len(names) == 1:
         return show(values[0])
-    return ", ".join(f"{n}={show(v)}" for n, v in zip(names, values))
+    return ", ".join(f"{n}={show(v)}" for n, v in zip(names, values, strict=True))
 
 
 class GridLayout:
@@ -94,7 +94,7 @@ class GridLayout:
             r, c = self.positions[result.key]
             table[r + 1][c + 1] = result.state
         widths = [min(30, max(len(row[i]) for row in table)) for i in range(n_cols + 1)]
-        lines = ["  ".join(cell[:30].ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
+        lines = ["  ".join(cell[:30].ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in table]
         return "\n".join(lines)
 
 

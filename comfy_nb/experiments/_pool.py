@@ -24,7 +24,17 @@ from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..client import AsyncComfyClient, ErrorInfo, Job, JobState, JobStatus, Output, as_api_graph
+from .._observers import Observers
+from ..client import (
+    AsyncComfyClient,
+    ErrorCallback,
+    ErrorInfo,
+    Job,
+    JobState,
+    JobStatus,
+    Output,
+    UpdateCallback,
+)
 from ..client._job import raise_for_status
 from ..errors import (
     ClientClosed,
@@ -34,14 +44,11 @@ from ..errors import (
     PromptValidationError,
     WorkflowError,
 )
-from ..protocol import NodeDef
+from ..protocol import NodeDef, api_graph
 
 __all__ = ["BlockingServerPool", "PoolJob", "ServerLoad", "ServerPool"]
 
 log = logging.getLogger("comfy_nb")
-
-UpdateCallback = Callable[[JobStatus], Any]
-ErrorCallback = Callable[[BaseException], Any]
 
 
 @dataclass(frozen=True)
@@ -118,12 +125,12 @@ class PoolJob:
         self._done = asyncio.Event()
         self._wake = asyncio.Event()
         self._cancel_requested = False
-        self._subscribers: list[tuple[UpdateCallback, ErrorCallback | None]] = []
+        self._subscribers: Observers[JobStatus] = Observers("subscriber of a pool job")
         self._closed: ClientClosed | None = None
-        self._loop = asyncio.get_running_loop()
         self._task: asyncio.Task[None] | None = None
         self.attempts: list[dict[str, Any]] = []
         """Earlier submissions: ``{"server", "prompt_id", "reason"}``."""
+        self._loop = asyncio.get_running_loop()  # made by ServerPool.submit, on the pool's loop
 
     # ------------------------------------------------------------------ the Job surface
 
@@ -191,14 +198,7 @@ class PoolJob:
     def subscribe(self, on_update: UpdateCallback, on_error: ErrorCallback | None = None) -> Callable[[], None]:
         """``on_update(status)`` on each change (a move to another server restarts at ``queued``);
         ``on_error`` gets what a callback raised, and ``ClientClosed`` if the pool closes first."""
-        entry = (on_update, on_error)
-        self._subscribers.append(entry)
-
-        def unsubscribe() -> None:
-            with contextlib.suppress(ValueError):
-                self._subscribers.remove(entry)
-
-        return unsubscribe
+        return self._subscribers.add(on_update, on_error)
 
     async def updates(self) -> AsyncGenerator[JobStatus, None]:
         """Each new status until (and including) the final one; ``ClientClosed`` if the pool closes."""
@@ -224,17 +224,7 @@ class PoolJob:
     # ------------------------------------------------------------------ following
 
     def _notify(self, status: JobStatus) -> None:
-        for callback, on_error in tuple(self._subscribers):
-            try:
-                callback(status)
-            except Exception as exc:
-                if on_error is None:
-                    log.exception("subscriber of pool job %s raised", self.prompt_id)
-                    continue
-                try:
-                    on_error(exc)
-                except Exception:
-                    log.exception("on_error callback of pool job %s raised", self.prompt_id)
+        self._subscribers.notify(status)
 
     def _close(self) -> None:
         """The pool was closed first: release every waiter with ``ClientClosed`` (once)."""
@@ -244,10 +234,7 @@ class PoolJob:
             f"the server pool was closed while prompt {self.prompt_id or '(not yet placed)'} was unfinished; "
             "it may still run on its server"
         )
-        for _callback, on_error in tuple(self._subscribers):
-            if on_error is not None:
-                with contextlib.suppress(Exception):
-                    on_error(self._closed)
+        self._subscribers.fail(self._closed)
         self._done.set()
 
     def _attach(self, server: _Server, job: Job) -> None:
@@ -405,7 +392,7 @@ class ServerPool:
             return
         results = await asyncio.gather(*(self._bring_up(s) for s in self._servers), return_exceptions=True)
         if not any(s.up for s in self._servers):
-            details = "; ".join(f"{s.url}: {r}" for s, r in zip(self._servers, results))
+            details = "; ".join(f"{s.url}: {r}" for s, r in zip(self._servers, results, strict=True))
             raise ComfyConnectionError(f"no server of the pool answered ({details})")
         self._monitor = asyncio.create_task(self._watch(), name="comfy_nb-pool-monitor")
 
@@ -430,7 +417,7 @@ class ServerPool:
     async def submit(self, prompt: Mapping[str, Any] | Any, *, meta: Mapping[str, Any] | None = None,
                      **kwargs: Any) -> PoolJob:
         """Queue a graph on the best server and return its ``PoolJob`` at once."""
-        graph = as_api_graph(prompt)  # the client's checks: a UI workflow or a bad node is a WorkflowError
+        graph = api_graph(prompt)  # the client's checks: a UI workflow or a bad node is a WorkflowError
         job = PoolJob(self, graph, meta, kwargs)
         self._open.add(job)
         try:
@@ -610,10 +597,10 @@ class BlockingServerPool:
         return self._run_sync(go())
 
     def run_sweep(self, sweep: Any, **kwargs: Any) -> Any:
-        """Run a sweep to the end and return the finished ``SweepRun``."""
-        from ._runner import run_sweep_to_end
+        """Run a sweep to the end and return the finished ``SweepRun`` (the same as ``sweep.run(pool)``)."""
+        from ._runner import run_sweep_blocking
 
-        return self._run_sync(run_sweep_to_end(self.pool, sweep, **kwargs))
+        return run_sweep_blocking(self, sweep, **kwargs)
 
     def stats(self) -> list[ServerLoad]:
         return self.pool.stats()

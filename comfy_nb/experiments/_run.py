@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import dataclasses
 import functools
 import logging
@@ -14,14 +13,16 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from .._display import mimebundle
+from .._observers import Observers
 from ..client import JobState, JobStatus, Output
+from ..client._console import follow_sweep
 from ..errors import ComfyConnectionError, ComfyError, ComfyTimeout
 from ..protocol import NodeDef
 from ._store import TERMINAL, CellResult, RunStore
 from ._sweep import Cell, Sweep
 
 if TYPE_CHECKING:
-    from ..widgets import SweepGrid
     from ._pool import PoolJob, ServerPool
 
 __all__ = ["SweepRun"]
@@ -49,7 +50,7 @@ class SweepRun:
         self.manifest = manifest
         self.store = store
         self._results: dict[str, CellResult] = {c.key: CellResult(c.index, c.key, c.params) for c in cells}
-        self._listeners: list[Listener] = []
+        self._listeners: Observers[CellResult] = Observers("sweep listener")
         self._inflight: dict[str, PoolJob] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
@@ -67,7 +68,7 @@ class SweepRun:
         store = RunStore(directory)
         store.directory.mkdir(parents=True, exist_ok=True)
         manifest = sweep.to_manifest()
-        manifest["cells"] = [{**c, "settings": cell.settings} for c, cell in zip(manifest["cells"], sweep.cells)]
+        manifest["cells"] = [{**c, "settings": cell.settings} for c, cell in zip(manifest["cells"], sweep.cells, strict=True)]
         previous = store.read_manifest()
         manifest["created"] = previous.get("created") if previous else time.time()
         store.write_manifest(manifest)
@@ -165,36 +166,22 @@ class SweepRun:
             raise ImportError("run.to_pandas() needs pandas: pip install pandas (run.table() works without it)") from None
         return pd.DataFrame.from_records(self.table())
 
-    def grid(self, x: str | None = None, y: str | list[str] | None = None, *, size: int = 128,
-             title: str | None = None) -> SweepGrid:
-        """A widget laying the cells out by axis values; fills in live while the run goes on."""
-        from ._grid import GridLayout
-        from ..widgets import SweepGrid  # the view lives in the widgets layer, loaded on demand
-
-        return SweepGrid(self, GridLayout(self, x, y), size=size, title=title)
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """Notebooks show a run as its grid (``comfy_nb.widgets.SweepGrid``) when the widgets load."""
+        return mimebundle(self, include, exclude)
 
     # ------------------------------------------------------------------ updates
 
     def on_update(self, callback: Listener) -> Callable[[], None]:
         """Call ``callback(CellResult)`` whenever a cell changes; returns a function that stops it."""
-        self._listeners.append(callback)
-
-        def unsubscribe() -> None:
-            with contextlib.suppress(ValueError):
-                self._listeners.remove(callback)
-
-        return unsubscribe
+        return self._listeners.add(callback)
 
     def _set(self, cell: Cell, **changes: Any) -> CellResult:
         result = dataclasses.replace(self._results[cell.key], **changes)
         self._results[cell.key] = result
         if result.state in ("completed", "failed"):
             self.store.write_result(result)
-        for listener in tuple(self._listeners):
-            try:
-                listener(result)
-            except Exception:
-                log.exception("sweep listener raised")
+        self._listeners.notify(result)
         return result
 
     # ------------------------------------------------------------------ running
@@ -217,13 +204,19 @@ class SweepRun:
         state = self._results[cell.key].state
         return state == "completed" or (state == "failed" and not rerun_failed)
 
-    async def wait(self, timeout: float | None = None) -> SweepRun:
-        """Wait until every cell is finished (or the run cancelled); returns the run."""
+    async def wait(self, timeout: float | None = None, *, progress: bool | None = None) -> SweepRun:
+        """Wait until every cell is finished (or the run cancelled); returns the run.
+
+        ``progress``: draw a text progress line on stderr meanwhile (default: a terminal, no notebook).
+        """
         if self._finished is not None and not self._finished.is_set():
+            stop_drawing = follow_sweep(self, progress)
             try:
                 await asyncio.wait_for(asyncio.shield(self._finished.wait()), timeout)
             except asyncio.TimeoutError:
                 raise ComfyTimeout(f"the sweep did not finish within {timeout} s ({self!r})") from None
+            finally:
+                stop_drawing()
         return self
 
     def cancel(self) -> concurrent.futures.Future[None] | None:
@@ -299,13 +292,14 @@ class SweepRun:
                 self._inflight[cell.key] = job
                 self._set(cell, state="queued", prompt_id=job.prompt_id, server=job.server)
                 unsubscribe = job.subscribe(functools.partial(self._on_status, cell, job))
-                if self._cancelling:
-                    asyncio.ensure_future(job.cancel())
+                # held until the job ends: a task nobody references may be collected before it runs
+                cancelling = asyncio.ensure_future(job.cancel()) if self._cancelling else None
                 try:
                     status = await job.wait()
                 finally:
                     unsubscribe()
                     self._inflight.pop(cell.key, None)
+                    del cancelling
                 release()
                 unreachable = await self._record(cell, job, status, saves, earlier, last=round_ == _OUTPUT_ROUNDS - 1)
                 if unreachable is None or self._cancelling:

@@ -16,11 +16,12 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-__all__ = ["CellResult", "RunStore", "TERMINAL", "write_json_atomic"]
+from .._files import write_atomic
+
+__all__ = ["TERMINAL", "CellResult", "RunStore", "write_json_atomic"]
 
 MANIFEST = "sweep.json"
 FORMAT = "comfy_nb.sweep/1"
@@ -75,18 +76,7 @@ class CellResult:
 
 def write_json_atomic(path: pathlib.Path, data: Any) -> None:
     """Write JSON next to ``path`` and rename it into place (never a half-written file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, ensure_ascii=False, default=str)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_atomic(path, json.dumps(data, ensure_ascii=False, default=str))
 
 
 class RunStore:

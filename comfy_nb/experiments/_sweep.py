@@ -18,18 +18,21 @@ import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import WorkflowError
 from ..protocol import NodeDef
+from ..workflows import PARAMETER_NAMES, bind_parameters
 
-__all__ = ["Cell", "Sweep", "WORKFLOW_PARAMETERS"]
+if TYPE_CHECKING:
+    from ..client import ComfyClient
+    from ._pool import BlockingServerPool
+    from ._run import SweepRun
+
+__all__ = ["WORKFLOW_PARAMETERS", "Cell", "Sweep"]
 
 #: Names a ``Workflow`` base binds through its setters (besides ``"node.input"`` and ``"lora:<file>"``).
-WORKFLOW_PARAMETERS = (
-    "prompt", "negative_prompt", "seed", "sampler", "scheduler", "steps", "cfg_scale", "denoise", "width",
-    "height", "size", "checkpoint", "vae", "batch_size", "frames", "fps", "lora_strength",
-)
+WORKFLOW_PARAMETERS = (*PARAMETER_NAMES, "size", "lora_strength")
 _TASK_EXTRAS = ("size", "lora_strength")
 _VARIABLE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _LORA_PREFIX = "lora:"
@@ -69,7 +72,7 @@ def _plain(value: Any, name: str) -> Any:
     if isinstance(value, tuple):
         value = [_plain(v, name) for v in value]
     try:
-        json.loads(_canonical(value))
+        json.loads(json.dumps(value, allow_nan=False))  # NaN/Infinity would not read back as JSON
     except (TypeError, ValueError):
         raise WorkflowError(
             f"sweep value {value!r} for {name!r} cannot be recorded as JSON: use numbers, strings, lists "
@@ -80,9 +83,7 @@ def _plain(value: Any, name: str) -> Any:
 
 def _is_axis(value: Any) -> bool:
     """Lists, ranges and arrays are axes; strings, numbers, tuples (a size, a LoRA) and dicts are fixed."""
-    if isinstance(value, (str, bytes, tuple, Mapping)) or not hasattr(value, "__iter__"):
-        return False
-    return True
+    return not isinstance(value, (str, bytes, tuple, Mapping)) and hasattr(value, "__iter__")
 
 
 def _base_kind(base: Any) -> str:
@@ -183,10 +184,10 @@ class Sweep:
     def _expand(self) -> list[Cell]:
         names = list(self.axes)
         columns = [self.axes[n] for n in names]
-        rows: Iterator[tuple[Any, ...]] = zip(*columns) if self.zip else itertools.product(*columns)
+        rows: Iterator[tuple[Any, ...]] = zip(*columns, strict=True) if self.zip else itertools.product(*columns)
         cells = []
         for index, row in enumerate(rows):
-            params = dict(zip(names, row))
+            params = dict(zip(names, row, strict=True))
             values = {**self.fixed, **params}
             settings = {
                 n: _fill(v, values) for n, v in values.items() if n not in self.variables
@@ -213,8 +214,20 @@ class Sweep:
 
     # ------------------------------------------------------------------ binding
 
-    def build(self, cell: Cell, config: Any, node_defs: dict[str, NodeDef]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The API graph and the job parameters for one cell (graph built with this server's defs)."""
+    def run(self, client: ComfyClient | BlockingServerPool, **kwargs: Any) -> SweepRun:
+        """Run every cell with a blocking client or pool and return the finished ``SweepRun`` (Ctrl-C cancels).
+
+        With an ``AsyncComfyClient`` or ``ServerPool`` use ``run = await run_sweep(client, sweep)`` instead:
+        it returns at once and the run fills in while the kernel stays free. Keyword arguments
+        (``concurrency``, ``output_dir``, ...) are ``run_sweep``'s, plus ``progress`` (a text progress
+        line on stderr; default: a terminal outside a notebook).
+        """
+        from ._runner import run_sweep_blocking
+
+        return run_sweep_blocking(client, self, **kwargs)
+
+    def build(self, cell: Cell, config: Any, node_defs: dict[str, NodeDef] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The API graph and the job parameters for one cell (validated against ``node_defs`` unless None)."""
         if self.kind == "workflow":
             return _bind_workflow(self.base, cell.settings)
         return _bind_task(self.base, cell.settings, config, node_defs)
@@ -313,27 +326,14 @@ def _size(value: Any) -> tuple[int, int]:
 def _bind_workflow(base: Any, settings: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     wf = base.copy()
     named, loras, nodes = _split_settings(settings)
-    if "prompt" in named or "negative_prompt" in named:
-        wf.set_prompt(named.pop("prompt", None), named.pop("negative_prompt", None))
-    if "seed" in named:
-        wf.set_seed(int(named.pop("seed")))
-    sampler_args: dict[str, Any] = {k: named.pop(k) for k in ("scheduler", "steps", "denoise") if k in named}
-    if "cfg_scale" in named:
-        sampler_args["cfg"] = named.pop("cfg_scale")
-    if "sampler" in named or sampler_args:
-        wf.set_sampler(named.pop("sampler", None), **sampler_args)
-    if "size" in named or "width" in named or "height" in named:
-        width, height = _size(named.pop("size")) if "size" in named else (None, None)
-        current = wf.parameters()
-        width = named.pop("width", width if width is not None else current.get("width"))
-        height = named.pop("height", height if height is not None else current.get("height"))
-        wf.set_size(int(width), int(height))
-    for name, setter in (("checkpoint", wf.set_checkpoint), ("vae", wf.set_vae), ("batch_size", wf.set_batch_size),
-                         ("frames", wf.set_frames), ("fps", wf.set_fps)):
-        if name in named:
-            setter(named.pop(name))
-    if "lora_strength" in named:
-        strength = float(named.pop("lora_strength"))
+    if "size" in named:
+        width, height = _size(named.pop("size"))
+        named.setdefault("width", width)
+        named.setdefault("height", height)
+    lora_strength = named.pop("lora_strength", None)
+    bind_parameters(wf, named)
+    if lora_strength is not None:
+        strength = float(lora_strength)
         loaders = [n for n in wf.nodes() if "lora_name" in n.inputs]
         if len(loaders) != 1:
             raise WorkflowError(
@@ -378,7 +378,7 @@ def _lora_specs(items: Sequence[Any]) -> list[tuple[str, float, float]]:
 
 
 def _bind_task(
-    base: Any, settings: Mapping[str, Any], config: Any, node_defs: dict[str, NodeDef]
+    base: Any, settings: Mapping[str, Any], config: Any, node_defs: dict[str, NodeDef] | None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     named, loras, nodes = _split_settings(settings)
     if "size" in named:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
 import sys
 
 from ._server import MockServer
@@ -26,10 +27,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--step-delay", type=float, default=0.05, help="seconds per sampler step (default 0.05)")
     parser.add_argument("--output-dir", default=None, help="where SaveImage writes (default: a temporary dir)")
     parser.add_argument("--root-dir", default=None, help="holds output/, input/ and temp/ (default: temporary)")
-    args = parser.parse_args(argv)
-    server = MockServer(
-        args.host, args.port, step_delay=args.step_delay, output_dir=args.output_dir, root_dir=args.root_dir
+    parser.add_argument("--cloud", action="store_true", help="emulate Comfy Cloud (API key, signed redirects, ...)")
+    parser.add_argument(
+        "--api-key", default=None, help="the cloud mode's key (default: $COMFY_CLOUD_API_KEY, else a random one)"
     )
+    parser.add_argument("--parallel", type=int, default=None, help="jobs run at once (default 1; 4 with --cloud)")
+    args = parser.parse_args(argv)
+    api_key = args.api_key or os.environ.get("COMFY_CLOUD_API_KEY") or None
+    server = MockServer(
+        args.host,
+        args.port,
+        step_delay=args.step_delay,
+        output_dir=args.output_dir,
+        root_dir=args.root_dir,
+        cloud=args.cloud,
+        api_key=api_key,
+        parallel=args.parallel,
+    )
+    if args.cloud and api_key is None:
+        # a throwaway key of this mock process, shown once so the user can connect to it
+        print(f"comfy_nb mock cloud mode: generated API key {server.api_key}", flush=True)
     try:
         server.serve_forever()
     except OSError as exc:

@@ -5,17 +5,27 @@ from __future__ import annotations
 import copy
 import json
 import os
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from typing import Any
 
-__all__ = ["DEFAULT_MODELS", "MODEL_FOLDERS", "Catalog", "IMAGE_EXTENSIONS"]
+from ..protocol import MODEL_INPUTS, family_of
+
+__all__ = ["DEFAULT_MODELS", "IMAGE_EXTENSIONS", "MODEL_FOLDERS", "Catalog"]
 
 DEFAULT_MODELS: dict[str, list[str]] = {
-    "checkpoints": ["sd15-mock.safetensors", "sdxl-mock.safetensors"],
-    "vae": ["vae-ft-mse-mock.safetensors"],
+    "checkpoints": ["sd15-mock.safetensors", "sdxl-mock.safetensors", "v1-5-pruned-emaonly-fp16.safetensors"],
+    "diffusion_models": ["flux1-dev.safetensors", "wan2.1_t2v_1.3B_fp16.safetensors"],
+    "text_encoders": ["clip_l.safetensors", "t5xxl_fp16.safetensors", "umt5_xxl_fp8_e4m3fn_scaled.safetensors"],
+    "vae": ["ae.safetensors", "vae-ft-mse-mock.safetensors", "wan_2.1_vae.safetensors"],
     "loras": ["detail-mock.safetensors", "style-ink-mock.safetensors"],
     "upscale_models": ["4x-mock.pth"],
 }
+"""The mock's files; each has the family its name says (``protocol.family_of``). The default
+SD1.5, Flux and Wan files have the names the templates load, as on an install that followed the official ones."""
+
+ModelFiles = Mapping[str, "Sequence[str] | Mapping[str, str | None]"]
+"""``{folder: [file names]}``, or ``{folder: {file name: family}}`` to give files a family their names do not say."""
 
 # ``GET /models`` of a stock install, in its order.
 MODEL_FOLDERS: tuple[str, ...] = (
@@ -45,12 +55,19 @@ IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", 
 
 # (class, input) → model folder whose files fill the combo.
 _MODEL_COMBOS: dict[tuple[str, str], str] = {
-    ("CheckpointLoaderSimple", "ckpt_name"): "checkpoints",
-    ("ImageOnlyCheckpointLoader", "ckpt_name"): "checkpoints",
-    ("VAELoader", "vae_name"): "vae",
-    ("LoraLoader", "lora_name"): "loras",
-    ("LoraLoaderModelOnly", "lora_name"): "loras",
-    ("UpscaleModelLoader", "model_name"): "upscale_models",
+    (cls, name): MODEL_INPUTS[name]
+    for cls, name in (
+        ("CheckpointLoaderSimple", "ckpt_name"),
+        ("ImageOnlyCheckpointLoader", "ckpt_name"),
+        ("VAELoader", "vae_name"),
+        ("LoraLoader", "lora_name"),
+        ("LoraLoaderModelOnly", "lora_name"),
+        ("UpscaleModelLoader", "model_name"),
+        ("UNETLoader", "unet_name"),
+        ("CLIPLoader", "clip_name"),
+        ("DualCLIPLoader", "clip_name1"),
+        ("DualCLIPLoader", "clip_name2"),
+    )
 }
 _INPUT_COMBOS: tuple[tuple[str, str], ...] = (("LoadImage", "image"), ("LoadImageMask", "image"))
 
@@ -71,8 +88,14 @@ def _load_base() -> dict[str, Any]:
 class Catalog:
     """``/object_info`` as the mock serves it: static definitions, model files, input-dir images."""
 
-    def __init__(self, models: dict[str, list[str]], input_dir: str) -> None:
+    def __init__(self, models: ModelFiles, input_dir: str) -> None:
         self.models = {k: sorted(v) for k, v in models.items()}
+        self._families = {
+            (folder, name): family
+            for folder, files in models.items()
+            if isinstance(files, Mapping)
+            for name, family in files.items()
+        }
         self.input_dir = input_dir
         self._base = _load_base()
         for (cls, name), folder in _MODEL_COMBOS.items():
@@ -83,6 +106,12 @@ class Catalog:
         self._input_key: tuple[int, int] | None = None
         self._dirty = True
         self._input_files: list[str] = []
+
+    def family(self, folder: str, name: str) -> str | None:
+        """A file's model family: the one it was given, else the one its name says."""
+        if (folder, name) in self._families:
+            return self._families[folder, name]
+        return family_of(name, folder)
 
     def invalidate(self) -> None:
         self._dirty = True

@@ -1,4 +1,4 @@
-"""The prompt queue, the single worker and the classic output cache, as ComfyUI runs them.
+"""The prompt queue, the worker(s) and the classic output cache, as ComfyUI runs them.
 
 Message order per prompt (reference §10.5): ``execution_start``, ``execution_cached``, then per node
 ``progress_state``(running) → ``executing`` → [``progress_state`` → ``progress`` → preview]* →
@@ -16,19 +16,53 @@ import random
 import re
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from ..protocol import is_link
+from . import _loaders  # noqa: F401 - registers the loader nodes
+from ._catalog import Catalog
+from ._faults import Faults, ServerStats
 from ._nodes import NODE_IMPLS, NodeImpl, encode_for_error
 
-if TYPE_CHECKING:
-    from ._server import _App
-
-__all__ = ["Executor", "Interrupted"]
+__all__ = ["Executor", "Interrupted", "Outbox", "Workspace"]
 
 _SENSITIVE = ("auth_token_comfy_org", "api_key_comfy_org")
 MAX_HISTORY = 10000
+
+
+class Outbox(Protocol):
+    """Where the executor's messages go: the server's sockets (one client id, or everyone for ``None``)."""
+
+    def send(self, event: str, data: dict[str, Any], sid: str | None) -> None: ...
+
+    def send_text(self, node_id: str, text: str) -> None: ...
+
+    def send_preview(
+        self, image: bytes, mime: str, sid: str | None, prompt_id: str | None, node_id: str | None
+    ) -> None: ...
+
+    def wants_metadata(self, sid: str | None) -> bool:
+        """True when that socket asked for previews with metadata (a feature flag)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """What the executor works with, handed over by the server: it never reaches into the server itself."""
+
+    outbox: Outbox
+    catalog: Catalog
+    faults: Faults
+    stats: ServerStats
+    folders: Mapping[str, str]
+    step_delay: float
+    preview_size: int
+    sampler_previews: bool
+
+    def folder(self, kind: str | None) -> str | None:
+        return self.folders.get(kind or "")
 
 
 class Interrupted(Exception):
@@ -68,10 +102,11 @@ def _freeze(value: Any) -> Any:
 class _NodeCtx:
     """What a running node sees (``_nodes.NodeContext``)."""
 
-    __slots__ = ("app", "node_id", "prompt_id", "run")
+    __slots__ = ("env", "executor", "node_id", "prompt_id", "run")
 
-    def __init__(self, app: _App, run: _Run, node_id: str) -> None:
-        self.app = app
+    def __init__(self, executor: Executor, run: _Run, node_id: str) -> None:
+        self.executor = executor
+        self.env = executor.env
         self.run = run
         self.node_id = node_id
         self.prompt_id = run.prompt_id
@@ -79,14 +114,14 @@ class _NodeCtx:
     async def progress(
         self, value: int | float, total: int | float, preview: bytes | None = None, mime: str = "image/jpeg"
     ) -> None:
-        await self.app.executor.checkpoint()
+        await self.executor.checkpoint(self.run)
         self.run.progress_update(self.node_id, value, total, preview, mime)
 
     async def text(self, text: str) -> None:
-        self.app.send_text(self.node_id, text)
+        self.env.outbox.send_text(self.node_id, text)
 
     async def step_sleep(self) -> None:
-        delay = self.app.step_delay
+        delay = self.env.step_delay
         if delay > 0:
             await asyncio.sleep(delay)
 
@@ -96,36 +131,42 @@ class _NodeCtx:
 
     @property
     def preview_size(self) -> int:
-        return self.app.preview_size
+        return self.env.preview_size
 
     @property
     def sampler_previews(self) -> bool:
-        return self.app.sampler_previews
+        return self.env.sampler_previews
 
     def folder(self, kind: str) -> str:
-        return self.app.folder(kind) or self.app.folder("output") or ""
+        return self.env.folder(kind) or self.env.folder("output") or ""
 
     def models(self, folder: str) -> list[str]:
-        return self.app.catalog.models.get(folder, [])
+        return self.env.catalog.models.get(folder, [])
+
+    def family(self, folder: str, name: str) -> str | None:
+        return self.env.catalog.family(folder, name)
 
     def next_counter(self, folder: str, filename: str, count: int = 1) -> int:
-        return self.app.executor.next_counter(folder, filename, count)
+        return self.executor.next_counter(folder, filename, count)
 
     def temp_prefix(self) -> str:
-        return self.app.executor.temp_prefix(self.node_id)
+        return self.executor.temp_prefix(self.node_id)
 
     def input_changed(self) -> None:
-        self.app.catalog.invalidate()
+        self.env.catalog.invalidate()
 
 
 class _Run:
     """One prompt's execution state and its messages."""
 
-    def __init__(self, app: _App, item: list[Any]) -> None:
-        self.app = app
+    def __init__(self, outbox: Outbox, item: list[Any]) -> None:
+        self.outbox = outbox
         self.number, self.prompt_id, self.prompt, self.extra_data, self.outputs_to_execute = item[:5]
         cid = self.extra_data.get("client_id") if isinstance(self.extra_data, dict) else None
         self.client_id: str | None = cid if isinstance(cid, str) else None
+        self.interrupted = False
+        self.last_node_id: str | None = None
+        self.cache: dict[Any, _CacheEntry] = {}
         self.messages: list[list[Any]] = []
         self.nodes_state: dict[str, dict[str, Any]] = {}
         self.ui_outputs: dict[str, Any] = {}
@@ -140,11 +181,11 @@ class _Run:
         data["timestamp"] = _now_ms()
         self.messages.append([event, data])
         if self.client_id is not None or broadcast:
-            self.app.send(event, data, self.client_id)
+            self.outbox.send(event, data, self.client_id)
 
     def to_client(self, event: str, data: dict[str, Any]) -> None:
         if self.client_id is not None:
-            self.app.send(event, data, self.client_id)
+            self.outbox.send(event, data, self.client_id)
 
     def _state(self, node_id: str) -> dict[str, Any]:
         st = self.nodes_state.get(node_id)
@@ -163,7 +204,7 @@ class _Run:
         return st
 
     def _send_state(self) -> None:
-        self.app.send("progress_state", {"prompt_id": self.prompt_id, "nodes": self.nodes_state}, self.client_id)
+        self.outbox.send("progress_state", {"prompt_id": self.prompt_id, "nodes": self.nodes_state}, self.client_id)
 
     def progress_start(self, node_id: str) -> None:
         self._state(node_id)
@@ -185,14 +226,14 @@ class _Run:
         self._send_state()
         progress = {"value": value, "max": total, "prompt_id": self.prompt_id, "node": node_id}
         if preview is None:
-            self.app.send("progress", progress, self.client_id)
+            self.outbox.send("progress", progress, self.client_id)
             return
-        if self.app.wants_metadata(self.client_id):
-            self.app.send_preview(preview, mime, self.client_id, self.prompt_id, node_id)
-            self.app.send("progress", progress, self.client_id)
+        if self.outbox.wants_metadata(self.client_id):
+            self.outbox.send_preview(preview, mime, self.client_id, self.prompt_id, node_id)
+            self.outbox.send("progress", progress, self.client_id)
         else:
-            self.app.send("progress", progress, self.client_id)
-            self.app.send_preview(preview, mime, self.client_id, None, None)
+            self.outbox.send("progress", progress, self.client_id)
+            self.outbox.send_preview(preview, mime, self.client_id, None, None)
 
     def record_ui(self, node_id: str, ui: dict[str, Any]) -> None:
         self.ui_outputs[node_id] = ui
@@ -208,34 +249,40 @@ class _Run:
 
 
 class Executor:
-    """Queue (a min-heap on ``number``), history, the worker task and the classic cache."""
+    """Queue (a min-heap on ``number``), history, the worker tasks and the classic cache.
 
-    def __init__(self, app: _App) -> None:
-        self.app = app
+    ``workers`` prompts run at once (1 like ComfyUI; more for the cloud mode's parallel jobs), each
+    worker with its own cache, as separate machines would have.
+    """
+
+    def __init__(self, env: Workspace, workers: int = 1) -> None:
+        self.env = env
         self.heap: list[_HeapEntry] = []
         self.running: dict[str, list[Any]] = {}
         self.history: dict[str, dict[str, Any]] = {}
         self.number = 0
         self._seq = 0
         self._wake = asyncio.Event()
-        self.interrupt_flag = False
-        self.client_id: str | None = None
-        self.last_node_id: str | None = None
-        self.current_prompt_id: str | None = None
-        self._cache: dict[Any, _CacheEntry] = {}
+        self.workers = max(1, int(workers))
+        self.runs: dict[str, _Run] = {}
+        self._caches: list[dict[Any, _CacheEntry]] = [{} for _ in range(self.workers)]
         self._counters: dict[tuple[str, str], int] = {}
         self._temp_prefixes: dict[str, str] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     # ------------------------------------------------------------------ queue
 
     def remaining(self) -> int:
         return len(self.heap) + len(self.running)
 
+    def queue_updated(self) -> None:
+        """Broadcast the queue length, as the server does after every queue change."""
+        self.env.outbox.send("status", {"status": {"exec_info": {"queue_remaining": self.remaining()}}}, None)
+
     def put(self, item: list[Any]) -> None:
         self._seq += 1
         heapq.heappush(self.heap, _HeapEntry(item[0], item[1], self._seq, item))
-        self.app.queue_updated()
+        self.queue_updated()
         self._wake.set()
 
     def pending_items(self) -> list[list[Any]]:
@@ -246,7 +293,7 @@ class Executor:
 
     def wipe(self) -> None:
         self.heap = []
-        self.app.queue_updated()
+        self.queue_updated()
 
     def delete(self, prompt_id: str) -> bool:
         for i, entry in enumerate(self.heap):
@@ -256,21 +303,29 @@ class Executor:
                 else:
                     self.heap.pop(i)
                     heapq.heapify(self.heap)
-                self.app.queue_updated()
+                self.queue_updated()
                 return True
         return False
 
     def interrupt(self, prompt_id: str | None) -> None:
-        if prompt_id is None or prompt_id == self.current_prompt_id:
-            self.interrupt_flag = True
+        for run in self.runs.values():
+            if prompt_id is None or prompt_id == run.prompt_id:
+                run.interrupted = True
 
-    async def checkpoint(self) -> None:
+    def executing_node(self, client_id: str) -> str | None:
+        """The node a run of ``client_id``'s is executing (replayed to a reconnecting socket)."""
+        for run in self.runs.values():
+            if run.client_id == client_id and run.last_node_id is not None:
+                return run.last_node_id
+        return None
+
+    async def checkpoint(self, run: _Run) -> None:
         """A place where the worker honours stalls and interrupts (node start, each progress step)."""
-        stall = self.app.faults.stall_remaining("worker")
+        stall = self.env.faults.stall_remaining("worker")
         while stall > 0:
             await asyncio.sleep(stall)
-            stall = self.app.faults.stall_remaining("worker")
-        if self.interrupt_flag:
+            stall = self.env.faults.stall_remaining("worker")
+        if run.interrupted:
             raise Interrupted()
 
     # ------------------------------------------------------------------ history
@@ -316,52 +371,56 @@ class Executor:
     # ------------------------------------------------------------------ worker
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._worker(), name="comfy-nb-mock-worker")
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._worker(i), name=f"comfy-nb-mock-worker-{i}") for i in range(self.workers)
+        ]
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             try:
-                await self._task
+                await task
             except (asyncio.CancelledError, Exception):
                 pass
-            self._task = None
 
-    async def _worker(self) -> None:
+    async def _worker(self, index: int) -> None:
         while True:
             while not self.heap:
                 self._wake.clear()
                 await self._wake.wait()
-            stall = self.app.faults.stall_remaining("worker")
+            stall = self.env.faults.stall_remaining("worker")
             if stall > 0:
                 await asyncio.sleep(stall)
                 continue
             entry = heapq.heappop(self.heap)
             item = entry.item
             self.running[item[1]] = item
-            self.app.queue_updated()
+            self.queue_updated()
             try:
-                await self._execute(item)
+                await self._execute(item, index)
             except asyncio.CancelledError:
                 raise
             except Exception:  # a bug in the mock must not kill the worker
                 traceback.print_exc()
                 self.running.pop(item[1], None)
-                self.app.queue_updated()
+                self.runs.pop(item[1], None)
+                self.queue_updated()
 
-    async def _execute(self, item: list[Any]) -> None:
-        run = _Run(self.app, item)
-        self.interrupt_flag = False
-        self.client_id = run.client_id
-        self.current_prompt_id = run.prompt_id
+    async def _execute(self, item: list[Any], worker: int = 0) -> None:
+        run = _Run(self.env.outbox, item)
+        self.runs[run.prompt_id] = run
         prompt: dict[str, Any] = run.prompt
         run.add_message("execution_start", {"prompt_id": run.prompt_id}, False)
 
         sigs = run.sigs = self._signatures(prompt)
         wanted = set(sigs.values())
-        if len(self._cache) > len(wanted) or any(k not in wanted for k in self._cache):
-            self._cache = {k: v for k, v in self._cache.items() if k in wanted}
-        cache = self._cache
+        cache = self._caches[worker]
+        if len(cache) > len(wanted) or any(k not in wanted for k in cache):
+            cache = self._caches[worker] = {k: v for k, v in cache.items() if k in wanted}
+        run.cache = cache
         cached = [nid for nid in prompt if sigs.get(nid) in cache]
         run.add_message("execution_cached", {"nodes": cached, "prompt_id": run.prompt_id}, False)
 
@@ -376,7 +435,7 @@ class Executor:
             pending[nid] = None
             blockers.setdefault(nid, set())
             for value in (prompt[nid].get("inputs") or {}).values():
-                if _is_link(value):
+                if is_link(value):
                     src = str(value[0])
                     if src not in prompt or sigs.get(src) in cache:
                         continue
@@ -389,7 +448,7 @@ class Executor:
                 add(str(out))
 
         run.order = list(pending)
-        is_output = self.app.catalog.is_output
+        is_output = self.env.catalog.is_output
         success = False
         current: str | None = None
         try:
@@ -417,7 +476,7 @@ class Executor:
         except _NodeFailed as failed:
             run.add_message("execution_error", failed.details, False)
 
-        delay = self.app.faults.take_history_delay()
+        delay = self.env.faults.take_history_delay()
         if delay:
             await asyncio.sleep(delay)
         extra = dict(run.extra_data) if isinstance(run.extra_data, dict) else {}
@@ -432,12 +491,10 @@ class Executor:
         while len(self.history) > MAX_HISTORY:
             del self.history[next(iter(self.history))]
         self.running.pop(run.prompt_id, None)
-        self.app.stats.prompts_completed += 1
-        self.app.queue_updated()
+        self.env.stats.prompts_completed += 1
+        self.queue_updated()
         run.to_client("executing", {"node": None, "prompt_id": run.prompt_id})
-        self.client_id = None
-        self.last_node_id = None
-        self.current_prompt_id = None
+        self.runs.pop(run.prompt_id, None)
 
     async def _run_node(self, run: _Run, nid: str, sigs: dict[str, Any], cache: dict[Any, _CacheEntry]) -> None:
         node = run.prompt[nid]
@@ -451,18 +508,18 @@ class Executor:
             run.executed.append(nid)
             return
         run.progress_start(nid)
-        self.last_node_id = nid
+        run.last_node_id = nid
         run.to_client("executing", {"node": nid, "display_node": nid, "prompt_id": run.prompt_id})
-        await self.checkpoint()
+        await self.checkpoint(run)
         impl = NODE_IMPLS.get(class_type)
         kwargs = self._inputs(run, nid, node, class_type, impl)
         try:
             if impl is None:
                 raise NotImplementedError(f"the mock has no implementation of {class_type}")
-            fault = self.app.faults.take_node_fault(nid, class_type)
+            fault = self.env.faults.take_node_fault(nid, class_type)
             if fault is not None:
                 raise _InjectedFailure(*fault)
-            outputs, ui = await impl.fn(_NodeCtx(self.app, run, nid), **kwargs)
+            outputs, ui = await impl.fn(_NodeCtx(self, run, nid), **kwargs)
         except (Interrupted, asyncio.CancelledError):
             raise
         except Exception as exc:
@@ -489,14 +546,14 @@ class Executor:
     def _inputs(
         self, run: _Run, nid: str, node: dict[str, Any], class_type: str, impl: NodeImpl | None
     ) -> dict[str, Any]:
-        types = self.app.catalog.input_types(class_type)
+        types = self.env.catalog.input_types(class_type)
         kwargs: dict[str, Any] = {}
         for name, value in (node.get("inputs") or {}).items():
             kind = types.get(name)
             if kind is None or kind == "HIDDEN":
                 continue  # undeclared inputs are ignored, like the real server
-            if _is_link(value):
-                entry = self._cache.get(run.sigs.get(str(value[0])))
+            if is_link(value):
+                entry = run.cache.get(run.sigs.get(str(value[0])))
                 if entry is None:
                     raise RuntimeError(f"node {nid}: input {name} links to {value[0]}, which has no output")
                 kwargs[name] = entry.outputs[int(value[1])]
@@ -525,7 +582,7 @@ class Executor:
     def _signatures(self, prompt: dict[str, Any]) -> dict[str, Any]:
         """Input signature per node: class, is_changed, constants and the ancestors' signatures."""
         sigs: dict[str, Any] = {}
-        catalog = self.app.catalog
+        catalog = self.env.catalog
 
         def sig(nid: str, depth: int = 0) -> Any:
             got = sigs.get(nid)
@@ -539,12 +596,12 @@ class Executor:
             inputs = node.get("inputs") or {}
             parts: list[Any] = [class_type]
             if impl is not None and impl.is_changed is not None:
-                parts.append(_freeze(impl.is_changed(_NodeCtxLite(self.app), inputs)))
+                parts.append(_freeze(impl.is_changed(_NodeCtxLite(self.env), inputs)))
             if "unique_id" in catalog.input_types(class_type):
                 parts.append(("id", nid))
             for name in sorted(inputs):
                 value = inputs[name]
-                if _is_link(value):
+                if is_link(value):
                     parts.append((name, sig(str(value[0]), depth + 1), _freeze(value[1])))
                 else:
                     parts.append((name, _freeze(value)))
@@ -560,11 +617,11 @@ class Executor:
 class _NodeCtxLite:
     """Enough of a node context for ``is_changed`` hooks (folders only)."""
 
-    def __init__(self, app: _App) -> None:
-        self.app = app
+    def __init__(self, env: Workspace) -> None:
+        self.env = env
 
     def folder(self, kind: str) -> str:
-        return self.app.folder(kind) or ""
+        return self.env.folder(kind) or ""
 
 
 class _NodeFailed(Exception):
@@ -577,12 +634,6 @@ def _type_name(exc: BaseException) -> str:
     cls = type(exc)
     module = cls.__module__
     return cls.__qualname__ if module in ("builtins", "__main__") else f"{module}.{cls.__qualname__}"
-
-
-def _is_link(value: Any) -> bool:
-    return isinstance(value, list) and len(value) == 2 and isinstance(value[0], (str, int)) and isinstance(
-        value[1], int
-    )
 
 
 def _pick(

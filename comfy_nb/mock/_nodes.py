@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from PIL import Image, ImageChops, ImageFilter, ImageOps
 from PIL.PngImagePlugin import PngInfo
 
+from ..protocol import MODEL_FAMILIES
 from ._images import GenParams, encode_jpeg, encode_png, generate, noise_image, step_preview
 
 __all__ = ["NODE_IMPLS", "Latent", "NodeContext", "NodeImpl"]
@@ -32,6 +33,8 @@ class ModelRef:
     name: str
     loras: tuple[tuple[str, float], ...] = ()
     min_cfg: float | None = None
+    family: str | None = None
+    """The file's model family (``protocol.MODEL_FAMILIES``); ``None``: an SD1.5-like image model."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,9 @@ class ClipRef:
 @dataclass(frozen=True)
 class VaeRef:
     name: str
+    family: str | None = None
+    valid: bool = True
+    """False for the VAE a checkpoint loader returns from a file that has none (a diffusion model alone)."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,10 @@ class Latent:
     images: tuple[Image.Image, ...] | None = None
     noise_mask: tuple[Image.Image, ...] | None = None
     video: bool = False
+    channels: int | None = None
+    """Latent channels of the VAE that encoded it; ``None`` for an empty latent (the sampler fits it)."""
+    frames: int = 1
+    """Pixel frames per batch item of a video latent."""
 
     def __str__(self) -> str:
         return f"<LATENT {self.count}x{self.width}x{self.height}>"
@@ -103,6 +113,8 @@ class NodeContext(Protocol):
     def folder(self, kind: str) -> str: ...
 
     def models(self, folder: str) -> list[str]: ...
+
+    def family(self, folder: str, name: str) -> str | None: ...
 
     def next_counter(self, folder: str, filename: str, count: int = 1) -> int: ...
 
@@ -186,6 +198,47 @@ def _require(ctx: NodeContext, folder: str, name: str) -> None:
         raise FileNotFoundError(f"model file {name!r} is not in the mock's {folder} folder")
 
 
+# ComfyUI's own wording (nodes.py CLIPTextEncode.encode, comfy/sd.py VAE.throw_exception_if_invalid).
+CLIP_INVALID = (
+    "ERROR: clip input is invalid: None\n\nIf the clip is from a checkpoint loader node your checkpoint "
+    "does not contain a valid clip or text encoder model."
+)
+VAE_INVALID = (
+    "ERROR: VAE is invalid: None\n\nIf the VAE is from a checkpoint loader node your checkpoint does not "
+    "contain a valid VAE."
+)
+
+
+def _check_vae(vae: VaeRef) -> None:
+    if not vae.valid:
+        raise RuntimeError(VAE_INVALID)
+
+
+def _check_fit(model: ModelRef, latent: Latent, cfg: float) -> None:
+    """Refuse a latent the model cannot take, as torch does inside a real sampler.
+
+    Like ``comfy.sample.fix_empty_latent_channels``: an empty latent takes the model's channels and a
+    video model takes an image latent as one frame; an image model given a video latent fails in its
+    first conv2d, and an encoded latent of other channels fails there too.
+    """
+    family = MODEL_FAMILIES.get(model.family or "sd15", MODEL_FAMILIES["sd15"])
+    channels = latent.channels or family.latent_channels
+    batch = max(1, latent.count // max(1, latent.frames)) * (1 if float(cfg) == 1.0 else 2)
+    h, w = latent.height // 8, latent.width // 8
+    if latent.video and not family.video:
+        frames = (latent.frames - 1) // 4 + 1
+        raise RuntimeError(
+            "Expected 3D (unbatched) or 4D (batched) input to conv2d, but got input of size: "
+            f"[{batch}, {channels}, {frames}, {h}, {w}]"
+        )
+    if not family.video and channels != family.latent_channels:
+        raise RuntimeError(
+            f"Given groups=1, weight of size [320, {family.latent_channels}, 3, 3], expected "
+            f"input[{batch}, {channels}, {h}, {w}] to have {family.latent_channels} channels, but got "
+            f"{channels} channels instead"
+        )
+
+
 def _grow(mask: Image.Image, by: int) -> Image.Image:
     if by <= 0:
         return mask
@@ -266,65 +319,24 @@ def _resolve_input(ctx: NodeContext, name: str) -> str:
     return path
 
 
-# ---------------------------------------------------------------- loaders
-
-
-@_node("CheckpointLoaderSimple")
-async def checkpoint_loader(ctx: NodeContext, ckpt_name: str) -> tuple[tuple[Any, ...], None]:
-    _require(ctx, "checkpoints", ckpt_name)
-    return (ModelRef(ckpt_name), ClipRef(ckpt_name), VaeRef(ckpt_name)), None
-
-
-@_node("ImageOnlyCheckpointLoader")
-async def image_only_checkpoint_loader(ctx: NodeContext, ckpt_name: str) -> tuple[tuple[Any, ...], None]:
-    _require(ctx, "checkpoints", ckpt_name)
-    return (ModelRef(ckpt_name), ClipVisionRef(ckpt_name), VaeRef(ckpt_name)), None
-
-
-@_node("VAELoader")
-async def vae_loader(ctx: NodeContext, vae_name: str) -> tuple[tuple[Any, ...], None]:
-    if vae_name != "pixel_space":
-        _require(ctx, "vae", vae_name)
-    return (VaeRef(vae_name),), None
-
-
-@_node("LoraLoader")
-async def lora_loader(
-    ctx: NodeContext, model: ModelRef, clip: ClipRef, lora_name: str, strength_model: float, strength_clip: float
-) -> tuple[tuple[Any, ...], None]:
-    _require(ctx, "loras", lora_name)
-    return (
-        replace(model, loras=model.loras + ((lora_name, float(strength_model)),)),
-        replace(clip, loras=clip.loras + ((lora_name, float(strength_clip)),)),
-    ), None
-
-
-@_node("LoraLoaderModelOnly")
-async def lora_loader_model_only(
-    ctx: NodeContext, model: ModelRef, lora_name: str, strength_model: float
-) -> tuple[tuple[Any, ...], None]:
-    _require(ctx, "loras", lora_name)
-    return (replace(model, loras=model.loras + ((lora_name, float(strength_model)),)),), None
-
-
-@_node("UpscaleModelLoader")
-async def upscale_model_loader(ctx: NodeContext, model_name: str) -> tuple[tuple[Any, ...], None]:
-    _require(ctx, "upscale_models", model_name)
-    m = re.search(r"(\d+)x", model_name, re.IGNORECASE)
-    return (UpscaleModelRef(model_name, max(1, min(8, int(m.group(1)))) if m else 4),), None
-
-
-@_node("VideoLinearCFGGuidance")
-async def video_linear_cfg(ctx: NodeContext, model: ModelRef, min_cfg: float) -> tuple[tuple[Any, ...], None]:
-    return (replace(model, min_cfg=float(min_cfg)),), None
-
-
 # ---------------------------------------------------------------- conditioning
 
 
 @_node("CLIPTextEncode")
-async def clip_text_encode(ctx: NodeContext, text: str, clip: ClipRef) -> tuple[tuple[Any, ...], None]:
+async def clip_text_encode(ctx: NodeContext, text: str, clip: ClipRef | None) -> tuple[tuple[Any, ...], None]:
+    if clip is None:
+        raise RuntimeError(CLIP_INVALID)
     return ([Conditioning(str(text), clip)],), None
+
+
+@_node("FluxGuidance")
+async def flux_guidance(ctx: NodeContext, conditioning: Any, guidance: float) -> tuple[tuple[Any, ...], None]:
+    return (conditioning,), None
+
+
+@_node("ConditioningZeroOut")
+async def conditioning_zero_out(ctx: NodeContext, conditioning: Any) -> tuple[tuple[Any, ...], None]:
+    return ([Conditioning("", None)],), None
 
 
 def _cond_text(cond: Any) -> str:
@@ -351,7 +363,7 @@ async def inpaint_model_conditioning(
     mask: ImageBatch,
     noise_mask: bool = True,
 ) -> tuple[tuple[Any, ...], None]:
-    latent = _encode(pixels)
+    latent = _encode(pixels, vae)
     masks = tuple(m.resize((latent.width, latent.height)) for m in mask)
     if noise_mask:
         latent = replace(latent, noise_mask=masks)
@@ -388,31 +400,40 @@ async def empty_latent(ctx: NodeContext, width: int, height: int, batch_size: in
     return (Latent(_mult8(width), _mult8(height), int(batch_size)),), None
 
 
+@_node("EmptySD3LatentImage")
+async def empty_sd3_latent(ctx: NodeContext, width: int, height: int, batch_size: int = 1) -> tuple[tuple[Any, ...], None]:
+    return (Latent(_mult8(width), _mult8(height), int(batch_size)),), None
+
+
 @_node("EmptyHunyuanLatentVideo")
 async def empty_hunyuan_video(
     ctx: NodeContext, width: int, height: int, length: int, batch_size: int = 1
 ) -> tuple[tuple[Any, ...], None]:
     frames = ((int(length) - 1) // 4) * 4 + 1
-    return (Latent(_mult8(width), _mult8(height), frames * int(batch_size), video=True),), None
+    return (Latent(_mult8(width), _mult8(height), frames * int(batch_size), video=True, frames=frames),), None
 
 
-def _encode(pixels: ImageBatch) -> Latent:
+def _encode(pixels: ImageBatch, vae: VaeRef) -> Latent:
+    _check_vae(vae)
     w, h = pixels[0].size
     w8, h8 = _mult8(w), _mult8(h)
     imgs = tuple(p.convert("RGB").crop((0, 0, w8, h8)) if p.size != (w8, h8) else p.convert("RGB") for p in pixels)
-    return Latent(w8, h8, len(imgs), imgs)
+    family = MODEL_FAMILIES.get(vae.family or "sd15", MODEL_FAMILIES["sd15"])
+    # a video VAE encodes the batch as the frames of one video (a 5-D latent)
+    frames = len(imgs) if family.video else 1
+    return Latent(w8, h8, len(imgs), imgs, video=family.video, channels=family.latent_channels, frames=frames)
 
 
 @_node("VAEEncode")
 async def vae_encode(ctx: NodeContext, pixels: ImageBatch, vae: VaeRef) -> tuple[tuple[Any, ...], None]:
-    return (_encode(pixels),), None
+    return (_encode(pixels, vae),), None
 
 
 @_node("VAEEncodeForInpaint")
 async def vae_encode_inpaint(
     ctx: NodeContext, pixels: ImageBatch, vae: VaeRef, mask: ImageBatch, grow_mask_by: int = 6
 ) -> tuple[tuple[Any, ...], None]:
-    latent = _encode(pixels)
+    latent = _encode(pixels, vae)
     masks = tuple(_grow(m.resize((latent.width, latent.height)), int(grow_mask_by)) for m in mask)
     grey = Image.new("RGB", (latent.width, latent.height), (128, 128, 128))
     imgs = tuple(
@@ -482,6 +503,7 @@ async def _sample(
     strength: float,
     progress_steps: int,
 ) -> Latent:
+    _check_fit(model, latent, cfg)
     params = GenParams(
         positive=_cond_text(positive),
         negative=_cond_text(negative),
@@ -582,6 +604,7 @@ async def ksampler_advanced(
 
 @_node("VAEDecode")
 async def vae_decode(ctx: NodeContext, samples: Latent, vae: VaeRef) -> tuple[tuple[Any, ...], None]:
+    _check_vae(vae)
     if samples.images is None:
         grey = Image.new("RGB", (samples.width, samples.height), (92, 88, 84))
         return ([grey] * samples.count,), None

@@ -11,6 +11,7 @@ import ipaddress
 import json
 import mimetypes
 import os
+import secrets
 import shutil
 import sys
 import tempfile
@@ -25,11 +26,18 @@ from aiohttp import WSMsgType, web
 from PIL import Image, ImageOps
 from PIL.PngImagePlugin import PngInfo
 
-from ..protocol import encode_preview_image, encode_preview_with_metadata, encode_progress_text, validate_prompt
-from ._catalog import DEFAULT_MODELS, MODEL_FOLDERS, Catalog
-from ._executor import Executor
+from ..protocol import (
+    encode_preview_image,
+    encode_preview_with_metadata,
+    encode_progress_text,
+    validate_prompt,
+)
+from ._catalog import DEFAULT_MODELS, MODEL_FOLDERS, Catalog, ModelFiles
+from ._cloud import CloudFront
+from ._executor import Executor, Workspace
 from ._faults import Faults, ServerStats
 from ._images import GenParams, generate
+from ._jobs import add_jobs_routes
 
 __all__ = ["MockServer"]
 
@@ -104,12 +112,15 @@ class _App:
         self.sampler_previews = server.sampler_previews
         self.max_upload_size = server.max_upload_size
         self.catalog = Catalog(server.models, server.input_dir)
-        self.executor = Executor(self)
         self.sockets: dict[str, _Socket] = {}
         self._outbox: collections.deque[tuple[str | bytes, str | None]] = collections.deque()
         self._outbox_event = asyncio.Event()
         self._publisher: asyncio.Task[None] | None = None
         self._folders = {"output": server.output_dir, "input": server.input_dir, "temp": server.temp_dir}
+        self.executor = Executor(Workspace(
+            outbox=self, catalog=self.catalog, faults=self.faults, stats=self.stats, folders=self._folders,
+            step_delay=self.step_delay, preview_size=self.preview_size, sampler_previews=self.sampler_previews,
+        ), workers=server.parallel)
         self.app = self._build()
 
     # ------------------------------------------------------------------ folders
@@ -143,9 +154,6 @@ class _App:
         else:
             frame = encode_preview_image(image, mime)
         self._enqueue(frame, sid)
-
-    def queue_updated(self) -> None:
-        self.send("status", {"status": {"exec_info": {"queue_remaining": self.executor.remaining()}}}, None)
 
     async def _publish(self) -> None:
         outbox = self._outbox
@@ -213,7 +221,9 @@ class _App:
     # ------------------------------------------------------------------ app
 
     def _build(self) -> web.Application:
-        app = web.Application(client_max_size=self.max_upload_size, middlewares=[self._middleware])
+        front = self.server.cloud_front
+        middlewares = [self._middleware] if front is None else [front.middleware, self._middleware]
+        app = web.Application(client_max_size=self.max_upload_size, middlewares=middlewares)
         routes: list[tuple[str, str, Handler]] = [
             ("GET", "/ws", self.ws_handler),
             ("GET", "/embeddings", self.get_embeddings),
@@ -245,11 +255,16 @@ class _App:
             ("GET", "/i18n", self.get_empty_object),
             ("GET", "/workflow_templates", self.get_empty_object),
         ]
+        if front is not None:  # the cloud's own answers for downloads and uploads
+            cloud = {("GET", "/view"): front.view, ("POST", "/upload/image"): front.upload_image}
+            routes = [(m, p, cloud.get((m, p), h)) for m, p, h in routes]
         for method, path, handler in routes:
             app.router.add_route(method, path, handler)
             app.router.add_route(method, "/api" + path, handler)
         app.router.add_route("GET", "/internal/files/{directory_type}", self.internal_files)
         app.router.add_route("GET", "/internal/folder_paths", self.internal_folder_paths)
+        if self.server.jobs_api:
+            add_jobs_routes(self, app.router)
         return app
 
     @web.middleware
@@ -287,8 +302,9 @@ class _App:
         try:
             hello = {"status": {"exec_info": {"queue_remaining": self.executor.remaining()}}, "sid": sid}
             await ws.send_str(json.dumps({"type": "status", "data": hello}))
-            if self.executor.client_id == sid and self.executor.last_node_id is not None:
-                await ws.send_str(json.dumps({"type": "executing", "data": {"node": self.executor.last_node_id}}))
+            node = self.executor.executing_node(sid)
+            if node is not None:
+                await ws.send_str(json.dumps({"type": "executing", "data": {"node": node}}))
             first = True
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
@@ -353,7 +369,8 @@ class _App:
                     "python_version": sys.version,
                     "pytorch_version": "none (comfy_nb mock)",
                     "embedded_python": False,
-                    "argv": ["comfy_nb.mock", "--port", str(self.server.port)],
+                    "argv": ["comfy_nb.mock", "--port", str(self.server.port),
+                             *(["--preview-method", "auto"] if self.server.sampler_previews else [])],
                 },
                 "devices": [
                     {
@@ -678,7 +695,8 @@ class MockServer:
     """A protocol-faithful ComfyUI 0.3.64 stand-in on real sockets (aiohttp), with fault injection.
 
     ``MockServer(host="127.0.0.1", port=0, *, step_delay=0.0, root_dir=None, output_dir=None, models=None,
-    preview_size=512, sampler_previews=True, max_upload_size=104857600)``
+    preview_size=512, sampler_previews=True, max_upload_size=104857600, jobs_api=False, cloud=False,
+    api_key=None, parallel=None, url_ttl=300.0)``
 
     - ``with MockServer() as server:`` or ``server = MockServer().start(); ...; server.stop()``: runs on
       a background thread with its own event loop. ``server.url`` is ``"http://127.0.0.1:PORT"``.
@@ -687,7 +705,14 @@ class MockServer:
       its own ``seconds_per_step`` instead.
     - Folders: ``root_dir`` (default: a fresh temporary directory, removed on ``stop()``) holds
       ``output/``, ``input/`` (with an ``example.png``) and ``temp/``; ``output_dir`` overrides the first.
-    - ``models``: ``{folder: [file names]}`` the loaders' combos offer (default: a small fake set).
+    - ``jobs_api``: also answer ``/api/jobs`` like newer ComfyUI servers (0.3.64 has no jobs API).
+    - ``cloud=True``: Comfy Cloud's differences (``_cloud.py``): ``X-API-Key`` (``api_key``, default a
+      random one, read it from ``server.api_key``) on every ``/api`` route, ``/ws?token=``, ``/api/view``
+      302 to a signed URL on ``server.storage_url`` valid ``url_ttl`` seconds, flat content-addressed
+      uploads, ``/api/jobs``, and ``parallel`` jobs at once (default 4; 1 otherwise).
+    - ``models``: ``{folder: [file names]}`` the loaders' combos offer (default: a small fake set), or
+      ``{folder: {file name: family}}``; a file's model family decides what the loaders give and which
+      latents the samplers take, as on a real server.
     - ``faults`` (``Faults``) and ``stats`` (``ServerStats``) are safe to use from any thread;
       ``restart(downtime=0.0)`` drops sockets and loses queue, history, cache and temp, like a real restart.
     """
@@ -700,10 +725,15 @@ class MockServer:
         step_delay: float = 0.0,
         root_dir: str | os.PathLike[str] | None = None,
         output_dir: str | os.PathLike[str] | None = None,
-        models: dict[str, list[str]] | None = None,
+        models: ModelFiles | None = None,
         preview_size: int = 512,
         sampler_previews: bool = True,
         max_upload_size: int = DEFAULT_MAX_UPLOAD,
+        jobs_api: bool = False,
+        cloud: bool = False,
+        api_key: str | None = None,
+        parallel: int | None = None,
+        url_ttl: float = 300.0,
     ) -> None:
         self.host = host
         self.port = int(port)
@@ -711,7 +741,11 @@ class MockServer:
         self.preview_size = int(preview_size)
         self.sampler_previews = bool(sampler_previews)
         self.max_upload_size = int(max_upload_size)
-        self.models = {k: list(v) for k, v in (DEFAULT_MODELS if models is None else models).items()}
+        self.cloud = bool(cloud)
+        self.jobs_api = bool(jobs_api) or self.cloud
+        self.parallel = max(1, int(parallel if parallel is not None else (4 if self.cloud else 1)))
+        self.api_key: str | None = (api_key or "mock-" + secrets.token_hex(16)) if self.cloud else None
+        self.models: ModelFiles = dict(DEFAULT_MODELS if models is None else models)
         self._own_root = root_dir is None
         self.root_dir = os.path.abspath(tempfile.mkdtemp(prefix="comfy_nb_mock_") if root_dir is None else root_dir)
         self.output_dir = os.path.abspath(output_dir) if output_dir else os.path.join(self.root_dir, "output")
@@ -732,6 +766,12 @@ class MockServer:
         self._stop_event: asyncio.Event | None = None
         self._lock = threading.Lock()
         self.faults._notify_drop = self._drop_from_thread
+        self.cloud_front: CloudFront | None = None
+        self._storage_runner: web.AppRunner | None = None
+        self.storage_port = 0
+        if self.api_key is not None:
+            folders = {"output": self.output_dir, "input": self.input_dir, "temp": self.temp_dir}
+            self.cloud_front = CloudFront(self.api_key, url_ttl=url_ttl, folders=folders)
 
     # ------------------------------------------------------------------ public
 
@@ -743,6 +783,11 @@ class MockServer:
     @property
     def ws_url(self) -> str:
         return "ws" + self.url[4:] + "/ws"
+
+    @property
+    def storage_url(self) -> str | None:
+        """The cloud mode's storage host (where ``/api/view`` redirects), or ``None``."""
+        return self.cloud_front.storage_url if self.cloud_front is not None else None
 
     @property
     def running(self) -> bool:
@@ -793,7 +838,8 @@ class MockServer:
             self._stop_event = asyncio.Event()
             self._loop = asyncio.get_running_loop()
             await self._up()
-            print(f"comfy_nb mock ComfyUI listening on {self.url} (files in {self.root_dir})", flush=True)
+            cloud = f", cloud mode, storage host {self.storage_url}" if self.cloud else ""
+            print(f"comfy_nb mock ComfyUI listening on {self.url}{cloud} (files in {self.root_dir})", flush=True)
             try:
                 await self._stop_event.wait()
             finally:
@@ -827,7 +873,8 @@ class MockServer:
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
-        return f"MockServer(url={self.url!r}, {state})"
+        mode = ", cloud" if self.cloud else ""
+        return f"MockServer(url={self.url!r}{mode}, {state})"
 
     # ------------------------------------------------------------------ internals
 
@@ -876,6 +923,15 @@ class MockServer:
         server = getattr(site, "_server", None)
         if self.port == 0 and server is not None and server.sockets:
             self.port = int(server.sockets[0].getsockname()[1])
+        front = self.cloud_front
+        if front is not None:
+            storage = web.AppRunner(front.storage_app(), access_log=None, handle_signals=False, shutdown_timeout=0.5)
+            await storage.setup()
+            await web.TCPSite(storage, self.host, self.storage_port, reuse_address=True).start()
+            self.storage_port = int(storage.addresses[0][1])
+            host = f"[{self.host}]" if ":" in self.host else self.host
+            front.storage_url = f"http://{host}:{self.storage_port}"
+            self._storage_runner = storage
         await app.start_tasks()
         self._app, self._runner = app, runner
 
@@ -886,6 +942,9 @@ class MockServer:
             await app.stop_tasks()
         if runner is not None:
             await runner.cleanup()
+        storage, self._storage_runner = self._storage_runner, None
+        if storage is not None:
+            await storage.cleanup()
 
     async def _restart(self, downtime: float) -> None:
         await self._down()

@@ -10,6 +10,9 @@ use only the client contract (docs/DESIGN.md), update from the client's loop thr
 (at most ~20 updates per second each, terminal states at once) and never block the kernel.
 """
 
+from .._display import register_viewer
+from ..client import BlockingJob, Job
+from ..experiments import PoolJob, SweepRun
 from ._config_panel import ConfigPanel
 from ._gallery import Gallery
 from ._job_view import JobView
@@ -18,5 +21,11 @@ from ._studio import Studio
 from ._sweep_grid import SweepGrid
 from ._task_builder import TaskBuilder
 from ._throttle import Throttle
+
+# Notebook display of lower-layer objects (they ask ``comfy_nb._display.viewer_for``; nothing imports upward).
+register_viewer(Job, JobView)
+register_viewer(BlockingJob, JobView)
+register_viewer(PoolJob, JobView)
+register_viewer(SweepRun, SweepGrid)
 
 __all__ = ["ConfigPanel", "Gallery", "JobView", "QueuePanel", "Studio", "SweepGrid", "TaskBuilder", "Throttle"]

@@ -98,7 +98,7 @@ def chain(
         def _run() -> None:
             try:
                 out.set_result(fn(f.result()))
-            except BaseException as e:  # noqa: BLE001 - handed to the waiter
+            except BaseException as e:
                 out.set_exception(e)
 
         _executor().submit(_run)

@@ -2,55 +2,33 @@
 
 from __future__ import annotations
 
-import ipaddress
+import inspect
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import ipywidgets as W
 import traitlets as t
 
+from .._secrets import reveal
+from ..protocol import server_url_problem
 from . import _bg
-from ._forms import LoraStack, lora_pairs, field_layout, section, set_options, status_html
+from ._forms import LoraStack, field_layout, lora_triples, section, set_options, status_html
+from ._server_info import caps_html, in_use_html
 
 __all__ = ["ConfigPanel", "validate_url"]
 
 log = logging.getLogger("comfy_nb.widgets")
 _TASK_TYPES = ("image", "video", "upscale", "inpaint", "grid")
 _SECRET_FIELDS = ("token", "password")
+_PROBE_TIMEOUT = 60.0
 
 
 def validate_url(text: str) -> str | None:
     """Why ``text`` is not a usable server URL, or ``None`` when it is (no request is made)."""
-    text = text.strip()
-    if not text:
-        return "Enter the server's URL, e.g. http://127.0.0.1:8188"
-    if any(c.isspace() for c in text):
-        return "The URL contains spaces"
-    try:
-        parts = urlsplit(text)
-        port = parts.port
-    except ValueError as exc:
-        return f"Not a valid URL: {exc}"
-    if parts.scheme not in ("http", "https"):
-        return "The URL must start with http:// or https://"
-    host = parts.hostname
-    if not host:
-        return "The URL has no host name"
-    if port is not None and not 0 < port < 65536:
-        return "The port must be between 1 and 65535"
-    if parts.query or parts.fragment:
-        return "The URL must not have a query (?…) or fragment (#…)"
-    if host.replace(".", "").isdigit():
-        try:
-            ipaddress.ip_address(host)
-        except ValueError:
-            return f"{host} is not a valid IP address"
-    elif not all(label and len(label) < 64 and label.replace("-", "").replace("_", "").isalnum()
-                 for label in host.split(".")) and not host.startswith("["):
-        return f"{host} is not a valid host name"
-    return None
+    problem = server_url_problem(text)
+    return None if problem is None else f"The URL {problem}"
 
 
 class _SecretField(W.Password):  # type: ignore[misc]
@@ -65,13 +43,6 @@ def _config_class() -> Any:
     return ComfyConfig
 
 
-def _secret_value(v: Any) -> str:
-    if v is None:
-        return ""
-    getter = getattr(v, "get_secret_value", None)
-    return str(getter()) if getter is not None else str(v)
-
-
 class ConfigPanel(W.VBox):  # type: ignore[misc]
     """Edit a ``ComfyConfig``: URL, auth, connection test, workflow per task type, preferred models.
 
@@ -81,14 +52,28 @@ class ConfigPanel(W.VBox):  # type: ignore[misc]
     Parameters
     ----------
     config:
-        The ``ComfyConfig`` to edit (a default one when omitted). ``panel.config`` is always current.
+        The ``ComfyConfig`` to edit (the client's, else a default one). ``panel.config`` is always current.
+    client:
+        The client in use (optional): the panel shows its server (URL, kind, whether it sends
+        credentials, never them), tests it and offers "Use this server" to switch to what the form says.
     """
 
-    def __init__(self, config: Any = None) -> None:
+    def __init__(self, config: Any = None, *, client: Any = None) -> None:
         self._lock = threading.Lock()
+        self.client = client
+        """The client in use (``None`` for a panel that only edits a config)."""
+        if config is None and client is not None:
+            config = getattr(client, "config", None)
+            if config is None:  # what submit_task would make; attached so Settings edits reach the tasks
+                config = _config_class()(server_url=client.url)
+                getattr(client, "aclient", client).config = config
         self.config = config if config is not None else _config_class()()
         self.capabilities: Any = None
         """ServerCapabilities from the last successful Test connection."""
+        self._auth_typed = False
+        self._use_listeners: list[Callable[[Any], None]] = []
+        self.in_use = W.HTML("")
+        self.in_use.add_class("cnb-in-use")
         lab = {"description_width": "90px"}
         self.url = W.Text(value=str(self._get("server_url") or ""), description="Server URL",
                           placeholder="http://127.0.0.1:8188", continuous_update=True, style=lab,
@@ -101,10 +86,14 @@ class ConfigPanel(W.VBox):  # type: ignore[misc]
                                 continuous_update=False)
         self.password = _SecretField(description="Password", style=lab, layout=field_layout("300px"),
                                    continuous_update=False)
-        self.test_button = W.Button(description="Test connection", icon="plug", layout=field_layout("160px"))
+        self.test_button = W.Button(description="Test connection", icon="plug", layout=field_layout("170px"))
         self.test_button.add_class("cnb-test-button")
         self.test_status = W.HTML("")
         self.test_status.add_class("cnb-test-status")
+        self.use_button = W.Button(description="Use this server", icon="exchange", layout=field_layout("170px"),
+                                   tooltip="Connect to the URL above and use it from now on")
+        self.use_button.add_class("cnb-use-button")
+        self.use_button.layout.display = "" if client is not None else "none"
         self.workflows: dict[str, W.Text] = {}
         wf = self._get("workflows") or {}
         for tt in sorted(set(_TASK_TYPES) | set(wf)):
@@ -115,7 +104,7 @@ class ConfigPanel(W.VBox):  # type: ignore[misc]
         self.vae = W.Dropdown(description="VAE", style=lab, layout=field_layout("460px"))
         set_options(self.checkpoint, [], keep=self._get("checkpoint"), allow_none=True)
         set_options(self.vae, [], keep=self._get("vae"), allow_none=True)
-        self.loras = LoraStack((), lora_pairs(self._get("loras")))
+        self.loras = LoraStack((), lora_triples(self._get("loras")))
         self.path = W.Text(description="File", placeholder="default location", style=lab,
                            layout=field_layout("460px"))
         self.save_button = W.Button(description="Save", icon="save", layout=field_layout("90px"))
@@ -132,15 +121,18 @@ class ConfigPanel(W.VBox):  # type: ignore[misc]
         self.vae.observe(lambda c: self._set("vae", c["new"] or None), "value")
         self.loras.on_change(lambda: self._set("loras", self.loras.value))
         self.test_button.on_click(lambda _b: self.test_connection())
+        self.use_button.on_click(lambda _b: self.use_server())
         self.save_button.on_click(lambda _b: self.save())
         self.load_button.on_click(lambda _b: self.load())
 
         super().__init__([
             section("Server"),
+            self.in_use,
             W.HBox([self.url, self.url_status], layout=W.Layout(align_items="center")),
             W.HBox([self.username], layout=W.Layout(flex_flow="row wrap")),
             W.HBox([self.token, self.password], layout=W.Layout(flex_flow="row wrap")),
-            W.HBox([self.test_button, self.test_status], layout=W.Layout(align_items="center")),
+            W.HBox([self.test_button, self.use_button], layout=W.Layout(flex_flow="row wrap")),
+            self.test_status,
             section("Workflow per task type"),
             *self.workflows.values(),
             section("Preferred models"),
@@ -154,6 +146,9 @@ class ConfigPanel(W.VBox):  # type: ignore[misc]
         self.add_class("cnb-config-panel")
         self._on_url({"new": self.url.value})
         self._show_secret_state()
+        self._show_in_use()
+        if client is not None:  # what the client already knows (cached after its first call)
+            self._probe_in_use(client)
 
     # -- config access ----------------------------------------------------------------------
     def _auth_holder(self) -> Any:
@@ -172,6 +167,7 @@ class ConfigPanel(W.VBox):  # type: ignore[misc]
             self.file_status.value = status_html(f"{name}: {exc}", "error")
 
     def _set_auth(self, name: str, value: Any) -> None:
+        self._auth_typed = True
         holder = self._auth_holder()
         try:
             if name in _SECRET_FIELDS and value is not None:
@@ -188,11 +184,11 @@ class ConfigPanel(W.VBox):  # type: ignore[misc]
         problem = validate_url(change["new"])
         if problem is None:
             self.url_status.value = status_html("✓", "ok")
-            self.test_button.disabled = False
+            self.test_button.disabled = self.use_button.disabled = False
             self._set("server_url", change["new"].strip().rstrip("/"))
         else:
             self.url_status.value = status_html(problem, "error")
-            self.test_button.disabled = True
+            self.test_button.disabled = self.use_button.disabled = True
 
     def _on_secret(self, name: str, change: Any) -> None:
         value = change["new"]
@@ -205,7 +201,7 @@ class ConfigPanel(W.VBox):  # type: ignore[misc]
 
     def _show_secret_state(self) -> None:
         for name, box in (("token", self.token), ("password", self.password)):
-            box.placeholder = "•••••• (set — type to replace)" if _secret_value(self._get(name)) else "not set"
+            box.placeholder = "•••••• (set — type to replace)" if reveal(self._get(name)) else "not set"
 
     def _on_workflow(self, task_type: str, value: str) -> None:
         wf = dict(self._get("workflows") or {})
@@ -215,11 +211,61 @@ class ConfigPanel(W.VBox):  # type: ignore[misc]
             wf.pop(task_type, None)
         self._set("workflows", wf)
 
+    def _probe_in_use(self, client: Any) -> None:
+        """Fill the in-use line with what the client's server is (cached by the client after one call)."""
+
+        def show(caps: Any) -> None:
+            if self.client is client:  # not a late answer about a server no longer in use
+                self._show_in_use(caps)
+
+        _bg.on_done(_bg.call(client, "capabilities"), show, lambda _exc: None)
+
+    def _show_in_use(self, caps: Any = None) -> None:
+        client = self.client
+        self.in_use.value = "" if client is None else in_use_html(str(client.url), getattr(client, "auth", None), caps)
+
+    def _form_is_client(self) -> bool:
+        """Whether the form still says what the client in use already is (same URL, no new credentials)."""
+        client = self.client
+        return client is not None and not self._auth_typed and self.url.value.strip().rstrip("/") == client.url
+
     # -- actions ----------------------------------------------------------------------------
     def _make_client(self) -> Any:
         from ..client import ComfyClient
 
         return ComfyClient(self.config.server_url, config=self.config)
+
+    def on_use(self, callback: Callable[[Any], None]) -> None:
+        """Call ``callback(new_client)`` when "Use this server" has connected a new client."""
+        self._use_listeners.append(callback)
+
+    def use_server(self) -> Any:
+        """Connect a client to the server the form names and make it the one in use (in the background).
+
+        Returns a Future of the new client (or of the error); the old client is left open for its jobs.
+        """
+        problem = validate_url(self.url.value)
+        if problem is not None:
+            self.test_status.value = status_html(problem, "error")
+            return None
+        self.test_status.value = status_html("Connecting…")
+        self.use_button.disabled = True
+        fut = _bg.run_in_pool(self._make_client)
+        _bg.on_done(fut, self._switched, self._test_failed)
+        return fut
+
+    def _switched(self, client: Any) -> None:
+        self.client = client
+        self._auth_typed = False
+        self.use_button.disabled = False
+        self.test_status.value = status_html(f"Now using {client.url}", "ok")
+        self._show_in_use()
+        for callback in tuple(self._use_listeners):
+            try:
+                callback(client)
+            except Exception:  # one broken listener must not stop the others
+                log.exception("a ConfigPanel on_use callback raised")
+        self._probe_in_use(client)
 
     def test_connection(self) -> Any:
         """Connect with the current settings in the background; the result shows under the button.
@@ -233,19 +279,22 @@ class ConfigPanel(W.VBox):  # type: ignore[misc]
         self.test_status.value = status_html("Connecting…")
         self.test_button.disabled = True
 
+        in_use = self.client if self._form_is_client() else None
+
         def _probe() -> tuple[Any, list[str], list[str], list[str]]:
-            client = self._make_client()
+            client = in_use if in_use is not None else self._make_client()
             try:
-                caps = client.capabilities()
+                caps = _blocking(client, "capabilities", refresh=True)
                 lists = []
                 for folder in ("checkpoints", "vae", "loras"):
                     try:
-                        lists.append(list(client.models(folder)))
+                        lists.append(list(_blocking(client, "models", folder)))
                     except Exception:
                         lists.append([])
                 return caps, lists[0], lists[1], lists[2]
             finally:
-                client.close()
+                if client is not in_use:
+                    client.close()
 
         fut = _bg.run_in_pool(_probe)
         _bg.on_done(fut, self._tested, self._test_failed)
@@ -255,14 +304,16 @@ class ConfigPanel(W.VBox):  # type: ignore[misc]
         caps, ckpts, vaes, loras = result
         self.capabilities = caps
         self.test_button.disabled = False
-        self.test_status.value = _caps_html(caps)
+        self.test_status.value = caps_html(caps)
+        if self._form_is_client():
+            self._show_in_use(caps)
         set_options(self.checkpoint, ckpts, allow_none=True)
         set_options(self.vae, vaes, allow_none=True)
         self.loras.names = loras
 
     def _test_failed(self, exc: BaseException) -> None:
         self.capabilities = None
-        self.test_button.disabled = False
+        self.test_button.disabled = self.use_button.disabled = False
         self.test_status.value = status_html(f"Connection failed: {type(exc).__name__}: {exc}", "error")
 
     def save(self, path: str | None = None) -> Any:
@@ -299,7 +350,7 @@ class ConfigPanel(W.VBox):  # type: ignore[misc]
         set_options(self.checkpoint, [v for v in self.checkpoint._options_values if v], keep=self._get("checkpoint"),
                     allow_none=True)
         set_options(self.vae, [v for v in self.vae._options_values if v], keep=self._get("vae"), allow_none=True)
-        self.loras.value = lora_pairs(self._get("loras"))
+        self.loras.value = lora_triples(self._get("loras"))
         self._show_secret_state()
 
     def __repr__(self) -> str:
@@ -307,30 +358,9 @@ class ConfigPanel(W.VBox):  # type: ignore[misc]
         return f"ConfigPanel(server_url={url!r})"
 
 
-def _fmt_bytes(n: Any) -> str:
-    if not isinstance(n, (int, float)) or n <= 0:
-        return "?"
-    return f"{n / 2**30:.1f} GiB"
-
-
-def _caps_html(caps: Any) -> str:
-    import html
-
-    def yes(b: Any) -> str:
-        return "✓" if b else "✗"
-
-    devices = list(getattr(caps, "devices", ()) or ())
-    dev = devices[0] if devices else None
-    dev_text = (f"{dev.name} ({dev.type}) · VRAM {_fmt_bytes(dev.vram_free)} free of {_fmt_bytes(dev.vram_total)}"
-                if dev is not None else "no device reported")
-    rows = [
-        ("Version", str(getattr(caps, "version", None) or "unknown")),
-        ("Device", dev_text),
-        ("Supports", f"previews {yes(getattr(caps, 'supports_preview_metadata', False))} · "
-                     f"jobs API {yes(getattr(caps, 'jobs_api', False))} · "
-                     f"targeted interrupt {yes(getattr(caps, 'targeted_interrupt', False))}"),
-    ]
-    body = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
-    return (f'<div class="cnb-caps"><span class="cnb-status cnb-status-ok" '
-            f'style="color:var(--jp-success-color1,#388e3c)">Connected</span>'
-            f'<table class="cnb-caps-table">{body}</table></div>')
+def _blocking(client: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+    """Call a client method from a worker thread, whether the client is blocking or async."""
+    method = getattr(client, name)
+    if inspect.iscoroutinefunction(method):
+        return client.spawn(method(*args, **kwargs)).result(timeout=_PROBE_TIMEOUT)
+    return method(*args, **kwargs)

@@ -8,7 +8,10 @@ from typing import Any
 
 import ipywidgets as W
 
-__all__ = ["LoraStack", "lora_pairs", "NONE_LABEL", "field_layout", "section", "set_options", "status_html"]
+__all__ = ["NONE_LABEL", "LoraStack", "field_layout", "lora_triples", "section", "set_options", "status_html"]
+
+LoraRow = tuple[str, float, float]
+"""``(name, strength on the model, strength on CLIP)``: what a LoraLoader takes."""
 
 NONE_LABEL = "(none)"
 
@@ -32,17 +35,18 @@ def set_options(dd: W.Dropdown, values: Sequence[Any], *, keep: Any = None, allo
         dd.value = target
 
 
-def lora_pairs(items: Any) -> list[tuple[str, float]]:
-    """``[(name, strength)]`` from config LoRA entries (``LoraSpec``, tuples or names)."""
-    out: list[tuple[str, float]] = []
+def lora_triples(items: Any) -> list[LoraRow]:
+    """``[(name, model strength, CLIP strength)]`` from config LoRA entries (``LoraSpec``, tuples or names)."""
+    out: list[LoraRow] = []
     for x in items or ():
         if hasattr(x, "name"):
-            out.append((str(x.name), float(getattr(x, "strength_model", 1.0))))
+            out.append((str(x.name), float(getattr(x, "strength_model", 1.0)), float(getattr(x, "strength_clip", 1.0))))
         elif isinstance(x, str):
-            out.append((x, 1.0))
+            out.append((x, 1.0, 1.0))
         else:
             seq = tuple(x)
-            out.append((str(seq[0]), float(seq[1]) if len(seq) > 1 else 1.0))
+            model = float(seq[1]) if len(seq) > 1 else 1.0
+            out.append((str(seq[0]), model, float(seq[2]) if len(seq) > 2 else model))
     return out
 
 
@@ -64,9 +68,9 @@ def status_html(text: str, kind: str = "info") -> str:
 
 
 class LoraStack(W.VBox):  # type: ignore[misc]
-    """Rows of (LoRA name, strength) with add / remove buttons."""
+    """Rows of (LoRA name, model strength, CLIP strength) with add / remove buttons."""
 
-    def __init__(self, names: Sequence[str] = (), loras: Sequence[tuple[str, float]] = ()) -> None:
+    def __init__(self, names: Sequence[str] = (), loras: Sequence[LoraRow] = ()) -> None:
         self._names: list[str] = list(names)
         self._rows = W.VBox([])
         self._add = W.Button(description="Add LoRA", icon="plus", layout=W.Layout(width="110px"))
@@ -75,8 +79,8 @@ class LoraStack(W.VBox):  # type: ignore[misc]
         self._listeners: list[Callable[[], None]] = []
         super().__init__([self._rows, self._add])
         self.add_class("cnb-lora-stack")
-        for name, strength in loras:
-            self.add_row(name, strength)
+        for name, model, clip in loras:
+            self.add_row(name, model, clip)
 
     def on_change(self, fn: Callable[[], None]) -> None:
         self._listeners.append(fn)
@@ -95,16 +99,18 @@ class LoraStack(W.VBox):  # type: ignore[misc]
         for row in self._rows.children:
             set_options(row.children[0], self._names)
 
-    def add_row(self, name: str | None = None, strength: float = 1.0) -> None:
-        dd = W.Dropdown(description="", layout=W.Layout(width="260px"))
+    def add_row(self, name: str | None = None, model: float = 1.0, clip: float | None = None) -> None:
+        dd = W.Dropdown(description="", layout=W.Layout(width="240px"))
         set_options(dd, self._names, keep=name)
         if dd.value is None and self._names:
             dd.value = self._names[0]
-        st = W.FloatSlider(value=strength, min=-2.0, max=2.0, step=0.05, description="strength",
-                           readout_format=".2f", style={"description_width": "56px"},
-                           layout=W.Layout(width="260px"))
+        sliders = [W.FloatSlider(value=value, min=-2.0, max=2.0, step=0.05, description=label,
+                                 readout_format=".2f", style={"description_width": "40px"},
+                                 layout=W.Layout(width="210px"), tooltip=tip)
+                   for value, label, tip in ((model, "model", "strength on the model (UNet)"),
+                                             (model if clip is None else clip, "CLIP", "strength on the text encoder"))]
         rm = W.Button(icon="times", tooltip="Remove this LoRA", layout=W.Layout(width="32px"))
-        row = W.HBox([dd, st, rm])
+        row = W.HBox([dd, *sliders, rm], layout=W.Layout(flex_flow="row wrap"))
         row.add_class("cnb-lora-row")
 
         def _remove(_b: Any) -> None:
@@ -113,22 +119,23 @@ class LoraStack(W.VBox):  # type: ignore[misc]
 
         rm.on_click(_remove)
         dd.observe(self._changed, "value")
-        st.observe(self._changed, "value")
+        for slider in sliders:
+            slider.observe(self._changed, "value")
         self._rows.children = (*self._rows.children, row)
         self._changed()
 
     @property
-    def value(self) -> list[tuple[str, float]]:
-        """The stack as ``[(name, strength), ...]`` (rows without a name are skipped)."""
+    def value(self) -> list[LoraRow]:
+        """The stack as ``[(name, model strength, CLIP strength), ...]`` (rows without a name are skipped)."""
         out = []
         for row in self._rows.children:
-            name, strength = row.children[0].value, row.children[1].value
+            name, model, clip = (child.value for child in row.children[:3])
             if name:
-                out.append((str(name), float(strength)))
+                out.append((str(name), float(model), float(clip)))
         return out
 
     @value.setter
-    def value(self, loras: Sequence[tuple[str, float]]) -> None:
+    def value(self, loras: Sequence[LoraRow]) -> None:
         self._rows.children = ()
-        for name, strength in loras:
-            self.add_row(name, strength)
+        for name, model, clip in loras:
+            self.add_row(name, model, clip)

@@ -9,11 +9,12 @@ import threading
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import anywidget
 import traitlets as t
 
+from ..client import ClientLike, JobLike, JobStatus, Output
 from . import _bg
 from ._images import LRU, SAFE_MIMES, fetch_thumbnail, mime_for
 from ._throttle import DEFAULT_INTERVAL, Throttle
@@ -30,9 +31,9 @@ _MAX_INFLIGHT = 4
 
 @dataclass(frozen=True)
 class _Entry:
-    output: Any
+    output: Output
     params: dict[str, Any]
-    client: Any
+    client: ClientLike | None
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -84,7 +85,7 @@ class Gallery(anywidget.AnyWidget):
     def __init__(
         self,
         outputs_or_jobs: Any = (),
-        client: Any = None,
+        client: ClientLike | None = None,
         *,
         page_size: int = 24,
         thumb_size: int = 192,
@@ -213,14 +214,14 @@ class Gallery(anywidget.AnyWidget):
         return f"Gallery({n} output{'s' if n != 1 else ''})"
 
     # -- internals --------------------------------------------------------------------------
-    def _add_job(self, job: Any) -> None:
-        client = getattr(job, "client", None) or self._client
+    def _add_job(self, job: JobLike) -> None:
+        client = job.client or self._client
         if job.status.terminal:
             self._add_finished(job, job.status, client)
             return
         key = id(job)
 
-        def _on_update(st: Any) -> None:
+        def _on_update(st: JobStatus) -> None:
             if st.terminal:
                 with self._lock:
                     unsub = self._watches.pop(key, None)
@@ -230,15 +231,15 @@ class Gallery(anywidget.AnyWidget):
 
         with self._lock:
             self._watches[key] = job.subscribe(_on_update)
-        if job.status.terminal:  # finished while we subscribed
+        if job.done:  # finished while we subscribed
             _on_update(job.status)
 
-    def _add_finished(self, job: Any, st: Any, client: Any) -> None:
+    def _add_finished(self, job: JobLike, st: JobStatus, client: ClientLike | None) -> None:
         if str(getattr(st.state, "value", st.state)) != "completed":
             return
-        self._add_outputs(list(st.outputs), meta_params(getattr(job, "meta", None)), client)
+        self._add_outputs(list(st.outputs), meta_params(job.meta), client)
 
-    def _add_outputs(self, outputs: list[Any], params: dict[str, Any], client: Any) -> None:
+    def _add_outputs(self, outputs: list[Output], params: dict[str, Any], client: ClientLike | None) -> None:
         added = False
         with self._lock:
             for out in outputs:
@@ -322,7 +323,7 @@ class Gallery(anywidget.AnyWidget):
             self.message = f"Cannot do that: {exc}"
 
 
-def _is_job(x: Any) -> bool:
+def _is_job(x: object) -> TypeGuard[JobLike]:
     return hasattr(x, "subscribe") and hasattr(x, "status") and hasattr(x, "prompt_id")
 
 

@@ -6,9 +6,12 @@ import base64
 import io
 import posixpath
 from collections import OrderedDict
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-__all__ = ["LRU", "data_url", "downscale", "mime_for", "SAFE_MIMES"]
+if TYPE_CHECKING:
+    from ..client import ClientLike, Output
+
+__all__ = ["LRU", "SAFE_MIMES", "data_url", "downscale", "mime_for"]
 
 #: Mime types the front end may put in a ``data:`` URL / Blob (anything else is dropped).
 SAFE_MIMES = frozenset(
@@ -89,7 +92,7 @@ class LRU(Generic[K, V]):
         return len(self._data)
 
 
-def fetch_thumbnail(client: Any, output: Any, max_side: int = 192) -> Any:
+def fetch_thumbnail(client: ClientLike, output: Output, max_side: int = 192) -> Any:
     """Future of a thumbnail ``data:`` URL for ``output`` ("" when it is not an image).
 
     The download asks the server for a compressed preview (``/view?preview=webp;75``) so large PNGs

@@ -7,11 +7,13 @@ import logging
 import pathlib
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import anywidget
 import traitlets as t
 
+from ..client import JobLike, JobStatus, Output
 from . import _bg
 from ._images import downscale, fetch_thumbnail, mime_for
 from ._throttle import DEFAULT_INTERVAL, Throttle
@@ -32,7 +34,7 @@ class JobView(anywidget.AnyWidget):
     Parameters
     ----------
     job:
-        A ``Job`` (async client) or ``BlockingJob`` (blocking client).
+        A ``Job`` (async client), ``BlockingJob`` (blocking client) or ``PoolJob`` (server pool).
     """
 
     _esm = _STATIC / "job_view.js"
@@ -70,17 +72,21 @@ class JobView(anywidget.AnyWidget):
     """list[dict]: ``{kind, filename, thumb}`` per output once completed."""
     cancel_requested = t.Bool(False).tag(sync=True)
     """bool: the Cancel button was pressed."""
+    notice = t.Unicode("").tag(sync=True)
+    """str: a hint about what the server does, e.g. why no preview moves."""
 
-    def __init__(self, job: Any) -> None:
+    def __init__(self, job: JobLike) -> None:
         super().__init__()
         self._job = job
         self._lock = threading.Lock()
         self._preview_src: object = None
         self._thumbs_started = False
-        self._unsubscribe: Any = None
-        meta = getattr(job, "meta", None) or {}
+        self._got_preview = False
+        self._last_step_node: str | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        meta = job.meta
         self.title = str(meta.get("prompt") or meta.get("title") or "")
-        self._throttle: Throttle[Any] = Throttle(self._apply, interval=DEFAULT_INTERVAL)
+        self._throttle: Throttle[JobStatus] = Throttle(self._apply, interval=DEFAULT_INTERVAL)
         self._apply(job.status)
         self._unsubscribe = job.subscribe(self._on_status) if not job.status.terminal else None
         if self._unsubscribe is not None and job.status.terminal:  # finished while subscribing
@@ -88,15 +94,21 @@ class JobView(anywidget.AnyWidget):
         self.on_msg(self._on_front_msg)
 
     @property
-    def job(self) -> Any:
+    def job(self) -> JobLike:
         """The job this view follows."""
         return self._job
 
     # -- client side -------------------------------------------------------------------------
-    def _on_status(self, status: Any) -> None:
-        self._throttle.push(status, final=bool(status.terminal))
+    def _on_status(self, status: JobStatus) -> None:
+        # a node's last step goes out at once (once), so "step n/n" shows before the next node replaces it
+        node = status.current_node
+        last_step = False
+        if node is not None and (status.steps or 0) > 1 and status.step == status.steps:
+            last_step = node.id != self._last_step_node
+            self._last_step_node = node.id
+        self._throttle.push(status, final=bool(status.terminal) or last_step)
 
-    def _apply(self, st: Any) -> None:
+    def _apply(self, st: JobStatus) -> None:
         """Copy a JobStatus snapshot into the traits (runs at most ~20 times per second)."""
         with self._lock, self.hold_sync():
             state = state_name(st.state)
@@ -111,14 +123,17 @@ class JobView(anywidget.AnyWidget):
             self.nodes_total = int(st.total_nodes or 0)
             elapsed = _elapsed(st)
             self.elapsed = elapsed
-            self.eta = _eta(elapsed, float(st.progress)) if state == "running" else None
+            eta = getattr(st, "eta", None)
+            self.eta = float(eta) if state == "running" and eta is not None else None
             if st.preview is not None and st.preview is not self._preview_src and not st.terminal:
                 self._preview_src = st.preview
+                self._got_preview = True
                 try:
                     data, mime = downscale(st.preview.data, _PREVIEW_SIDE)
                 except ValueError:
                     data, mime = b"", ""
                 self.preview, self.preview_mime = data, mime
+            self.notice = _preview_notice(self.step, self._got_preview) if state == "running" else ""
             err = st.error
             if err is not None:
                 self.error = {
@@ -138,16 +153,14 @@ class JobView(anywidget.AnyWidget):
             self._unsubscribe()
             self._unsubscribe = None
 
-    def _show_outputs(self, outputs: tuple[Any, ...]) -> None:
+    def _show_outputs(self, outputs: tuple[Output, ...]) -> None:
         files = [o for o in outputs if getattr(o, "kind", "") != "text"]
         texts = [o for o in outputs if getattr(o, "kind", "") == "text"]
         self.outputs = [
             {"kind": o.kind, "filename": o.filename, "thumb": "", "mime": mime_for(o.filename)} for o in files
         ] + [{"kind": "text", "filename": "", "thumb": "", "mime": "", "text": short(o.text or "", 500)}
              for o in texts]
-        client = getattr(self._job, "client", None)
-        if client is None:
-            return
+        client = self._job.client
         for i, out in enumerate(files[:_MAX_OUTPUT_THUMBS]):
             if out.kind not in ("image", "animated"):
                 continue
@@ -185,17 +198,19 @@ class JobView(anywidget.AnyWidget):
         return f"JobView({', '.join(parts)})"
 
 
-def _elapsed(st: Any) -> float | None:
+def _elapsed(st: JobStatus) -> float | None:
     if st.started_at is None:
         return None
     end = st.finished_at if st.finished_at is not None else time.time()
     return max(0.0, float(end) - float(st.started_at))
 
 
-def _eta(elapsed: float | None, progress: float) -> float | None:
-    if elapsed is None or progress <= 0.5 or progress >= 100:
-        return None
-    return elapsed * (100.0 - progress) / progress
+def _preview_notice(step: int, got_preview: bool) -> str:
+    """Say why no image moves: a node stepped a few times and the server sent no preview."""
+    if got_preview or step < 2:
+        return ""
+    return ("No previews from the server: ComfyUI sends sampler previews only when started with "
+            "--preview-method auto (or latent2rgb); its default is none.")
 
 
 def _log_thumb_error(exc: BaseException) -> None:

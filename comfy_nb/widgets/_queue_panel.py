@@ -9,6 +9,7 @@ from typing import Any
 import anywidget
 import traitlets as t
 
+from ..client import ClientLike
 from . import _bg
 from ._throttle import DEFAULT_INTERVAL, Throttle
 from ._util import css, short, stop_following
@@ -45,7 +46,7 @@ class QueuePanel(anywidget.AnyWidget):
     cancelling : t.List[Any] = t.List([]).tag(sync=True)
     """list[str]: prompt ids whose cancel is in flight."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: ClientLike) -> None:
         super().__init__()
         self._client = client
         self._lock = threading.Lock()
@@ -112,7 +113,7 @@ class QueuePanel(anywidget.AnyWidget):
         return {"prompt_id": str(entry.prompt_id), "number": entry.number, "mine": bool(entry.mine), "label": label}
 
     def _apply(self, q: Any) -> None:
-        jobs = getattr(self._client, "jobs", None) or {}
+        jobs = self._client.jobs
         with self._lock, self.hold_sync():
             self.running = [self._row(e, jobs) for e in q.running]
             self.pending = [self._row(e, jobs) for e in q.pending[:_MAX_ROWS]]

@@ -6,6 +6,7 @@ from typing import Any
 
 import ipywidgets as W
 
+from ..client import ClientLike
 from ._config_panel import ConfigPanel
 from ._gallery import Gallery
 from ._queue_panel import QueuePanel
@@ -25,17 +26,34 @@ class Studio(W.VBox):  # type: ignore[misc]
         An ``AsyncComfyClient`` or ``ComfyClient``.
     """
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: ClientLike) -> None:
         self._client = client
         self.gallery = Gallery(client=client)
         self.builder = TaskBuilder(client, gallery=self.gallery)
         self.queue_panel = QueuePanel(client)
-        config = getattr(client, "config", None)
-        self.config_panel = ConfigPanel(config) if config is not None else ConfigPanel()
+        self.config_panel = ConfigPanel(client=client)
+        self.config_panel.on_use(self.use_client)
         self.tabs = W.Tab(children=[self.builder, self.gallery, self.queue_panel, self.config_panel])
         self.tabs.titles = _TABS
         super().__init__([self.tabs], layout=W.Layout(max_width="900px"))
         self.add_class("cnb-studio")
+
+    def use_client(self, client: Any) -> None:
+        """Work against ``client`` from now on (what Settings' "Use this server" does); the gallery keeps its outputs."""
+        self.queue_panel.close()
+        self.gallery._client = client
+        self.builder = TaskBuilder(client, gallery=self.gallery)
+        self.queue_panel = QueuePanel(client)
+        children = list(self.tabs.children)
+        children[0], children[2] = self.builder, self.queue_panel
+        self.tabs.children = children
+        self.tabs.titles = _TABS
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        """The client this Studio works against."""
+        return self._client
 
     @property
     def jobs(self) -> list[Any]:

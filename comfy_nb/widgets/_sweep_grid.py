@@ -1,4 +1,4 @@
-"""``SweepGrid``: the live widget over a ``SweepRun`` (``run.grid(x=..., y=...)``).
+"""``SweepGrid``: the live widget over a ``SweepRun`` (``SweepGrid(run, x=..., y=...)``).
 
 Cell states travel as one small synced list, rebuilt at most ~20 times a second; thumbnails are
 made from the downloaded files on the widgets' thread pool and sent once each as custom messages,
@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import pathlib
 import threading
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import anywidget
@@ -56,7 +57,20 @@ class SweepGrid(anywidget.AnyWidget):
     cells = t.List(t.Dict()).tag(sync=True)
     """``{index, row, column, state, error, label}`` per cell (no pictures: those come as messages)."""
 
-    def __init__(self, run: SweepRun, layout: GridLayout, *, size: int = 128, title: str | None = None) -> None:
+    def __init__(
+        self,
+        run: SweepRun,
+        x: str | Sequence[str] | None = None,
+        y: str | Sequence[str] | None = None,
+        *,
+        size: int = 128,
+        title: str | None = None,
+    ) -> None:
+        """Lay ``run``'s cells out by the values of ``x`` (columns) and ``y`` (rows); each one axis name or several.
+
+        By default the first axis makes the columns (all of them for a zipped sweep) and the rest the rows.
+        """
+        layout = GridLayout(run, x, y)
         default_title = "sweep over " + " by ".join(n for n in (layout.x_title, layout.y_title) if n)
         super().__init__(
             title=title or default_title, x_title=layout.x_title, y_title=layout.y_title,
@@ -123,8 +137,9 @@ class SweepGrid(anywidget.AnyWidget):
         self._throttle.flush()
 
     def close(self) -> None:
-        self._unsubscribe()
-        self._throttle.close()
+        if hasattr(self, "_unsubscribe"):  # not when __init__ refused the axes before wiring anything
+            self._unsubscribe()
+            self._throttle.close()
         super().close()
 
     # ------------------------------------------------------------------ output

@@ -12,8 +12,10 @@ from typing import Any
 
 import ipywidgets as W
 
+from .._observers import Observers
+from ..client import ClientLike
 from . import _bg
-from ._forms import LoraStack, lora_pairs, field_layout, section, set_options, status_html
+from ._forms import LoraStack, field_layout, lora_triples, section, set_options, status_html
 from ._job_view import JobView
 
 __all__ = ["TaskBuilder"]
@@ -78,17 +80,17 @@ class TaskBuilder(W.VBox):  # type: ignore[misc]
         Show a JobView per queued job under the form (default True).
     """
 
-    def __init__(self, client: Any, *, gallery: Any = None, show_jobs: bool = True) -> None:
+    def __init__(self, client: ClientLike, *, gallery: Any = None, show_jobs: bool = True) -> None:
         self._client = client
         self._gallery = gallery
         self._lock = threading.Lock()
-        self._job_listeners: list[Callable[[Any], None]] = []
+        self._job_listeners: Observers[Any] = Observers("on_job listener")
         self.jobs: list[Any] = []
         """Jobs queued from this builder, oldest first."""
         self._init_image: str | None = None
         self._mask: str | None = None
         self._show_jobs = show_jobs
-        config = getattr(client, "config", None)
+        config = client.config
         lab = {"description_width": "80px"}
 
         types = _task_types()
@@ -105,9 +107,10 @@ class TaskBuilder(W.VBox):  # type: ignore[misc]
         self.seed = W.BoundedIntText(0, min=0, max=_MAX_SEED, description="Seed", style=lab,
                                      layout=field_layout("200px"))
         self.seed_mode = W.ToggleButtons(options=["fixed", "random", "increment"], value="random",
-                                         style={"button_width": "86px"}, tooltips=[
+                                         style={"button_width": "auto"}, tooltips=[
                                              "same seed every time", "a new random seed per job",
                                              "seed + 1 per job"])
+        self.seed_mode.add_class("cnb-seed-mode")
         self.steps = W.BoundedIntText(20, min=1, max=1000, description="Steps", style=lab, layout=field_layout("150px"))
         self.cfg = W.BoundedFloatText(7.0, min=0.0, max=100.0, step=0.5, description="CFG", style=lab,
                                       layout=field_layout("150px"))
@@ -123,7 +126,7 @@ class TaskBuilder(W.VBox):  # type: ignore[misc]
         self.vae = W.Dropdown(description="VAE", style=lab, layout=field_layout("420px"))
         set_options(self.checkpoint, [], keep=ckpt, allow_none=True)
         set_options(self.vae, [], keep=vae, allow_none=True)
-        self.loras = LoraStack((), lora_pairs(getattr(config, "loras", None)) if config is not None else [])
+        self.loras = LoraStack((), lora_triples(getattr(config, "loras", None)) if config is not None else [])
         self.init_upload = W.FileUpload(accept="image/*", multiple=False, description="Init image",
                                         layout=field_layout("150px"))
         self.mask_upload = W.FileUpload(accept="image/*", multiple=False, description="Mask",
@@ -173,19 +176,20 @@ class TaskBuilder(W.VBox):  # type: ignore[misc]
 
     # -- public API -------------------------------------------------------------------------
     @property
-    def client(self) -> Any:
+    def client(self) -> ClientLike:
         return self._client
 
     def on_job(self, fn: Callable[[Any], None]) -> None:
         """Call ``fn(job)`` for every job this builder queues (on a background thread)."""
-        self._job_listeners.append(fn)
+        self._job_listeners.add(fn)
 
     def refresh_choices(self) -> None:
         """Load samplers, schedulers and models from the server (in the background)."""
         fill: list[tuple[str, tuple[Any, ...], Callable[[Any], None]]] = [
             ("choices", ("KSampler", "sampler_name"), lambda v: set_options(self.sampler, list(v))),
             ("choices", ("KSampler", "scheduler"), lambda v: set_options(self.scheduler, list(v))),
-            ("models", ("checkpoints",), lambda v: self._set_model(self.checkpoint, v)),
+            # no preselection: "(none)" lets the workflow pick a checkpoint of its own model family
+            ("models", ("checkpoints",), lambda v: set_options(self.checkpoint, list(v), allow_none=True)),
             ("models", ("vae",), lambda v: set_options(self.vae, list(v), allow_none=True)),
             ("models", ("loras",), lambda v: setattr(self.loras, "names", list(v))),
         ]
@@ -196,12 +200,6 @@ class TaskBuilder(W.VBox):  # type: ignore[misc]
                 self.status.value = status_html(f"Cannot read the server's lists: {exc}", "error")
                 return
             _bg.on_done(fut, apply, functools.partial(_log_list_error, args))
-
-    def _set_model(self, dd: W.Dropdown, values: Any) -> None:
-        values = list(values)
-        set_options(dd, values, allow_none=True)
-        if not dd.value and values:
-            dd.value = values[0]
 
     @property
     def task(self) -> Any:
@@ -255,7 +253,8 @@ class TaskBuilder(W.VBox):  # type: ignore[misc]
         fields: dict[str, Any] = {
             "type": self.type.value,
             "prompt": self.prompt.value,
-            "negative_prompt": self.negative.value or None,
+            # what the box shows is what runs: empty means no negative prompt, not the template's
+            "negative_prompt": self.negative.value,
             "width": int(self.width.value),
             "height": int(self.height.value),
             "seed": seed,
@@ -288,11 +287,7 @@ class TaskBuilder(W.VBox):  # type: ignore[misc]
                 self.job_box.children = kids[:_MAX_JOB_VIEWS]
         if self._gallery is not None:
             self._gallery.add(job)
-        for fn in self._job_listeners:
-            try:
-                fn(job)
-            except Exception:
-                log.exception("on_job listener raised")
+        self._job_listeners.notify(job)
 
     def _on_size(self, change: Any) -> None:
         preset = SIZE_PRESETS.get(change["new"])

@@ -11,15 +11,17 @@ prompts; it is kept in ``resolved_seed`` and in the meta so the image can be rep
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
 from ..config import ComfyConfig, LoraSpec
 from ..errors import ConfigError, WorkflowError
 from ..protocol import NodeDef
+from ._bind import bind_parameters
 from ._defs import ObjectInfo, as_node_defs
-from ._templates import TEMPLATES, load_template
+from ._models import plan_models, resolve_models
+from ._templates import TEMPLATE_FAMILIES, TEMPLATES, load_template
 from ._workflow import Workflow
 
 __all__ = ["GenerationTask", "TaskType"]
@@ -46,13 +48,15 @@ class GenerationTask:
     sampler: str | None = None
     scheduler: str | None = None
     checkpoint: str | None = None
+    """The main model: the checkpoint, or the diffusion model of a graph that loads one alone."""
     vae: str | None = None
     loras: list[tuple[str, float] | tuple[str, float, float] | LoraSpec] | None = None
     """``None``: the config's LoRAs; ``[]``: none."""
     init_image: Any = None
     """Server-side file name (the client uploads local images first)."""
     mask: Any = None
-    """Server-side mask file name: white (red channel) marks what to repaint."""
+    """Server-side mask file name: white (red channel) marks what to repaint; ``None`` for an inpaint
+    task takes the mask from the init image's alpha (transparent = repaint)."""
     denoise: float | None = None
     upscale_model: str | None = None
     scale_by: float | None = None
@@ -61,6 +65,19 @@ class GenerationTask:
     batch_size: int | None = None
     resolved_seed: int = field(init=False, default=0)
     """The seed actually used: ``seed``, or the one drawn for ``seed=None``."""
+
+    def __repr__(self) -> str:
+        """Only the fields that were set (no wall of ``=None``; no drawn seed, so it prints the same twice)."""
+        parts = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            default = f.default_factory() if f.default_factory is not MISSING else f.default
+            if not f.init or value == default:
+                continue
+            shown = repr(value) if value is None or isinstance(value, (str, int, float, list, tuple)) else (
+                f"<{type(value).__name__}>")
+            parts.append(f"{f.name}={shown}")
+        return f"GenerationTask({', '.join(parts)})"
 
     def __post_init__(self) -> None:
         problems = self._problems()
@@ -98,8 +115,6 @@ class GenerationTask:
                 out.append(f"{name} must be a number > 0, got {value!r}")
         if self.type in ("upscale", "inpaint") and self.init_image is None:
             out.append(f"the {self.type} task needs init_image (the name of an uploaded image)")
-        if self.type == "inpaint" and self.mask is None:
-            out.append("an inpaint task needs mask (the name of an uploaded mask image; white = repaint)")
         return out
 
     # -- building the prompt -------------------------------------------------------------------
@@ -121,11 +136,13 @@ class GenerationTask:
         defs = as_node_defs(node_defs) if node_defs is not None else None
         if defs is not None:
             self._check_against(defs)
+        key = self._workflow_key(config)
         workflow = self._load_workflow(config, node_defs)
-        template = workflow.copy()
-        self._bind(workflow, config)
-        if defs is not None and config.workflows.get(self._workflow_key(config)) in TEMPLATES:
-            _use_server_models(workflow, template, defs)
+        source = config.workflows.get(key)
+        family = TEMPLATE_FAMILIES.get(source) if source in TEMPLATES else None
+        self._bind(workflow, config, key, family)
+        if defs is not None and source in TEMPLATES:
+            resolve_models(workflow, defs, family)
         return workflow
 
     def _workflow_key(self, config: ComfyConfig) -> str:
@@ -151,19 +168,22 @@ class GenerationTask:
             )
         return Workflow.load(path, node_defs)
 
-    def _bind(self, wf: Workflow, config: ComfyConfig) -> None:
-        # The config's preferred models apply where the workflow has a loader for them; the task's
-        # own choices must apply (an error says why they cannot).
-        has_checkpoint = any("ckpt_name" in n.inputs for n in wf)
-        checkpoint = self.checkpoint or (config.checkpoint if has_checkpoint else None)
-        if checkpoint:
-            wf.set_checkpoint(checkpoint)
-        vae = self.vae or (config.vae if has_checkpoint else None)
-        if vae:
-            wf.set_vae(vae)
-        loras = self.loras if self.loras is not None else (config.loras if has_checkpoint else [])
-        for item in loras:
-            lora = item if isinstance(item, LoraSpec) else LoraSpec.model_validate(item)
+    def _bind(self, wf: Workflow, config: ComfyConfig, key: str, family: str | None) -> None:
+        # The config's preferred models apply where they fit the graph; the task's own choices must
+        # apply (an error says why they cannot).
+        loras = None
+        if self.loras is not None:
+            loras = [i if isinstance(i, LoraSpec) else LoraSpec.model_validate(i) for i in self.loras]
+        plan = plan_models(wf, config, key, family, model=self.checkpoint, vae=self.vae, loras=loras)
+        if plan.checkpoint:
+            wf.set_checkpoint(plan.checkpoint)
+        if plan.diffusion_model:
+            wf.set_diffusion_model(plan.diffusion_model)
+        if plan.text_encoder:
+            wf.set_text_encoder(plan.text_encoder)
+        if plan.vae:
+            wf.set_vae(plan.vae)
+        for lora in plan.loras:
             wf.add_lora(lora.name, lora.strength_model, lora.strength_clip)
         has_upscaler = any("model_name" in n.inputs for n in wf)
         upscale_model = self.upscale_model or (config.upscale_model if has_upscaler else None)
@@ -173,23 +193,19 @@ class GenerationTask:
             wf.set_image(_server_name(self.init_image, "init_image"))
         if self.mask is not None:
             wf.set_mask(_server_name(self.mask, "mask"))
+        elif self.type == "inpaint":
+            wf.set_mask_from_alpha()
         if self.scale_by is not None:
             wf.set_scale_by(self.scale_by)
         if self.type == "upscale" and not _has_sampler(wf):
             return  # a pure model upscale: nothing to sample
-        wf.set_prompt(self.prompt, self.negative_prompt)
-        wf.set_seed(self.resolved_seed)
-        wf.set_sampler(
-            self.sampler, scheduler=self.scheduler, steps=self.steps, cfg=self.cfg_scale, denoise=self.denoise
-        )
-        if self.width is not None and self.height is not None:
-            wf.set_size(self.width, self.height)
-        if self.batch_size is not None:
-            wf.set_batch_size(self.batch_size)
-        if self.frames is not None:
-            wf.set_frames(self.frames)
-        if self.fps is not None:
-            wf.set_fps(self.fps)
+        sized = self.width is not None and self.height is not None
+        bind_parameters(wf, {
+            "prompt": self.prompt, "negative_prompt": self.negative_prompt, "seed": self.resolved_seed,
+            "sampler": self.sampler, "scheduler": self.scheduler, "steps": self.steps, "cfg_scale": self.cfg_scale,
+            "denoise": self.denoise, "width": self.width if sized else None, "height": self.height if sized else None,
+            "batch_size": self.batch_size, "frames": self.frames, "fps": self.fps,
+        })
 
     def _meta(self, wf: Workflow) -> dict[str, Any]:
         params = wf.parameters()
@@ -255,25 +271,6 @@ def _has_sampler(wf: Workflow) -> bool:
     except WorkflowError:
         return False
     return True
-
-
-_MODEL_INPUTS = ("ckpt_name", "vae_name", "lora_name", "model_name")
-
-
-def _use_server_models(wf: Workflow, template: Workflow, defs: dict[str, NodeDef]) -> None:
-    """A built-in template names placeholder model files; where the task and config chose none and
-    the server lacks the placeholder, take the server's first file of that kind instead."""
-    for node in wf:
-        spec_node = defs.get(node.class_type)
-        if spec_node is None or node.id not in template:
-            continue
-        for name in _MODEL_INPUTS:
-            spec = spec_node.input(name)
-            value = node.inputs.get(name)
-            if spec is None or not spec.options or value in spec.options:
-                continue
-            if template[node.id].inputs.get(name) == value:  # still the template's placeholder
-                node.inputs[name] = spec.options[0]
 
 
 def _server_name(value: Any, field_name: str) -> str:

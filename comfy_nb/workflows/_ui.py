@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import WorkflowError
-from ..protocol import NodeDef
+from ..protocol import NodeDef, is_ui_workflow
 from ._ui_graph import (
     BROWSER_STATE_TYPES,
     PRIMITIVE,
@@ -36,15 +36,10 @@ from ._ui_graph import (
 )
 from ._ui_text import UNDEFINED, RandomSource, process_dynamic_prompt, replace_tokens
 
-__all__ = ["is_ui_workflow", "ui_to_api"]
+__all__ = ["ui_to_api"]
 
 MUTED, BYPASSED = 2, 4
 _REPLACE_PROPERTY = "Run widget replace on values"  # PrimitiveNode's opt-in to %token% replacement
-
-
-def is_ui_workflow(data: Any) -> bool:
-    """True for a LiteGraph save (``{"nodes": [...], "links": [...]}``) rather than an API prompt."""
-    return isinstance(data, Mapping) and isinstance(data.get("nodes"), list)
 
 
 def ui_to_api(

@@ -286,7 +286,7 @@ class _Loader:
         slots = [w for w in node.widgets if w.stored]
         # Surplus values (a widget an old frontend or an API node's result box added) are dropped, as
         # LGraphNode.configure drops them.
-        for widget, value in zip(slots, values):
+        for widget, value in zip(slots, values, strict=False):
             widget.value = value
 
     def _promote(self, node: UiNode, done: set[int], stack: tuple[str, ...]) -> None:
@@ -316,7 +316,7 @@ class _Loader:
             # later than the one it sits in finds no widgets yet, so its saved values are dropped.
             stored = None
         if isinstance(stored, list):
-            for widget, value in zip(widgets, stored):
+            for widget, value in zip(widgets, stored, strict=False):
                 widget.value = value
         done.add(id(node))
 

@@ -16,12 +16,12 @@ import os
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import Any
 
 from ..errors import WorkflowError
-from ..protocol import prompt_validation_error, validate_prompt
+from ..protocol import api_graph, is_link, is_ui_workflow, prompt_validation_error, validate_prompt
 from ._defs import ObjectInfo, as_node_defs, as_object_info
-from ._ui import is_ui_workflow, ui_to_api
+from ._ui import ui_to_api
 from ._ui_text import RandomSource
 
 __all__ = ["Node", "Workflow"]
@@ -39,15 +39,6 @@ _CONDITIONING_RESETS = frozenset({"ConditioningZeroOut"})
 _LORA_CLASSES = ("LoraLoader", "LoraLoaderModelOnly")
 # Output slots of loaders whose consumers may not tell us by input name.
 _LOADER_SLOTS = {"MODEL": 0, "CLIP": 1, "VAE": 2}
-
-
-def _is_link(value: Any) -> TypeGuard[list[Any]]:
-    return (
-        isinstance(value, list)
-        and len(value) == 2
-        and isinstance(value[0], str)
-        and isinstance(value[1], int)
-    )
 
 
 class Node:
@@ -108,24 +99,16 @@ class Workflow:
     """An API-format ComfyUI graph ``{node_id: {"class_type", "inputs", "_meta"}}``."""
 
     def __init__(self, prompt: Mapping[str, Any], *, name: str | None = None) -> None:
-        if is_ui_workflow(prompt):
-            raise WorkflowError(
-                "this is a UI-format workflow (saved with 'Save', not 'Export (API)'): convert it with "
-                "Workflow.from_ui(data, object_info), using the server's object_info"
-            )
-        if not isinstance(prompt, Mapping) or not prompt:
+        graph = api_graph(prompt)
+        if not graph:
             raise WorkflowError(
                 "an API-format workflow is a non-empty JSON object {node_id: {class_type, inputs}}"
             )
         self._nodes: dict[str, dict[str, Any]] = {}
-        for node_id, node in prompt.items():
-            if not isinstance(node, Mapping) or not isinstance(node.get("class_type"), str):
-                raise WorkflowError(f"node {node_id} has no class_type: not an API-format workflow")
-            data = copy.deepcopy(dict(node))
-            data.setdefault("inputs", {})
-            if not isinstance(data["inputs"], dict):
-                raise WorkflowError(f"node {node_id} ({data['class_type']}): inputs must be an object")
-            self._nodes[str(node_id)] = data
+        for node_id, node in graph.items():
+            data = copy.deepcopy(node)
+            data["inputs"] = dict(data.get("inputs") or {})
+            self._nodes[node_id] = data
         self.name = name
 
     # -- loading and saving --------------------------------------------------------------------
@@ -280,7 +263,7 @@ class Workflow:
         out = []
         for key, data in self._nodes.items():
             for name, value in data["inputs"].items():
-                if _is_link(value) and value[0] == node_id and (slot is None or value[1] == slot):
+                if is_link(value) and value[0] == node_id and (slot is None or value[1] == slot):
                     out.append((Node(self, key), name))
         return out
 
@@ -359,8 +342,8 @@ class Workflow:
         found = [
             n
             for n in self.nodes()
-            if _is_link(n.inputs.get("positive"))
-            and _is_link(n.inputs.get("negative"))
+            if is_link(n.inputs.get("positive"))
+            and is_link(n.inputs.get("negative"))
             and _SAMPLER_INPUTS & set(n.inputs)
         ]
         if not found:
@@ -416,7 +399,7 @@ class Workflow:
     def _encoders(self, role: str) -> list[Node]:
         found: list[Node] = []
         seen: set[str] = set()
-        stack = [s.inputs[role][0] for s in self.samplers() if _is_link(s.inputs.get(role))]
+        stack = [s.inputs[role][0] for s in self.samplers() if is_link(s.inputs.get(role))]
         while stack:
             node_id = stack.pop(0)
             if node_id in seen or node_id not in self._nodes:
@@ -429,10 +412,10 @@ class Workflow:
                 if current not in found:
                     found.append(current)
                 continue
-            if _is_link(current.inputs.get(role)):
+            if is_link(current.inputs.get(role)):
                 stack.append(current.inputs[role][0])
                 continue
-            stack += [v[0] for k, v in current.inputs.items() if k.startswith("conditioning") and _is_link(v)]
+            stack += [v[0] for k, v in current.inputs.items() if k.startswith("conditioning") and is_link(v)]
         return found
 
     def _text_nodes(self) -> list[Node]:
@@ -444,7 +427,7 @@ class Workflow:
             name = next((n for n in _SEED_INPUTS if n in sampler.inputs), None)
             if name is not None:
                 self._assign(sampler, name, seed)
-            elif _is_link(sampler.inputs.get("noise")):  # custom samplers take noise from a RandomNoise node
+            elif is_link(sampler.inputs.get("noise")):  # custom samplers take noise from a RandomNoise node
                 self._assign(self[sampler.inputs["noise"][0]], "noise_seed", seed)
             else:
                 raise WorkflowError(f"sampler {sampler.describe()} has no seed input")
@@ -484,7 +467,7 @@ class Workflow:
         found: list[Node] = []
         seen: set[str] = set()
         stack = [
-            s.inputs["latent_image"][0] for s in self.samplers() if _is_link(s.inputs.get("latent_image"))
+            s.inputs["latent_image"][0] for s in self.samplers() if is_link(s.inputs.get("latent_image"))
         ]
         while stack:
             node_id = stack.pop(0)
@@ -501,7 +484,7 @@ class Workflow:
                 names = [
                     k for k in current.inputs if k not in _NOT_PICTURE and not k.startswith("conditioning")
                 ]
-            stack += [current.inputs[k][0] for k in names if _is_link(current.inputs.get(k))]
+            stack += [current.inputs[k][0] for k in names if is_link(current.inputs.get(k))]
         return found
 
     def _size_node(self, node: str | None, what: str) -> Node:
@@ -552,6 +535,35 @@ class Workflow:
         )
         self._assign(target, "ckpt_name", name)
 
+    def set_diffusion_model(self, name: str, *, node: str | None = None) -> None:
+        """Set the ``UNETLoader`` of a family that ships its diffusion model alone."""
+        how = 'wf.set_diffusion_model(..., node="<id>")'
+        self._assign(self._one_with_input("unet_name", "diffusion model loader", node, how), "unet_name", name)
+
+    def set_text_encoder(self, name: str, *, node: str | None = None) -> None:
+        """Set the ``CLIPLoader`` of a family that ships its text encoder alone."""
+        how = 'wf.set_text_encoder(..., node="<id>")'
+        self._assign(self._one_with_input("clip_name", "text encoder loader", node, how), "clip_name", name)
+
+    def remove_node(self, node_id: str) -> None:
+        """Remove a node that nothing links to any more."""
+        users = self.consumers(node_id)
+        if users:
+            raise WorkflowError(f"node {self[node_id].describe()} is still used by {self._listing([n for n, _ in users])}")
+        del self._nodes[self[node_id].id]
+
+    def set_mask_from_alpha(self, *, node: str | None = None) -> None:
+        """Take the mask from the ``LoadImage`` picture's alpha (transparent = repaint), as the official
+        inpaint templates do, instead of from a separate ``LoadImageMask``."""
+        masks = self.nodes("LoadImageMask")
+        image = (
+            self[node] if node else self._single(self.nodes("LoadImage"), "LoadImage node", 'node="<id>"')
+        )
+        for mask in masks:
+            for user, key in self.consumers(mask.id):
+                user.inputs[key] = image.output(1)
+            self.remove_node(mask.id)
+
     def set_upscale_model(self, name: str, *, node: str | None = None) -> None:
         how = 'wf.set_upscale_model(..., node="<id>")'
         target = self._one_with_input("model_name", "upscale model loader", node, how)
@@ -589,7 +601,7 @@ class Workflow:
             (n, k)
             for n in self.nodes()
             for k, v in n.inputs.items()
-            if k == "vae" and _is_link(v) and v[0] in checkpoints
+            if k == "vae" and is_link(v) and v[0] in checkpoints
         ]
         if not users:
             raise WorkflowError(
@@ -608,11 +620,21 @@ class Workflow:
         *,
         checkpoint: str | None = None,
     ) -> Node:
-        """Insert a LoRA loader after the checkpoint (after earlier LoRAs) and rewire model and CLIP users."""
+        """Insert a LoRA loader after the model loader (after earlier LoRAs) and rewire model and CLIP users.
+
+        After a checkpoint loader that is a ``LoraLoader`` (model and CLIP); after a ``UNETLoader``,
+        which gives no CLIP, a ``LoraLoaderModelOnly``.
+        """
         how = 'wf.add_lora(..., checkpoint="<id>")'
-        ckpt = self._one_with_input("ckpt_name", "checkpoint loader", checkpoint, how)
+        if checkpoint is not None:
+            ckpt = self[checkpoint]
+        else:
+            loaders = [n for n in self.nodes() if "ckpt_name" in n.inputs or "unet_name" in n.inputs]
+            ckpt = self._single(loaders, "model loader (checkpoint or diffusion model)", how)
         model = (ckpt.id, self._slot_of(ckpt, "model", "MODEL"))
-        clip: tuple[str, int] | None = (ckpt.id, self._slot_of(ckpt, "clip", "CLIP"))
+        clip: tuple[str, int] | None = None
+        if "ckpt_name" in ckpt.inputs:
+            clip = (ckpt.id, self._slot_of(ckpt, "clip", "CLIP"))
         while True:  # walk to the end of the existing LoRA chain
             users = {n for n, _ in self.consumers(*model)}
             if len(users) != 1 or next(iter(users)).class_type not in _LORA_CLASSES:
@@ -643,7 +665,7 @@ class Workflow:
         """Which output of ``loader`` carries ``output_type``: learnt from consumers, else the usual layout."""
         for data in self._nodes.values():
             value = data["inputs"].get(input_name)
-            if _is_link(value) and value[0] == loader.id:
+            if is_link(value) and value[0] == loader.id:
                 slot: int = value[1]
                 return slot
         return _LOADER_SLOTS[output_type]
@@ -666,7 +688,7 @@ class Workflow:
                 ("denoise", ("denoise",)),
             ):
                 value = next((sampler.inputs[n] for n in names if n in sampler.inputs), None)
-                params[key] = None if _is_link(value) else value
+                params[key] = None if is_link(value) else value
             for role, key in (("positive", "prompt"), ("negative", "negative_prompt")):
                 found = self._encoders(role)
                 text = found[0].inputs.get("text") if len(found) == 1 else None
@@ -675,8 +697,10 @@ class Workflow:
             if len(sizes) == 1:
                 for key in ("width", "height", "batch_size"):
                     value = sizes[0].inputs.get(key)
-                    params[key] = None if _is_link(value) else value
-        checkpoints = [n.inputs["ckpt_name"] for n in self.nodes() if "ckpt_name" in n.inputs]
+                    params[key] = None if is_link(value) else value
+        checkpoints = [
+            n.inputs[k] for n in self.nodes() for k in ("ckpt_name", "unet_name") if k in n.inputs
+        ]
         params["model"] = checkpoints[0] if len(checkpoints) == 1 else None
         return params
 
@@ -688,9 +712,9 @@ class Workflow:
                 f"node {node.describe()} has no input {name!r}; inputs: {', '.join(node.inputs)}"
             )
         current = node.inputs.get(name)
-        if _is_link(current) and not _is_link(value) and current[0] in self._nodes:
+        if is_link(current) and not is_link(value) and current[0] in self._nodes:
             source = self[current[0]]
-            constants = [k for k, v in source.inputs.items() if not _is_link(v)]
+            constants = [k for k, v in source.inputs.items() if not is_link(v)]
             if len(constants) == 1 and len(source.inputs) == 1:
                 source.inputs[constants[0]] = value
                 return
@@ -699,7 +723,7 @@ class Workflow:
                     f"input {name!r} of node {node.describe()} is linked to node {source.describe()}, which is not "
                     f'a plain value node; set that node instead, or replace the link: wf.set("{node.id}.{name}", ...)'
                 )
-        node.inputs[name] = {"__value__": value} if isinstance(value, list) and not _is_link(value) else value
+        node.inputs[name] = {"__value__": value} if isinstance(value, list) and not is_link(value) else value
 
     @staticmethod
     def _listing(nodes: list[Node]) -> str:

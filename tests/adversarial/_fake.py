@@ -38,8 +38,21 @@ def msg(kind: str, **data: Any) -> str:
     return json.dumps({"type": kind, "data": data})
 
 
+class _Watched(list[str]):
+    """A list whose appends wake ``FakeComfy.until`` (the tests wait on what the server saw, never sleep)."""
+
+    def __init__(self, on_change: Callable[[], None]) -> None:
+        super().__init__()
+        self._on_change = on_change
+
+    def append(self, item: str) -> None:
+        super().append(item)
+        self._on_change()
+
+
 class FakeComfy:
     def __init__(self) -> None:
+        self._changed = asyncio.Event()
         self.answers: dict[str, Answer | None] = {}
         self.script: Script = default_script
         self.gate: asyncio.Event | None = None
@@ -47,17 +60,33 @@ class FakeComfy:
         """When True, ``POST /prompt`` queues the prompt only once the client has given up waiting and
         looks for it in ``/queue`` or ``/history`` (a validation slower than the client's timeout)."""
         self._looked = asyncio.Event()
-        self.posts: list[str] = []
+        self.posts: list[str] = _Watched(self._poke)
         """Prompt ids received by ``POST /prompt``, one per request (duplicates show double submits)."""
         self.queue_running: list[str] = []
         self.queue_pending: list[str] = []
         self.history: dict[str, dict[str, Any]] = {}
         self.sockets: set[web.WebSocketResponse] = set()
         self.ws_connects = 0
-        self.requests: list[str] = []
+        self.requests: list[str] = _Watched(self._poke)
         self.view_body = b"\x89PNG fake"
         self._tasks: set[asyncio.Task[Any]] = set()
         self._runner: web.AppRunner | None = None
+
+    def _poke(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def until(self, predicate: Callable[[], bool], timeout: float) -> None:
+        """Wait until ``predicate()`` holds, re-checked whenever a request or post is recorded."""
+
+        async def reach() -> None:
+            while True:
+                changed = self._changed
+                if predicate():
+                    return
+                await changed.wait()
+
+        await asyncio.wait_for(reach(), timeout)
         self.url = ""
 
     # ------------------------------------------------------------------ lifecycle

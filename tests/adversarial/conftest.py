@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 
-from comfy_nb import AsyncComfyClient, JobStatus
+from comfy_nb import AsyncComfyClient, JobState, JobStatus
 
 from ._fake import FakeComfy
 
 BOUND = 20.0
 """Seconds within which every job must have ended (an upper bound for hangs, not a speed check)."""
 
-FAST = {"poll_interval": 0.05, "quiet_poll": 0.2, "timeout": 5.0, "max_retries": 2}
+FAST: dict[str, Any] = {"poll_interval": 0.05, "quiet_poll": 0.2, "timeout": 5.0, "max_retries": 2}
 """Client settings that make reconciliation quick enough for many cases per test."""
 
 
@@ -51,12 +51,23 @@ class Ledger:
 
     async def ended_once(self) -> JobStatus:
         """Wait (bounded) for the end, then check it was delivered exactly once."""
-        status = await self.job.wait(timeout=BOUND)
+        status: JobStatus = await self.job.wait(timeout=BOUND)
         await asyncio.sleep(0)  # let any duplicate delivery already scheduled run
         assert status.terminal
         assert len(self.terminal) == 1, [s.state for s in self.terminal]
         assert self.terminal[0] == status
         return status
+
+
+async def until_state(job: Any, state: JobState) -> None:
+    """Wait (bounded) until the job's status reaches ``state``, following its updates."""
+
+    async def reach() -> None:
+        async for status in job.updates():
+            if status.state is state:
+                return
+
+    await asyncio.wait_for(reach(), BOUND)
 
 
 def make_client(fake: FakeComfy, **kwargs: Any) -> AsyncComfyClient:

@@ -54,6 +54,13 @@ BAD_CLIENT_ARGS: dict[str, dict[str, Any]] = {
     "client_id with space": {"client_id": "a b"},
     "client_id with ampersand": {"client_id": "a&x=1"},
     "verify missing file": {"verify": "/nonexistent/ca.pem"},
+    "verify a number": {"verify": 5},
+    "headers a number": {"headers": 5},
+    "header name a number": {"headers": {1: "x"}},
+    "header name with colon": {"headers": {"X:Y": "x"}},
+    "username a number": {"username": 5},
+    "password a number": {"username": "bob", "password": 5},
+    "token a number": {"token": 5},
 }
 
 
@@ -195,6 +202,8 @@ def test_sweep_limits_and_stable_seeds(tmp_path: pathlib.Path) -> None:
     assert [c.key for c in first] == [c.key for c in again]
     other = Sweep(GenerationTask(prompt="an owl"), cfg_scale=[4.0, 7.0])
     assert [c.key for c in other] != [c.key for c in first]
+    with pytest.raises(WorkflowError, match="cannot be recorded as JSON"):
+        Sweep(GenerationTask(prompt="a fox"), cfg_scale=[4.0, math.nan])
     with pytest.raises(WorkflowError, match="1,000,000 cells"):
         Sweep(GenerationTask(prompt="a fox"), steps=range(1000), cfg_scale=range(1000))
     with pytest.raises(WorkflowError, match="1,000,000,000 values"):
@@ -218,7 +227,7 @@ def test_sweep_keys_are_the_same_in_a_new_interpreter() -> None:
 def test_truncated_manifest_names_the_file(tmp_path: pathlib.Path) -> None:
     """Item 13."""
     (tmp_path / "sweep.json").write_text('{"format": "comfy_nb.sweep/1", "cells": [')
-    with pytest.raises(ConfigError, match="sweep.json is not valid JSON") as info:
+    with pytest.raises(ConfigError, match=r"sweep\.json is not valid JSON") as info:
         SweepRun.load(tmp_path)
     assert str(tmp_path) in str(info.value)
 

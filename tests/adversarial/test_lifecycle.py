@@ -14,7 +14,7 @@ from comfy_nb import AsyncComfyClient, ComfyClient, JobState
 from comfy_nb.errors import ClientClosed, ComfyConnectionError
 
 from ._fake import GRAPH, FakeComfy, never_ends
-from .conftest import BOUND, Ledger, make_client
+from .conftest import BOUND, Ledger, make_client, until_state
 
 
 async def test_close_releases_every_waiter(fake: FakeComfy) -> None:
@@ -31,8 +31,7 @@ async def test_close_releases_every_waiter(fake: FakeComfy) -> None:
             pass
 
     waiters = [asyncio.ensure_future(c) for c in (job.wait(), job.result(), consume())]
-    while job.status.state is not JobState.RUNNING:
-        await asyncio.sleep(0.01)
+    await until_state(job, JobState.RUNNING)
     await client.aclose()
     done, pending = await asyncio.wait(waiters, timeout=BOUND)
     assert not pending
@@ -104,8 +103,7 @@ async def test_close_while_submitting(fake: FakeComfy) -> None:
     client = make_client(fake, timeout=BOUND)
     await client.connect()
     submit = asyncio.ensure_future(client.submit(GRAPH))
-    while not fake.posts:
-        await asyncio.sleep(0.01)
+    await fake.until(lambda: bool(fake.posts), BOUND)
     await client.aclose()
     done, _ = await asyncio.wait([submit], timeout=BOUND)
     assert done and isinstance(submit.exception(), ComfyConnectionError)
@@ -165,8 +163,7 @@ async def test_server_gone_for_good_ends_jobs(fake: FakeComfy, background_failur
     client = make_client(fake, outage_timeout=0.5, max_retries=0)
     await client.connect()
     ledger = Ledger(await client.submit(GRAPH))
-    while ledger.job.status.state is not JobState.RUNNING:
-        await asyncio.sleep(0.01)
+    await until_state(ledger.job, JobState.RUNNING)
     await fake.stop()
     status = await ledger.ended_once()
     assert status.state is JobState.FAILED and status.error is not None and "lost contact" in status.error.message

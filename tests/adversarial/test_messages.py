@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import struct
 from collections.abc import Callable
 from typing import Any
@@ -19,7 +20,7 @@ from comfy_nb import JobState
 from comfy_nb.errors import ComfyTimeout
 
 from ._fake import GRAPH, OUTPUT, FakeComfy, default_script, msg, preview_frame
-from .conftest import Ledger, make_client
+from .conftest import BOUND, Ledger, make_client
 
 
 async def run_with(fake: FakeComfy, frames: Callable[[str], list[str | bytes]], finish_first: bool = True) -> Any:
@@ -129,7 +130,7 @@ async def test_sequences(fake: FakeComfy, frames: Callable[[str], list[str | byt
 
 async def test_end_before_executed_reads_history_once(fake: FakeComfy) -> None:
     """Item 15, at the mechanism: no `executed` by the end marker -> one history read, outputs from it."""
-    await run_with(fake, lambda pid: standard(pid)[:2] + [standard(pid)[3]])
+    await run_with(fake, lambda pid: [*standard(pid)[:2], standard(pid)[3]])
     assert fake.requests.count("history") == 1
 
 
@@ -156,8 +157,7 @@ async def test_stale_poll_answer_never_finishes_a_job_twice(fake: FakeComfy, bac
         fake.start_running(pid)
         await fake.send(msg("execution_start", prompt_id=pid))
         fake.finish(pid)  # done server-side; the socket tells only once a history read is in flight
-        while "history-wait" not in fake.requests:
-            await asyncio.sleep(0.01)
+        await fake.until(lambda: "history-wait" in fake.requests, BOUND)
         for frame in standard(pid)[1:]:
             await fake.send(frame)
         runs.append(pid)
@@ -171,7 +171,7 @@ async def test_stale_poll_answer_never_finishes_a_job_twice(fake: FakeComfy, bac
     fake.script = script
     async with make_client(fake, quiet_poll=0.05) as client:
         ledgers = []
-        for _ in range(5):
+        for _ in range(int(os.environ.get("COMFY_NB_SOAK_JOBS", "5"))):  # 80 for a soak
             release.clear()
             fake.requests.clear()
             ledgers.append(Ledger(await client.submit(GRAPH)))
@@ -200,7 +200,7 @@ async def test_node_errors_survive_any_order(fake: FakeComfy) -> None:
 
     fake._post_prompt = post_prompt  # type: ignore[method-assign]
     async with make_client(fake) as client:
-        for _ in range(10):
+        for _ in range(int(os.environ.get("COMFY_NB_SOAK_JOBS", "10"))):
             ledger = Ledger(await client.submit(GRAPH))
             status = await ledger.ended_once()
             assert status.state is JobState.COMPLETED

@@ -11,7 +11,7 @@ from comfy_nb.errors import ClientClosed
 from comfy_nb.experiments import ServerPool
 
 from ._fake import GRAPH, FakeComfy, never_ends
-from .conftest import BOUND, FAST, Ledger
+from .conftest import BOUND, FAST, Ledger, until_state
 
 
 async def test_job_view_can_cancel_a_pool_job(fake: FakeComfy) -> None:
@@ -22,8 +22,7 @@ async def test_job_view_can_cancel_a_pool_job(fake: FakeComfy) -> None:
     async with ServerPool([fake.url], **FAST) as pool:
         job = await pool.submit(GRAPH)
         ledger = Ledger(job)
-        while job.status.state is not JobState.RUNNING:
-            await asyncio.sleep(0.01)
+        await until_state(job, JobState.RUNNING)
         future = JobView(job).cancel()  # the widget's button: cancel_nowait from any thread
         assert future is not None
         assert await asyncio.wrap_future(future) is True

@@ -150,8 +150,8 @@ async def test_queue_mutations_never_stop_the_poller(fake: FakeComfy, mutation: 
     fake.answers["queue"] = bad_for(4, QUEUE_MUTATIONS[mutation], fake._queue_default)
     async with make_client(fake, websocket=False) as client:
         ledger = Ledger(await client.submit(GRAPH))
-        while fake.answers["queue"] is not None and fake.requests.count("queue") < 4:
-            await asyncio.sleep(0.01)  # let the poller meet every bad answer before the prompt runs
+        # let the poller meet every bad answer before the prompt runs
+        await fake.until(lambda: fake.answers["queue"] is None or fake.requests.count("queue") >= 4, BOUND)
         fake.gate.set()
         status = await ledger.ended_once()
     assert status.state is JobState.COMPLETED and status.outputs
@@ -185,7 +185,7 @@ async def test_prompt_answer_mutations(fake: FakeComfy, mutation: str, backgroun
 async def test_prompt_answer_that_is_not_an_object_is_a_clear_error(fake: FakeComfy, body: str) -> None:
     fake.answers["prompt"] = raw(body)
     async with make_client(fake) as client:
-        with pytest.raises(ServerError, match="POST .*/prompt"):
+        with pytest.raises(ServerError, match=r"POST .*/prompt"):
             await client.submit(GRAPH)
         assert client.jobs == {}
 

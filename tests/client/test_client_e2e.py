@@ -11,13 +11,12 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from captures import FIXTURES
 from PIL import Image
 
-from captures import FIXTURES
 from comfy_nb import AsyncComfyClient, ComfyClient, JobState
 from comfy_nb.errors import ComfyConnectionError, ExecutionError, JobCancelled, JobLost, PromptValidationError
 from comfy_nb.mock import MockServer
-
 
 
 def modelfree() -> dict[str, Any]:

@@ -8,11 +8,12 @@ import logging
 import pytest
 
 from comfy_nb.client import AsyncComfyClient, retry_delay
-from comfy_nb.client._async_client import _safe_target, _split_url, as_api_graph
+from comfy_nb.client._async_client import _safe_target
 from comfy_nb.client._loop import library_loop, run_sync
 from comfy_nb.client._models import Output
 from comfy_nb.client._retry import MAX_RETRY_AFTER, is_retryable_status
 from comfy_nb.errors import ComfyError, ConfigError, WorkflowError
+from comfy_nb.protocol import api_graph, parse_server_url
 
 
 def test_backoff_grows_exponentially_with_bounded_jitter() -> None:
@@ -46,7 +47,8 @@ def test_retryable_statuses() -> None:
     ],
 )
 def test_urls_with_base_paths_and_tls(url: str, base: str, ws: str) -> None:
-    assert _split_url(url)[:2] == (base, ws)
+    server = parse_server_url(url)
+    assert (server.http, server.ws) == (base, ws)
 
 
 @pytest.mark.parametrize("url", ["127.0.0.1:8188", "ftp://host", "http://", "http://host:99999"])
@@ -75,9 +77,9 @@ def test_secrets_never_show(caplog: pytest.LogCaptureFixture) -> None:
 
 def test_ui_format_workflow_is_refused_with_a_hint() -> None:
     with pytest.raises(WorkflowError, match="UI-format"):
-        as_api_graph({"nodes": [], "links": [], "version": 0.4})
+        api_graph({"nodes": [], "links": [], "version": 0.4})
     with pytest.raises(WorkflowError, match="class_type"):
-        as_api_graph({"1": {"inputs": {}}})
+        api_graph({"1": {"inputs": {}}})
 
 
 @pytest.mark.parametrize(

@@ -71,7 +71,7 @@ def running_lab(root: Path, timeout: float = 60.0) -> Iterator[Lab]:
             if proc.poll() is not None:
                 raise RuntimeError(f"JupyterLab exited early:\n{(root / 'lab.log').read_text()[-3000:]}")
             try:
-                with urllib.request.urlopen(status_url, timeout=2) as r:  # noqa: S310 - localhost
+                with urllib.request.urlopen(status_url, timeout=2) as r:
                     if r.status == 200:
                         break
             except urllib.error.HTTPError as exc:

@@ -5,23 +5,36 @@ from __future__ import annotations
 import asyncio
 import json
 import pathlib
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import pytest
 from PIL import Image
 
 from comfy_nb import AsyncComfyClient, ComfyClient
-from comfy_nb.errors import WorkflowError
-from comfy_nb.experiments import CellResult, ServerPool, Sweep, SweepRun
+from comfy_nb.errors import ComfyError, WorkflowError
+from comfy_nb.experiments import CellResult, ServerPool, Sweep, SweepRun, run_sweep
 from comfy_nb.mock import MockServer
+from comfy_nb.widgets import SweepGrid
 from comfy_nb.workflows import Workflow
 
 TIMEOUT = 60
 
-POOL_OPTIONS = {"health_interval": 0.05, "down_after": 2, "probe_timeout": 2.0, "max_retries": 0}
+POOL_OPTIONS: dict[str, Any] = {"health_interval": 0.05, "down_after": 2, "probe_timeout": 2.0, "max_retries": 0}
 
 
 def files_under(path: pathlib.Path) -> list[pathlib.Path]:
     return sorted(p for p in path.rglob("*") if p.is_file())
+
+
+def set_when(event: asyncio.Event, predicate: Callable[[CellResult], bool]) -> Callable[[CellResult], None]:
+    """A listener that sets ``event`` once ``predicate(result)`` holds."""
+
+    def listener(result: CellResult) -> None:
+        if predicate(result):
+            event.set()
+
+    return listener
 
 
 async def when(predicate_event: asyncio.Event) -> None:
@@ -37,7 +50,7 @@ async def test_pool_survives_a_server_killed_halfway(small_wf: Workflow, tmp_pat
         async with ServerPool([s.url for s in servers], **POOL_OPTIONS) as pool:
             first_done = asyncio.Event()
             run = await pool.run_sweep(sweep, concurrency=9, output_dir=tmp_path,
-                                       on_update=lambda r: r.state == "completed" and first_done.set())
+                                       on_update=set_when(first_done, lambda r: r.state == "completed"))
             await when(first_done)
             assert pool.load()[victim.url] > 0, "the victim must hold unfinished jobs when it dies"
             await asyncio.to_thread(victim.stop)
@@ -63,8 +76,8 @@ async def test_resume_after_cancel_reruns_nothing_finished(small_wf: Workflow, t
         sweep = Sweep(small_wf, seed=[1, 2, 3], steps=[2, 3, 4])
         async with AsyncComfyClient(server.url) as client:
             some_done = asyncio.Event()
-            run = await client.run_sweep(sweep, concurrency=2, output_dir=tmp_path)
-            run.on_update(lambda r: run.counts().get("completed", 0) >= 3 and some_done.set())
+            run = await run_sweep(client, sweep, concurrency=2, output_dir=tmp_path)
+            run.on_update(set_when(some_done, lambda r: run.counts().get("completed", 0) >= 3))
             await when(some_done)
             run.cancel()
             await run.wait(TIMEOUT)
@@ -78,7 +91,7 @@ async def test_resume_after_cancel_reruns_nothing_finished(small_wf: Workflow, t
             assert loaded.counts()["completed"] == len(finished)
 
             before = server.stats.prompts_submitted
-            resumed = await client.run_sweep(sweep, output_dir=tmp_path)
+            resumed = await run_sweep(client, sweep, output_dir=tmp_path)
             await resumed.wait(TIMEOUT)
             assert resumed.counts() == {"completed": 9}
             assert resumed.submitted == 9 - len(finished)
@@ -86,7 +99,7 @@ async def test_resume_after_cancel_reruns_nothing_finished(small_wf: Workflow, t
             for key in finished:  # finished cells kept their original record
                 assert resumed.result(key) == loaded.result(key)
 
-            again = await client.run_sweep(SweepRun.load(tmp_path))
+            again = await run_sweep(client, SweepRun.load(tmp_path))
             await again.wait(TIMEOUT)
             assert again.submitted == 0 and server.stats.prompts_submitted - before == 9 - len(finished)
 
@@ -96,8 +109,8 @@ async def test_grid_table_and_provenance(small_wf: Workflow, tmp_path: pathlib.P
         server.faults.fail_node("VAEDecode", "mock <b>boom</b>", count=1)
         sweep = Sweep(small_wf, prompt="a {animal}", animal=["fox", "owl", "cat"], cfg_scale=[4.0, 7.0, 10.0])
         async with AsyncComfyClient(server.url) as client:
-            run = await client.run_sweep(sweep, concurrency=3, output_dir=tmp_path)
-            grid = run.grid(x="cfg_scale", y="animal", size=96)
+            run = await run_sweep(client, sweep, concurrency=3, output_dir=tmp_path)
+            grid = SweepGrid(run, x="cfg_scale", y="animal", size=96)
             await run.wait(TIMEOUT)
         grid.flush()
         assert run.counts() == {"completed": 8, "failed": 1}
@@ -105,8 +118,8 @@ async def test_grid_table_and_provenance(small_wf: Workflow, tmp_path: pathlib.P
         assert "boom" in (failed.error or "") and failed.error_type == "RuntimeError"
 
         text = repr(grid)
-        assert text == repr(run.grid(x="cfg_scale", y="animal", size=96))
-        assert "0x" not in text and failed.prompt_id not in text and str(tmp_path) not in text
+        assert text == repr(SweepGrid(run, x="cfg_scale", y="animal", size=96))
+        assert "0x" not in text and (failed.prompt_id or "?") not in text and str(tmp_path) not in text
         assert text.splitlines()[1].split() == ["animal", "\\", "cfg_scale", "4.0", "7.0", "10.0"]
         assert text.count("failed") == 2 and text.count("completed") == 9  # summary + table
         cells = {c["index"]: c for c in grid.cells}
@@ -137,11 +150,11 @@ async def test_grid_table_and_provenance(small_wf: Workflow, tmp_path: pathlib.P
         assert meta["x"] == ["cfg_scale"] and meta["y"] == ["animal"] and len(meta["cells"]) == 9
         assert {(c["row"], c["column"]) for c in meta["cells"]} == {(r, c) for r in range(3) for c in range(3)}
         assert meta["base"]["kind"] == "workflow"
-        one_row_less = SweepRun.load(tmp_path).grid(x="cfg_scale", y="animal", size=96)
+        one_row_less = SweepGrid(SweepRun.load(tmp_path), x="cfg_scale", y="animal", size=96)
         w, h = one_row_less.sheet_size()
         assert w == im.size[0] and h == im.size[1]
         with pytest.raises(Exception, match="no sweep axis 'colour'"):
-            run.grid(x="colour")
+            SweepGrid(run, x="colour")
 
 
 async def test_concurrency_is_respected_and_queue_kept_fed(small_wf: Workflow, tmp_path: pathlib.Path) -> None:
@@ -151,7 +164,7 @@ async def test_concurrency_is_respected_and_queue_kept_fed(small_wf: Workflow, t
         async with AsyncComfyClient(server.url) as client, AsyncComfyClient(server.url) as observer:
             observer.on_queue_change(lambda q: seen.append(len(q.running) + len(q.pending)))
             in_flight: list[int] = []
-            run = await client.run_sweep(sweep, concurrency=3, output_dir=tmp_path)
+            run = await run_sweep(client, sweep, concurrency=3, output_dir=tmp_path)
             run.on_update(lambda r: in_flight.append(len(client.jobs)))  # unfinished on the server
             await run.wait(TIMEOUT)
         assert run.counts() == {"completed": 12} and server.stats.prompts_submitted == 12
@@ -171,7 +184,7 @@ async def test_pool_routes_by_models_and_reports_load(small_wf: Workflow) -> Non
                 assert (await job.result(TIMEOUT))[0].kind == "image"
             wf = small_wf.copy()
             wf.set_checkpoint("c.safetensors")
-            with pytest.raises(WorkflowError, match="c.safetensors"):
+            with pytest.raises(WorkflowError, match=r"c\.safetensors"):
                 await pool.submit(wf)
             loads = pool.stats()
             assert [s.completed for s in loads] == [1, 1] and all(s.up for s in loads)
@@ -181,12 +194,21 @@ async def test_pool_routes_by_models_and_reports_load(small_wf: Workflow) -> Non
 def test_blocking_client_returns_the_finished_run(small_wf: Workflow, tmp_path: pathlib.Path,
                                                   mock_server: MockServer) -> None:
     with ComfyClient(mock_server.url) as client:
-        run = client.run_sweep(Sweep(small_wf, zip=True, seed=[1, 2], sampler=["euler", "ddim"]),
-                               output_dir=tmp_path)
+        sweep = Sweep(small_wf, zip=True, seed=[1, 2], sampler=["euler", "ddim"])
+        run = sweep.run(client, output_dir=tmp_path)
+        with pytest.raises(ComfyError, match=r"with a blocking ComfyClient use `sweep\.run"):
+            await_in_new_loop(run_sweep(client, sweep))  # type: ignore[arg-type]
     assert run.done and run.counts() == {"completed": 2}
     assert isinstance(run[0], CellResult)
-    grid = run.grid()
+    # a run shows itself as its grid through the display registry (experiments never imports widgets)
+    bundle = run._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle and bundle["text/plain"].startswith("SweepGrid(")
+    grid = SweepGrid(run)
     assert grid.columns == ["seed=1, sampler=euler", "seed=2, sampler=ddim"] and grid.rows == [""]
+
+
+def await_in_new_loop(coro: Coroutine[Any, Any, Any]) -> Any:
+    return asyncio.run(coro)
 
 
 async def test_jobs_forgotten_by_a_restart_are_submitted_again(small_wf: Workflow, tmp_path: pathlib.Path) -> None:
@@ -194,8 +216,8 @@ async def test_jobs_forgotten_by_a_restart_are_submitted_again(small_wf: Workflo
         sweep = Sweep(small_wf, seed=[1, 2, 3, 4])
         async with AsyncComfyClient(server.url, poll_interval=0.05) as client:
             first_done = asyncio.Event()
-            run = await client.run_sweep(sweep, concurrency=4, output_dir=tmp_path,
-                                         on_update=lambda r: r.state == "completed" and first_done.set())
+            run = await run_sweep(client, sweep, concurrency=4, output_dir=tmp_path,
+                                         on_update=set_when(first_done, lambda r: r.state == "completed"))
             await when(first_done)
             await asyncio.to_thread(server.restart)
             await run.wait(TIMEOUT)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from comfy_nb.config import ComfyConfig
@@ -19,7 +21,7 @@ def wf() -> Workflow:
     return wf
 
 
-def sampler_of(graph: dict) -> dict:
+def sampler_of(graph: dict[str, Any]) -> dict[str, Any]:
     return next(n["inputs"] for n in graph.values() if n["class_type"] == "KSampler")
 
 
@@ -55,14 +57,14 @@ def test_prompt_template_variables(wf: Workflow) -> None:
 
 def test_node_inputs_and_sizes(wf: Workflow) -> None:
     sampler_id = next(k for k, n in wf.to_api().items() if n["class_type"] == "KSampler")
-    sweep = Sweep(wf, size=[(64, 64), (128, 64)], **{f"{sampler_id}.steps": [3, 5]})
+    sweep = Sweep(wf, size=[(64, 64), (128, 64)], **dict[str, Any]({f"{sampler_id}.steps": [3, 5]}))
     graph, meta = sweep.build(sweep[3], None, {})
     assert sampler_of(graph)["steps"] == 5
     assert (meta["width"], meta["height"]) == (128, 64)
 
 
 def test_lora_strengths_on_workflow(wf: Workflow) -> None:
-    sweep = Sweep(wf, **{"lora:detail-mock.safetensors": [0.0, 0.5]})
+    sweep = Sweep(wf, **dict[str, Any]({"lora:detail-mock.safetensors": [0.0, 0.5]}))
     graph, _ = sweep.build(sweep[1], None, {})
     lora = next(n["inputs"] for n in graph.values() if n["class_type"] == "LoraLoader")
     assert lora["lora_name"] == "detail-mock.safetensors" and lora["strength_model"] == 0.5
@@ -74,7 +76,7 @@ def test_lora_strengths_on_workflow(wf: Workflow) -> None:
 
 def test_task_sweep_binds_fields_loras_and_nodes() -> None:
     task = GenerationTask(prompt="a fox", loras=[("detail-mock.safetensors", 1.0)])
-    sweep = Sweep(task, cfg_scale=[4.0, 9.0], lora_strength=[0.3], **{"7.filename_prefix": ["x"]})
+    sweep = Sweep(task, cfg_scale=[4.0, 9.0], lora_strength=[0.3], **dict[str, Any]({"7.filename_prefix": ["x"]}))
     graph, meta = sweep.build(sweep[1], CONFIG, None)
     assert sampler_of(graph)["cfg"] == 9.0 and meta["cfg_scale"] == 9.0
     lora = next(n["inputs"] for n in graph.values() if n["class_type"] == "LoraLoader")
@@ -92,7 +94,7 @@ def test_unknown_names_list_bindable_ones(wf: Workflow) -> None:
     with pytest.raises(WorkflowError, match=r"unknown sweep parameter 'colour'.*bindable names are .*cfg_scale"):
         Sweep(wf, colour=["red"])
     with pytest.raises(WorkflowError, match="\"99\""):
-        Sweep(wf, **{"99.seed": [1]})
+        Sweep(wf, **dict[str, Any]({"99.seed": [1]}))
     with pytest.raises(WorkflowError, match="empty"):
         Sweep(wf, seed=[])
     with pytest.raises(WorkflowError, match="JSON"):

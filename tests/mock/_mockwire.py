@@ -12,8 +12,6 @@ from typing import Any
 import httpx
 import websockets
 
-from captures import FIXTURES, capture
-
 
 class Recorder:
     """One WebSocket; every frame is appended to ``messages`` (dicts for text, bytes for binary)."""

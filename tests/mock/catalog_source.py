@@ -11,17 +11,10 @@ import pathlib
 from typing import Any
 
 from captures import FIXTURES
+
 CATALOG = pathlib.Path(__file__).resolve().parents[2] / "comfy_nb" / "mock" / "nodes.json"
 
-CLASSES = (
-    "CheckpointLoaderSimple VAELoader LoraLoader LoraLoaderModelOnly CLIPTextEncode EmptyLatentImage "
-    "KSampler KSamplerAdvanced VAEDecode VAEEncode VAEEncodeForInpaint InpaintModelConditioning "
-    "SetLatentNoiseMask LatentUpscale LatentUpscaleBy ImageScale ImageScaleBy UpscaleModelLoader "
-    "ImageUpscaleWithModel LoadImage LoadImageMask SaveImage PreviewImage SaveAnimatedWEBP SaveAnimatedPNG "
-    "EmptyImage ImageInvert ImageBlur ImageOnlyCheckpointLoader SVD_img2vid_Conditioning "
-    "VideoLinearCFGGuidance EmptyHunyuanLatentVideo RepeatLatentBatch SaveImageWebsocket PrimitiveInt "
-    "PrimitiveFloat PrimitiveString GetImageSize ImageQuantize SlowProgressImage"
-).split()
+CLASSES = ["CheckpointLoaderSimple", "VAELoader", "LoraLoader", "LoraLoaderModelOnly", "CLIPTextEncode", "EmptyLatentImage", "KSampler", "KSamplerAdvanced", "VAEDecode", "VAEEncode", "VAEEncodeForInpaint", "InpaintModelConditioning", "SetLatentNoiseMask", "LatentUpscale", "LatentUpscaleBy", "ImageScale", "ImageScaleBy", "UpscaleModelLoader", "ImageUpscaleWithModel", "LoadImage", "LoadImageMask", "SaveImage", "PreviewImage", "SaveAnimatedWEBP", "SaveAnimatedPNG", "EmptyImage", "ImageInvert", "ImageBlur", "ImageOnlyCheckpointLoader", "SVD_img2vid_Conditioning", "VideoLinearCFGGuidance", "EmptyHunyuanLatentVideo", "RepeatLatentBatch", "SaveImageWebsocket", "PrimitiveInt", "PrimitiveFloat", "PrimitiveString", "GetImageSize", "ImageQuantize", "SlowProgressImage", "UNETLoader", "CLIPLoader", "DualCLIPLoader", "ModelSamplingSD3", "EmptySD3LatentImage", "FluxGuidance", "ConditioningZeroOut"]
 
 # Inputs whose options the mock fills at run time (model files, input-dir images).
 DYNAMIC = {
@@ -31,6 +24,10 @@ DYNAMIC = {
     ("LoraLoader", "lora_name"),
     ("LoraLoaderModelOnly", "lora_name"),
     ("UpscaleModelLoader", "model_name"),
+    ("UNETLoader", "unet_name"),
+    ("CLIPLoader", "clip_name"),
+    ("DualCLIPLoader", "clip_name1"),
+    ("DualCLIPLoader", "clip_name2"),
     ("LoadImage", "image"),
     ("LoadImageMask", "image"),
 }

@@ -7,7 +7,8 @@ import copy
 from typing import Any
 
 import pytest
-from _mockwire import Http, Recorder, capture, captured_messages, is_done, normalize, slow
+from _mockwire import Http, Recorder, captured_messages, is_done, normalize, slow
+from captures import capture
 
 from comfy_nb.mock import MockServer
 
@@ -35,7 +36,7 @@ async def test_plain_run_matches_capture(fresh_mock: MockServer) -> None:
     assert list(entry["outputs"]) == list(want["outputs"])
     assert entry["status"]["status_str"] == "success" and entry["status"]["completed"] is True
     assert [m[0] for m in entry["status"]["messages"]] == [m[0] for m in want["status"]["messages"]]
-    for (_, got), (_, exp) in zip(entry["status"]["messages"], want["status"]["messages"]):
+    for (_, got), (_, exp) in zip(entry["status"]["messages"], want["status"]["messages"], strict=True):
         assert list(got) == list(exp)
     assert list(entry["meta"]) == list(want["meta"])
     assert entry["meta"]["5"] == want["meta"]["5"]
@@ -172,9 +173,7 @@ def _structure(msgs: list[tuple[Any, ...]]) -> list[Any]:
     out: list[Any] = []
     for m in msgs:
         key: Any = m
-        if m[0] == "progress":
-            key = "step"
-        elif m[0] == "progress_state" and m[1] and m[1][-1][1] == "running" and m[1][-1][2] not in (0, 0.0):
+        if m[0] == "progress" or (m[0] == "progress_state" and m[1] and m[1][-1][1] == "running" and m[1][-1][2] not in (0, 0.0)):
             key = "step"
         if key == "step" and out and out[-1] == "step":
             continue

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import httpx
-from _mockwire import Http, Recorder, capture, slow
+from _mockwire import Http, Recorder, slow
+from captures import capture
 
 from comfy_nb.mock import MockServer
 
 MODELFREE = capture("workflow_modelfree_api.json")
 
 
-async def _history_when_ready(http: Http, pid: str, timeout: float = 10.0) -> dict[str, object]:
+async def _history_when_ready(http: Http, pid: str, timeout: float = 10.0) -> dict[str, Any]:
     """Poll ``/history/{id}`` (each poll is a round trip, no sleeping) until it has the prompt."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -10,7 +10,8 @@ import sys
 from typing import Any
 
 import httpx
-from _mockwire import Http, Recorder, capture
+from _mockwire import Http, Recorder
+from captures import capture
 from catalog_source import CATALOG, derive
 from PIL import Image
 
@@ -124,10 +125,14 @@ async def test_img2img_inpaint_upscale_pipeline(mock_server: MockServer) -> None
 async def test_latent_ops_and_animated_outputs(mock_server: MockServer) -> None:
     graph: dict[str, Any] = {
         "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "sd15-mock.safetensors"}},
-        "2": {"class_type": "CLIPTextEncode", "inputs": {"text": "waves", "clip": ["1", 1]}},
+        "2": {"class_type": "CLIPTextEncode", "inputs": {"text": "waves", "clip": ["21", 0]}},
         "3": {"class_type": "EmptyHunyuanLatentVideo", "inputs": {"width": 32, "height": 32, "length": 9, "batch_size": 1}},
-        "4": {"class_type": "KSampler", "inputs": {"seed": 5, "steps": 2, "cfg": 6.0, "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0, "model": ["1", 0], "positive": ["2", 0], "negative": ["2", 0], "latent_image": ["3", 0]}},
-        "5": {"class_type": "VAEDecode", "inputs": {"samples": ["4", 0], "vae": ["1", 2]}},
+        "4": {"class_type": "KSampler", "inputs": {"seed": 5, "steps": 2, "cfg": 6.0, "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0, "model": ["23", 0], "positive": ["2", 0], "negative": ["2", 0], "latent_image": ["3", 0]}},
+        "5": {"class_type": "VAEDecode", "inputs": {"samples": ["4", 0], "vae": ["22", 0]}},
+        "20": {"class_type": "UNETLoader", "inputs": {"unet_name": "wan2.1_t2v_1.3B_fp16.safetensors", "weight_dtype": "default"}},
+        "21": {"class_type": "CLIPLoader", "inputs": {"clip_name": "umt5_xxl_fp8_e4m3fn_scaled.safetensors", "type": "wan"}},
+        "22": {"class_type": "VAELoader", "inputs": {"vae_name": "wan_2.1_vae.safetensors"}},
+        "23": {"class_type": "ModelSamplingSD3", "inputs": {"model": ["20", 0], "shift": 8.0}},
         "6": {"class_type": "SaveAnimatedWEBP", "inputs": {"images": ["5", 0], "filename_prefix": "vid/anim", "fps": 8.0, "lossless": False, "quality": 80, "method": "default"}},
         "7": {"class_type": "SaveAnimatedPNG", "inputs": {"images": ["5", 0], "filename_prefix": "vid/apng", "fps": 8.0, "compress_level": 4}},
         "8": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
@@ -149,9 +154,9 @@ async def test_latent_ops_and_animated_outputs(mock_server: MockServer) -> None:
     assert (await _image(mock_server, batch[0])).size == (48, 48)
 
 
-async def test_svd_video_pipeline(mock_server: MockServer) -> None:
+async def test_svd_video_pipeline() -> None:
     graph: dict[str, Any] = {
-        "1": {"class_type": "ImageOnlyCheckpointLoader", "inputs": {"ckpt_name": "sd15-mock.safetensors"}},
+        "1": {"class_type": "ImageOnlyCheckpointLoader", "inputs": {"ckpt_name": "svd_xt-mock.safetensors"}},
         "2": {"class_type": "LoadImage", "inputs": {"image": "example.png"}},
         "3": {"class_type": "SVD_img2vid_Conditioning", "inputs": {"clip_vision": ["1", 1], "init_image": ["2", 0], "vae": ["1", 2], "width": 64, "height": 48, "video_frames": 4, "motion_bucket_id": 127, "fps": 6, "augmentation_level": 0.0}},
         "4": {"class_type": "VideoLinearCFGGuidance", "inputs": {"model": ["1", 0], "min_cfg": 1.0}},
@@ -164,11 +169,12 @@ async def test_svd_video_pipeline(mock_server: MockServer) -> None:
         "11": {"class_type": "EmptyImage", "inputs": {"width": ["8", 0], "height": 4, "batch_size": 1, "color": 0}},
         "12": {"class_type": "SaveImageWebsocket", "inputs": {"images": ["11", 0]}},
     }
-    entry, ws = await _run(mock_server, graph)
-    img = await _image(mock_server, entry["outputs"]["7"]["images"][0])
-    assert img.size == (64, 48) and getattr(img, "n_frames", 1) == 4
-    png = [m for m in ws.messages if isinstance(m, bytes) and m[:8] == b"\x00\x00\x00\x01\x00\x00\x00\x02"]
-    assert [Image.open(io.BytesIO(m[8:])).size for m in png] == [(3, 4)]
+    with MockServer(models={"checkpoints": ["svd_xt-mock.safetensors"]}) as server:
+        entry, ws = await _run(server, graph)
+        img = await _image(server, entry["outputs"]["7"]["images"][0])
+        assert img.size == (64, 48) and getattr(img, "n_frames", 1) == 4
+        png = [m for m in ws.messages if isinstance(m, bytes) and m[:8] == b"\x00\x00\x00\x01\x00\x00\x00\x02"]
+        assert [Image.open(io.BytesIO(m[8:])).size for m in png] == [(3, 4)]
 
 
 def test_catalog_matches_capture_without_prose() -> None:

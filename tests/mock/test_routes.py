@@ -9,7 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
-from _mockwire import Http, Recorder, capture
+from _mockwire import Http, Recorder
+from captures import capture
 from PIL import Image
 
 from comfy_nb.mock import MockServer
@@ -131,7 +132,7 @@ async def test_simple_routes(mock_server: MockServer) -> None:
             assert set(body["devices"][0]) == set(capture("system_stats.json")["devices"][0])
         assert (await c.get("/features")).json() == capture("features.json")
         assert (await c.get("/models")).json() == capture("models.json")
-        assert (await c.get("/models/checkpoints")).json() == ["sd15-mock.safetensors", "sdxl-mock.safetensors"]
+        assert (await c.get("/models/checkpoints")).json() == ["sd15-mock.safetensors", "sdxl-mock.safetensors", "v1-5-pruned-emaonly-fp16.safetensors"]
         assert (await c.get("/models/diffusers")).json() == []
         r = await c.get("/models/not_a_folder")
         assert r.status_code == 404 and r.content == b""
@@ -142,7 +143,7 @@ async def test_simple_routes(mock_server: MockServer) -> None:
         one = (await c.get("/api/object_info/SaveImage")).json()
         assert one == {"SaveImage": {**capture("object_info_single_SaveImage.json")["SaveImage"], "description": ""}} or set(one) == {"SaveImage"}
         info = (await c.get("/object_info")).json()
-        assert info["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"][0] == ["sd15-mock.safetensors", "sdxl-mock.safetensors"]
+        assert info["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"][0] == ["sd15-mock.safetensors", "sdxl-mock.safetensors", "v1-5-pruned-emaonly-fp16.safetensors"]
         assert "pixel_space" in info["VAELoader"]["input"]["required"]["vae_name"][0]
         assert info["UpscaleModelLoader"]["input"]["required"]["model_name"][1]["options"] == ["4x-mock.pth"]
         assert "example.png" in info["LoadImage"]["input"]["required"]["image"][0]
@@ -167,9 +168,9 @@ async def test_origin_checks(mock_server: MockServer) -> None:
     async with httpx.AsyncClient(base_url=mock_server.url) as c:
         r = await c.get("/queue", headers={"Origin": "http://evil.example.com"})
         assert r.status_code == 403 and r.content == b""
-        r = await c.post("/prompt", json={"prompt": {}}, headers={"Origin": "http://localhost:%d" % port})
+        r = await c.post("/prompt", json={"prompt": {}}, headers={"Origin": f"http://localhost:{port}"})
         assert r.status_code == 403
-        r = await c.post("/prompt", json={"prompt": {}}, headers={"Origin": "http://127.0.0.1:%d" % port})
+        r = await c.post("/prompt", json={"prompt": {}}, headers={"Origin": f"http://127.0.0.1:{port}"})
         assert r.status_code == 400 and r.json()["error"]["type"] == "prompt_no_outputs"
         r = await c.options("/prompt", headers={"Origin": "http://evil.example.com", "Access-Control-Request-Method": "POST"})
         assert r.status_code == 403
@@ -190,7 +191,7 @@ async def test_origin_checks(mock_server: MockServer) -> None:
 
 def _png(color: tuple[int, int, int], size: tuple[int, int] = (8, 8), mode: str = "RGB") -> bytes:
     buf = io.BytesIO()
-    Image.new(mode, size, color if mode == "RGB" else color + (128,)).save(buf, format="PNG")
+    Image.new(mode, size, color if mode == "RGB" else (*color, 128)).save(buf, format="PNG")
     return buf.getvalue()
 
 
@@ -254,8 +255,7 @@ async def test_upload_too_large() -> None:
 
 
 def test_duplicate_detection_is_by_content(tmp_path: Any) -> None:
-    with MockServer(root_dir=tmp_path) as server:
-        with httpx.Client(base_url=server.url) as c:
+    with MockServer(root_dir=tmp_path) as server, httpx.Client(base_url=server.url) as c:
             data = _png((1, 2, 3))
             (tmp_path / "input" / "same.png").write_bytes(data)
             r = c.post("/upload/image", files={"image": ("same.png", data, "image/png")})

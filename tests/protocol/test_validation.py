@@ -219,6 +219,7 @@ def test_cycle_is_reported_not_infinite(object_info: dict[str, Any]) -> None:
 
 
 def test_non_mapping_prompt_has_no_outputs(object_info: dict[str, Any]) -> None:
+    prompt: object
     for prompt in ([], "text", 3):
         body = validate_prompt(prompt, object_info).error_body
         assert body and body["error"]["type"] == "prompt_no_outputs"

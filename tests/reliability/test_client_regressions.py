@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from comfy_nb import AsyncComfyClient, JobState
 from comfy_nb.mock import MockServer
 
 
-def tiny(i: int) -> dict:
+def tiny(i: int) -> dict[str, Any]:
     return {
         "1": {"class_type": "EmptyImage", "inputs": {"width": 4, "height": 4, "batch_size": 1, "color": i}},
         "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": f"reg/r{i}"}},

@@ -134,7 +134,6 @@ async def run_round(
     client: AsyncComfyClient, server: MockServer, rng: random.Random, scenario: str, plans: list[Planned], tally: Tally
 ) -> None:
     faults = server.faults
-    stats = server.stats
     cancel_targets: list[Planned] = []
     overlay_drop = scenario in ("clean", "late_history", "http_burst", "stall_worker", "fail_node") and rng.random() < 0.4
     if overlay_drop or scenario == "drop_socket":

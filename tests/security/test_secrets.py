@@ -127,7 +127,7 @@ async def test_async_client_errors_logs_and_reprs_never_show_secrets(
     bad = AsyncComfyClient(f"http://{USER}:{PASSWORD}@127.0.0.1:{closed_port()}", token=TOKEN, max_retries=0)
     with pytest.raises(ComfyError) as info:
         await bad.connect()
-    texts += exception_texts(info.value) + [repr(bad)]
+    texts += [*exception_texts(info.value), repr(bad)]
     await bad.aclose()
     gc.collect()
     texts.append(log_text(all_logs))

@@ -19,14 +19,14 @@ import pytest
 
 pytest.importorskip("ipywidgets")
 
-import ipywidgets as W  # noqa: E402
-from ipywidgets.widgets.widget import _instances  # noqa: E402
+import ipywidgets as W
+from ipywidgets.widgets.widget import _instances
 
-from comfy_nb import AsyncComfyClient, ComfyClient, JobState  # noqa: E402
-from comfy_nb.client import Output  # noqa: E402
-from comfy_nb.config import ComfyConfig  # noqa: E402
-from comfy_nb.errors import ComfyError  # noqa: E402
-from comfy_nb.mock import MockServer  # noqa: E402
+from comfy_nb import AsyncComfyClient, ComfyClient, JobState
+from comfy_nb.client import Output
+from comfy_nb.config import ComfyConfig
+from comfy_nb.errors import ComfyError
+from comfy_nb.mock import MockServer
 
 TOKEN = "tok-SENTINEL-w1dg3t"
 PASSWORD = "pw-SENTINEL-w1dg3t"
@@ -123,7 +123,7 @@ def test_html_in_prompt_error_and_filename_is_escaped_in_every_widget(
             meta={"prompt": PAYLOAD},
         )
         assert bad.wait(timeout=20).state is JobState.FAILED
-        assert PAYLOAD in bad.status.error.message
+        assert bad.status.error is not None and PAYLOAD in bad.status.error.message
         views = [JobView(good), JobView(bad), Gallery([good, bad], client=client), QueuePanel(client)]
         builder = TaskBuilder(client)
         builder.prompt.value = PAYLOAD

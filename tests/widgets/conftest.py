@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from typing import Any
+from typing import Any, ClassVar
 
 import comm
 import ipykernel.comm
@@ -26,7 +26,7 @@ class RecordingComm:
 
     comm_id = "a-b-c-d"
     kernel = "Truthy"
-    log: list[tuple[int, dict[str, Any]]] = []
+    log: ClassVar[list[tuple[int, dict[str, Any]]]] = []  # shared by every comm on purpose
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.messages: list[dict[str, Any]] = []
@@ -163,6 +163,7 @@ class FakeClient:
         self.downloads: list[tuple[str, str | None]] = []
         self.saved: list[tuple[str, str]] = []
         self.config = None
+        self.url = "http://fake"
 
     def spawn(self, coro: Any) -> concurrent.futures.Future[Any]:
         return asyncio.run_coroutine_threadsafe(coro, self._loop.loop)

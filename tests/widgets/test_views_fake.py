@@ -23,15 +23,16 @@ def test_jobview_follows_status_and_updates_from_loop_thread(fake_client: FakeCl
     prev = Preview(png_bytes(512, 512), "image/png")
     loop_thread.call(job.emit, state=JobState.RUNNING, queue_position=None, started_at=1000.0, progress=40.0,
                      current_node=NodeRef("3", "KSampler", "My sampler"), step=5, steps=20, total_nodes=5,
-                     completed_nodes=2, preview=prev)
+                     completed_nodes=2, preview=prev, eta=30.0)
     wait_for(lambda: view.preview_mime and view.state == "running", what="running with preview")
     assert view.node == "My sampler" and view.steps == 20 and view.queue_position is None
     assert view.preview_mime == "image/jpeg" and 0 < len(view.preview) < len(prev.data)
-    from PIL import Image
     import io
 
+    from PIL import Image
+
     assert max(Image.open(io.BytesIO(view.preview)).size) <= 256
-    assert view.eta is not None and view.elapsed is not None
+    assert view.eta == 30.0 and view.elapsed is not None
 
 
 def test_jobview_error_and_cancel(fake_client: FakeClient) -> None:

@@ -10,14 +10,20 @@ import pytest
 MODELS = {
     ("CheckpointLoaderSimple", "ckpt_name"): [
         "v1-5-pruned-emaonly-fp16.safetensors",
-        "hunyuan_video_t2v_720p_bf16.safetensors",
+        "sd_xl_base_1.0.safetensors",
+        "512-inpainting-ema.safetensors",
         "sd15.safetensors",
     ],
+    ("UNETLoader", "unet_name"): ["wan2.1_t2v_1.3B_fp16.safetensors", "flux1-dev.safetensors"],
+    ("CLIPLoader", "clip_name"): ["umt5_xxl_fp8_e4m3fn_scaled.safetensors"],
+    ("DualCLIPLoader", "clip_name1"): ["clip_l.safetensors", "t5xxl_fp16.safetensors"],
+    ("DualCLIPLoader", "clip_name2"): ["clip_l.safetensors", "t5xxl_fp16.safetensors"],
     ("LoraLoader", "lora_name"): ["detail.safetensors", "style.safetensors"],
-    ("LoraLoaderModelOnly", "lora_name"): ["detail.safetensors", "style.safetensors"],
-    ("VAELoader", "vae_name"): ["vae-ft-mse.safetensors"],
+    ("LoraLoaderModelOnly", "lora_name"): ["detail.safetensors", "style.safetensors", "wan-motion.safetensors"],
+    ("VAELoader", "vae_name"): ["vae-ft-mse.safetensors", "wan_2.1_vae.safetensors", "ae.safetensors"],
     ("UpscaleModelLoader", "model_name"): ["RealESRGAN_x4plus.pth"],
 }
+"""What a real install holds: every built-in template's files, and a few more."""
 
 
 @pytest.fixture(scope="session")

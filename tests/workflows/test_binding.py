@@ -23,7 +23,10 @@ def test_template_validates_against_real_object_info(name: str, filled_info: dic
 def test_template_titles_name_roles(name: str) -> None:
     wf = load_template(name)
     assert all(node.title for node in wf)
-    if name != "upscale":
+    if name == "txt2img_flux":  # Flux takes no negative prompt: the official template zeroes the positive one
+        assert wf.node(title="Positive").class_type == "CLIPTextEncode"
+        assert wf.node(title="Negative").class_type == "ConditioningZeroOut"
+    elif name != "upscale":
         assert (
             wf.node(title="Positive").class_type == wf.node(title="Negative").class_type == "CLIPTextEncode"
         )
@@ -95,25 +98,22 @@ def test_img2img_size_is_the_resize_node() -> None:
 def test_inpaint_prompt_through_conditioning_node() -> None:
     """The sampler gets its conditioning from InpaintModelConditioning, which gets it from the encoders."""
     wf = load_template("inpaint")
-    encode = wf.node("VAEEncodeForInpaint")
-    imc = wf.add_node(
-        "InpaintModelConditioning",
-        {
-            "positive": ["2", 0],
-            "negative": ["3", 0],
-            "vae": ["1", 2],
-            "pixels": ["5", 0],
-            "mask": ["6", 0],
-            "noise_mask": True,
-        },
-    )
     sampler = wf.node("KSampler")
-    sampler.inputs.update(positive=imc.output(0), negative=imc.output(1), latent_image=imc.output(2))
-    del wf._nodes[encode.id]
+    imc = wf.node("InpaintModelConditioning")
+    assert sampler["positive"] == imc.output(0) and sampler["latent_image"] == imc.output(2)
     wf.set_prompt("fox", negative="dog")
     assert wf["2"]["text"] == "fox" and wf["3"]["text"] == "dog"
     wf.set_size(256, 256)  # the size search goes through the conditioning node's pixels
     assert wf.node("ImageScale")["width"] == 256
+
+
+def test_inpaint_mask_from_alpha(filled_info: dict[str, Any]) -> None:
+    """Without a mask image the mask is the picture's alpha: LoadImage's MASK output, as the official templates."""
+    wf = load_template("inpaint")
+    wf.set_mask_from_alpha()
+    assert not wf.nodes("LoadImageMask")
+    assert wf.node("InpaintModelConditioning")["mask"] == [wf.node("LoadImage").id, 1]
+    wf.validate(filled_info)
 
 
 def test_capture_default_template_binding(capture: Callable[[str], Any], filled_info: dict[str, Any]) -> None:
@@ -185,7 +185,7 @@ def test_node_lookup_and_paths() -> None:
     wf.set("7.denoise", 0.4)
     wf.set("Hires sampler.steps", 12)
     assert wf.get("7.denoise") == 0.4 and wf["7"]["steps"] == 12
-    with pytest.raises(WorkflowError, match="not '<node id>.<input>'"):
+    with pytest.raises(WorkflowError, match=r"not '<node id>\.<input>'"):
         wf.set("seed", 1)
     with pytest.raises(WorkflowError, match="no node '99'"):
         wf["99"]

@@ -53,6 +53,7 @@ def tasks(draw: st.DrawFn, samplers: list[str], schedulers: list[str]) -> Genera
     if kind == "inpaint":
         return GenerationTask(type="inpaint", init_image="example.png", mask="example.png", **common)
     if kind == "video":
+        common["vae"] = draw(st.none() | st.just("wan_2.1_vae.safetensors"))
         return GenerationTask(
             type="video", frames=draw(st.integers(1, 64)), fps=draw(st.floats(1, 30)), **common
         )

@@ -14,6 +14,7 @@ from PIL import Image
 
 from comfy_nb.config import ComfyConfig
 from comfy_nb.mock import MockServer
+from comfy_nb.protocol import family_of
 from comfy_nb.workflows import GenerationTask
 
 TIMEOUT = 30.0
@@ -64,24 +65,30 @@ def _images(entry: dict[str, Any]) -> list[dict[str, Any]]:
     return [ref for files in entry["outputs"].values() for ref in files.get("images", [])]
 
 
-@pytest.mark.parametrize("kind", ["image", "img2img", "inpaint", "upscale", "video", "grid", "hires_fix"])
+@pytest.mark.parametrize(
+    "kind", ["image", "img2img", "inpaint", "inpaint_alpha", "upscale", "video", "grid", "hires_fix", "flux"]
+)
 async def test_template_runs_on_mock(kind: str, mock_server: MockServer) -> None:
     async with httpx.AsyncClient(base_url=mock_server.url, timeout=TIMEOUT) as http:
         info = (await http.get("/object_info")).json()
     models = {
         "checkpoint": info["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"][0][0],
-        "vae": info["VAELoader"]["input"]["required"]["vae_name"][0][0],
+        "vae": next(v for v in info["VAELoader"]["input"]["required"]["vae_name"][0] if family_of(v, "vae") == "sd15"),
         "loras": [(info["LoraLoader"]["input"]["required"]["lora_name"][0][0], 0.7)],
     }
     upscaler = info["UpscaleModelLoader"]["input"]["required"]["model_name"]
     upscale_model = upscaler[0][0] if isinstance(upscaler[0], list) else upscaler[1]["options"][0]
     config = ComfyConfig(server_url=mock_server.url, upscale_model=upscale_model, **models)
-    if kind == "hires_fix":
-        config.workflows = {**config.workflows, "image": "hires_fix"}
-    image = await _upload(mock_server) if kind in ("img2img", "inpaint", "upscale") else None
+    if kind in ("hires_fix", "flux"):
+        config.workflows = {**config.workflows, "image": "hires_fix" if kind == "hires_fix" else "txt2img_flux"}
+    image = await _upload(mock_server) if kind in ("img2img", "inpaint", "inpaint_alpha", "upscale") else None
     make = {
         "image": lambda: GenerationTask(prompt="a red fox", width=128, height=96, steps=2),
         "hires_fix": lambda: GenerationTask(prompt="a red fox", width=128, height=96, steps=2),
+        "flux": lambda: GenerationTask(prompt="a red fox", width=128, height=96, steps=2),
+        "inpaint_alpha": lambda: GenerationTask(
+            type="inpaint", prompt="fox", width=128, height=96, steps=2, init_image=image
+        ),
         "img2img": lambda: GenerationTask(
             prompt="a red fox", width=128, height=96, steps=2, init_image=image
         ),

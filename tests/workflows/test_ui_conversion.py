@@ -90,7 +90,7 @@ def test_surplus_widget_values_are_dropped_as_the_frontend_drops_them(
 def test_legacy_group_node_is_refused(capture: Callable[[str], Any], object_info: dict[str, Any]) -> None:
     ui = _features(capture)
     _node(ui, 2)["type"] = "workflow>noise"
-    with pytest.raises(WorkflowError, match="legacy group node.*subgraph"):
+    with pytest.raises(WorkflowError, match=r"legacy group node.*subgraph"):
         Workflow.from_ui(ui, object_info)
 
 
@@ -267,6 +267,6 @@ def test_load_detects_ui_format(
 ) -> None:
     path = tmp_path / "ui.json"
     path.write_text(json.dumps(capture("workflow_ui_example.json")))
-    with pytest.raises(WorkflowError, match="UI-format workflow.*object_info"):
+    with pytest.raises(WorkflowError, match=r"UI-format workflow.*object_info"):
         Workflow.load(path)
     assert Workflow.load(path, object_info).to_api() == capture("workflow_ui_example.frontend_api.json")

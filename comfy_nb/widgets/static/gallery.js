@@ -8,7 +8,12 @@ function h(tag, cls, text) {
   return e;
 }
 
+// short names on the cards, full names in the enlarged view; "CFG" in both
 const LABELS = { seed: "seed", sampler: "sampler", scheduler: "scheduler", steps: "steps", cfg: "CFG", model: "model", width: "w", height: "h" };
+const DETAIL_LABELS = {
+  prompt: "Prompt", negative_prompt: "Negative prompt", seed: "Seed", sampler: "Sampler", scheduler: "Scheduler",
+  steps: "Steps", cfg: "CFG", model: "Model", width: "Width", height: "Height",
+};
 const FULL_SAFE = /^(image\/(jpeg|png|webp|gif)|video\/(mp4|webm)|audio\/(wav|mpeg|flac|ogg))$/;
 
 function paramChips(params) {
@@ -126,7 +131,7 @@ function render({ model, el }) {
     const params = d.params || {};
     for (const [k, v] of Object.entries(params)) {
       const tr = h("tr");
-      tr.append(h("th", null, k.replace("_", " ")), h("td", null, v));
+      tr.append(h("th", null, DETAIL_LABELS[k] || k.replace(/_/g, " ")), h("td", null, v));
       boxTable.append(tr);
     }
     if (!saveDir.value) saveDir.value = model.get("save_dir") || "";

@@ -60,9 +60,10 @@ function render({ model, el }) {
   const fill2 = h("div", "cnb-bar-fill cnb-job-node-fill");
   bar2.append(fill2);
 
+  const notice = h("div", "cnb-job-notice cnb-muted");
   const error = h("div", "cnb-job-error");
   const outputs = h("div", "cnb-job-outputs");
-  main.append(bar1Label, bar1, bar2Label, bar2, error, outputs);
+  main.append(bar1Label, bar1, bar2Label, bar2, notice, error, outputs);
   body.append(previewBox, main);
   root.append(head, body);
   el.append(root);
@@ -124,6 +125,9 @@ function render({ model, el }) {
     bar2Text.textContent = node || "";
     bar2Pct.textContent = steps > 0 ? `step ${step}/${steps}` : "";
     fill2.style.width = steps > 0 ? `${Math.min(100, (100 * step) / steps)}%` : "0%";
+
+    notice.textContent = model.get("notice") || "";
+    notice.hidden = !notice.textContent;
 
     const err = model.get("error") || {};
     error.replaceChildren();

@@ -90,7 +90,7 @@ class Graph:
             "mode": mode,
             "inputs": slots,
             "outputs": [
-                {"localized_name": n, "name": n, "type": t, "links": []} for n, t in zip(out_names, out_types)
+                {"localized_name": n, "name": n, "type": t, "links": []} for n, t in zip(out_names, out_types, strict=True)
             ],
             "properties": {"Node name for S&R": kind} if properties is None else properties,
         }
