@@ -291,3 +291,26 @@ def _all_widgets(w: Any) -> list[Any]:
     for child in getattr(w, "children", ()):
         out += _all_widgets(child)
     return out
+
+
+def test_jobview_of_a_finished_job_with_thumbnails_at_hand_does_not_deadlock(
+    client: ComfyClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A thumbnail future that is already done runs its callback inside the view's update."""
+    import concurrent.futures
+
+    from comfy_nb.widgets import _job_view
+
+    def done_thumbnail(*_args: Any) -> concurrent.futures.Future[str]:
+        fut: concurrent.futures.Future[str] = concurrent.futures.Future()
+        fut.set_result("data:image/png;base64,")
+        return fut
+
+    monkeypatch.setattr(_job_view, "fetch_thumbnail", done_thumbnail)
+    job = client.submit({
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "view/img"}},
+    })
+    job.wait(TIMEOUT)
+    view = JobView(job)
+    wait_for(lambda: view.outputs and view.outputs[0]["thumb"], TIMEOUT, "thumbnail")
