@@ -293,10 +293,12 @@ class _App:
     async def ws_handler(self, request: web.Request) -> web.StreamResponse:
         sid = request.rel_url.query.get("clientId") or uuid.uuid4().hex
         ws = web.WebSocketResponse(max_msg_size=0)
+        # Counted before the handshake answer: a client that saw its socket open (in another thread)
+        # must find it counted.
+        self.stats.ws_connects += 1
         await ws.prepare(request)
         sock = _Socket(ws, sid, request.transport)
         self.sockets[sid] = sock  # a reused clientId replaces the entry without closing the old socket
-        self.stats.ws_connects += 1
         try:
             hello = {"status": {"exec_info": {"queue_remaining": self.executor.remaining()}}, "sid": sid}
             await ws.send_str(json.dumps({"type": "status", "data": hello}))

@@ -82,7 +82,7 @@ class JobView(anywidget.AnyWidget):
     def __init__(self, job: JobLike) -> None:
         super().__init__(graph_available=bool(getattr(job, "prompt", None)))
         self._job = job
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # a thumbnail already fetched is set from inside _apply
         self._preview_src: object = None
         self._thumbs_started = False
         self._got_preview = False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -153,8 +154,10 @@ def test_queue_panel_lists_cancels_and_clears_pending(server: MockServer, client
 def test_task_builder_queues_without_blocking_and_feeds_gallery(server: MockServer, client: ComfyClient) -> None:
     gallery = Gallery(client=client)
     tb = TaskBuilder(client, gallery=gallery)
-    wait_for(lambda: "sd15-mock.safetensors" in tb.checkpoint._options_values, TIMEOUT, "server lists")
-    assert "euler_ancestral" in tb.sampler._options_values and "karras" in tb.scheduler._options_values
+    # each list arrives on its own answer: wait for all of them
+    wait_for(lambda: "sd15-mock.safetensors" in tb.checkpoint._options_values
+             and "euler_ancestral" in tb.sampler._options_values and "karras" in tb.scheduler._options_values,
+             TIMEOUT, "server lists")
     tb.prompt.value = "<b>fox</b> in snow"
     tb.size.value = "768 × 768 (1:1)"
     assert (tb.width.value, tb.height.value) == (768, 768)
@@ -167,9 +170,19 @@ def test_task_builder_queues_without_blocking_and_feeds_gallery(server: MockServ
     assert isinstance(task, GenerationTask)
     assert task.checkpoint is None  # no preselected checkpoint: the workflow picks one of its family
     assert (task.prompt, task.width, task.steps, task.seed, task.cfg_scale) == ("<b>fox</b> in snow", 64, 3, 10, 7.0)
-    t0 = time.monotonic()
+    # Queue must not block: the client's loop is held while the button is clicked, so a click that
+    # waited for a submit would return only once the hold gave up
+    held, release = threading.Event(), threading.Event()
+
+    async def hold_the_loop() -> bool:
+        held.set()
+        return release.wait(TIMEOUT)  # blocks the loop thread on purpose: no submit gets through
+
+    holder = client.spawn(hold_the_loop())
+    assert held.wait(TIMEOUT)
     tb.queue_button.click()
-    assert time.monotonic() - t0 < 0.5, "Queue must not block"
+    release.set()
+    assert holder.result(TIMEOUT), "Queue must not block"
     assert tb.seed.value == 12
     wait_for(lambda: len(tb.jobs) == 2, TIMEOUT, "two jobs queued")
     assert sorted(j.meta["seed"] for j in tb.jobs) == [10, 11]
@@ -282,3 +295,26 @@ def _all_widgets(w: Any) -> list[Any]:
     for child in getattr(w, "children", ()):
         out += _all_widgets(child)
     return out
+
+
+def test_jobview_of_a_finished_job_with_thumbnails_at_hand_does_not_deadlock(
+    client: ComfyClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A thumbnail future that is already done runs its callback inside the view's update."""
+    import concurrent.futures
+
+    from comfy_nb.widgets import _job_view
+
+    def done_thumbnail(*_args: Any) -> concurrent.futures.Future[str]:
+        fut: concurrent.futures.Future[str] = concurrent.futures.Future()
+        fut.set_result("data:image/png;base64,")
+        return fut
+
+    monkeypatch.setattr(_job_view, "fetch_thumbnail", done_thumbnail)
+    job = client.submit({
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "view/img"}},
+    })
+    job.wait(TIMEOUT)
+    view = JobView(job)
+    wait_for(lambda: view.outputs and view.outputs[0]["thumb"], TIMEOUT, "thumbnail")
