@@ -276,9 +276,7 @@ async def test_deaf_socket_is_noticed_and_replaced(fresh_mock: MockServer) -> No
     import websockets
 
     async with AsyncComfyClient(fresh_mock.url, poll_interval=0.05, quiet_poll=0.3) as client:
-        # A fresh mock counts exactly: ours, the intruder, our replacement. (Reading the count here
-        # raced the server, which counts a socket just after the handshake the client has seen.)
-        connects = 1
+        connects = fresh_mock.stats.ws_connects
         # a second socket with our clientId steals the registration; its close leaves ours deaf
         async with websockets.connect(f"{fresh_mock.ws_url}?clientId={client.client_id}") as other:
             await other.recv()
