@@ -2,7 +2,7 @@
 
 Its public methods are the client contract (docs/DESIGN.md); the mechanism lives beside it:
 ``_transport`` (one HTTP exchange), ``_socket`` (frames in, reconnect), ``_follower`` (all
-follow-state and reconciliation), ``_submit`` (POST /prompt never twice), ``_files``,
+follow-state and reconciliation), ``_submit`` (POST /prompt never twice), ``_cancel``, ``_files``,
 ``_queue_watch``, ``_server_info`` and ``_options`` (the constructor's arguments resolved).
 """
 
@@ -24,7 +24,6 @@ from ..config import check_timeout
 from ..errors import (
     ClientClosed,
     ComfyError,
-    ComfyTimeout,
     WorkflowError,
 )
 from ..protocol import (
@@ -34,12 +33,12 @@ from ..protocol import (
     node_errors_to_list,
     refuse_non_finite,
 )
+from ._cancel import Canceller
 from ._files import Files
 from ._follower import Follower, FollowSettings
 from ._job import Job, JobFeed
 from ._loop import register_client
 from ._models import (
-    JobState,
     JobStatus,
     Output,
     QueueState,
@@ -127,6 +126,9 @@ class AsyncComfyClient:
             read_queue=self.queue, read_history=self._history, socket_open=lambda: self._socket.open,
             reconnect_socket=lambda: self._socket.reconnect(), background=self._task,
             on_status=lambda msg: self._queue_watch.on_status(msg),
+        )
+        self._canceller = Canceller(
+            self._transport, self._follower, self._server, read_queue=self.queue, read_history=self._history
         )
         self._queue_watch = QueueWatch(
             self.queue, self._follower, live=lambda: self._loop is not None and not self._closing
@@ -461,52 +463,11 @@ class AsyncComfyClient:
 
         Returns True when this call cancelled it (False if it had already finished or is unknown).
         """
-        job = self._follower.get(prompt_id)
-        if job is not None and job.done:
-            return False
-        caps = await self.capabilities()
-        if caps.jobs_api:
-            response = await self._transport.request("POST", f"/api/jobs/{prompt_id}/cancel", ok=(200, 404, 409))
-            if response.status_code == 200:
-                return await self._confirm_cancelled(prompt_id, job)
-            return False
-        queue = await self.queue()
-        if prompt_id in {e.prompt_id for e in queue.pending}:
-            await self._transport.request("POST", "/queue", json={"delete": [prompt_id]})
-            queue = await self.queue()
-            if prompt_id not in queue:
-                if job is not None and await self._history(prompt_id) is None and self._follower.cancelled(prompt_id):
-                    return True
-                return job is None
-        if any(e.prompt_id == prompt_id for e in queue.running):
-            # The targeted form only hits this prompt; on older servers a bare interrupt is sent only
-            # after seeing that this prompt is the one running (a small window remains; see README).
-            body = {"prompt_id": prompt_id} if caps.targeted_interrupt else {}
-            await self._transport.request("POST", "/interrupt", json=body)
-            return await self._confirm_cancelled(prompt_id, job)
-        return False
-
-    async def _confirm_cancelled(self, prompt_id: str, job: Job | None) -> bool:
-        if job is None:
-            return True
-        try:
-            status = await job.wait(timeout=max(10.0, self.timeout))
-        except ComfyTimeout:
-            return False
-        return status.state is JobState.CANCELLED
+        return await self._canceller.cancel(prompt_id)
 
     async def clear_queue(self, *, mine_only: bool = False) -> int:
         """Remove pending prompts (all, or only this client's); returns how many were removed."""
-        queue = await self.queue()
-        ids = [e.prompt_id for e in queue.pending if e.mine or not mine_only]
-        if not ids:
-            return 0
-        await self._transport.request("POST", "/queue", json={"delete": ids})
-        after = await self.queue()
-        removed = [pid for pid in ids if pid not in after]
-        for pid in removed:
-            self._follower.cancelled(pid)
-        return len(removed)
+        return await self._canceller.clear_queue(mine_only=mine_only)
 
     async def interrupt(self) -> None:
         """Global interrupt of whatever runs now (any client's prompt); prefer ``cancel(prompt_id)``."""
