@@ -30,6 +30,8 @@ class RecordingComm:
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.messages: list[dict[str, Any]] = []
+        self.sent_at: list[float] = []
+        """``time.monotonic()`` of each ``send``, beside ``messages``."""
         self.handler: Callable[[dict[str, Any]], None] | None = None
 
     def open(self, *args: Any, **kwargs: Any) -> None:
@@ -40,6 +42,7 @@ class RecordingComm:
 
     def send(self, data: Any = None, buffers: Any = None, **kwargs: Any) -> None:
         self.messages.append(data)
+        self.sent_at.append(time.monotonic())
         RecordingComm.log.append((id(self), data))
 
     def close(self, *args: Any, **kwargs: Any) -> None:
@@ -59,6 +62,12 @@ def recording_comm(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[RecordingCo
 def state_updates(widget: Widget) -> list[dict[str, Any]]:
     """The ``update`` messages a widget sent (state dicts)."""
     return [m["state"] for m in widget.comm.messages if isinstance(m, dict) and m.get("method") == "update"]
+
+
+def update_times(widget: Widget) -> list[float]:
+    """When each of ``state_updates(widget)`` was sent (monotonic seconds)."""
+    return [t for m, t in zip(widget.comm.messages, widget.comm.sent_at, strict=True)
+            if isinstance(m, dict) and m.get("method") == "update"]
 
 
 def front_msg(widget: Widget, content: dict[str, Any]) -> None:
