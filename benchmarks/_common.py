@@ -22,35 +22,55 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
+def child_server(cmd: list[str], health_url: str, what: str) -> Iterator[None]:
+    """Run ``cmd`` (a server) in a child process until the block ends; returns once ``health_url`` answers."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(health_url, timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    err = proc.stderr.read().decode() if proc.stderr else ""
+                    raise RuntimeError(f"{what} did not start: {err[-2000:]}") from None
+                time.sleep(0.05)  # polling a child process that has no other way to say it is up
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@contextlib.contextmanager
 def mock_server_process(step_delay: float = 0.0) -> Iterator[str]:
     """A MockServer in a child process (so it does not share the client's GIL); yields its URL."""
     port = free_port()
-    with tempfile.TemporaryDirectory(prefix="comfy_nb-bench-") as root:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "comfy_nb.mock", "--host", "127.0.0.1", "--port", str(port),
-             "--step-delay", str(step_delay), "--output-dir", root],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    with urllib.request.urlopen(f"{url}/prompt", timeout=1) as r:
-                        if r.status == 200:
-                            break
-                except OSError:
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        err = proc.stderr.read().decode() if proc.stderr else ""
-                        raise RuntimeError(f"mock server did not start: {err[-2000:]}") from None
-                    time.sleep(0.05)
-            yield url
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory(prefix="comfy_nb-bench-") as root, child_server(
+        [sys.executable, "-m", "comfy_nb.mock", "--host", "127.0.0.1", "--port", str(port),
+         "--step-delay", str(step_delay), "--output-dir", root],
+        f"{url}/prompt", "mock server",
+    ):
+        yield url
+
+
+@contextlib.contextmanager
+def api_proxy(comfy_url: str, python: str = sys.executable) -> Iterator[str]:
+    """comfy-api-proxy (run by ``python``, which must have it installed) in front of ``comfy_url``."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory(prefix="comfy_nb-bench-proxy-") as state, child_server(
+        [python, "-m", "comfy_api_proxy.cli", "run", "--comfyui", comfy_url, "--host", "127.0.0.1",
+         "--port", str(port), "--state-dir", state],
+        f"{url}/api/v2/health", "comfy-api-proxy",
+    ):
+        yield url
 
 
 def trivial_prompt(i: int, prefix: str = "bench/img") -> dict[str, Any]:

@@ -30,19 +30,14 @@ import contextlib
 import json
 import os
 import pathlib
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
-import time
-import urllib.request
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 from . import _peers
-from ._common import free_port, mock_server_process
+from ._common import api_proxy, mock_server_process
 
 OURS = ["bare_aiohttp", "bare_httpx", "comfy_nb_async", "comfy_nb_blocking",
         "comfy_nb_async_httpx_aiohttp", "comfy_nb_async_httpx"]
@@ -55,34 +50,6 @@ def p90(xs: list[float]) -> float:
     return statistics.quantiles(xs, n=10, method="inclusive")[-1] if len(xs) > 1 else xs[0]
 
 
-@contextlib.contextmanager
-def api_proxy(comfy_url: str) -> Iterator[str]:
-    """comfy-api-proxy (from the peers venv) in front of ``comfy_url``; yields its URL."""
-    port = free_port()
-    exe = _peers.python().parent / "comfy-api-proxy"
-    state = tempfile.mkdtemp(prefix="comfy_nb-bench-proxy-")
-    proc = subprocess.Popen([str(exe), "run", "--comfyui", comfy_url, "--host", "127.0.0.1", "--port", str(port),
-                             "--state-dir", state], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/api/v2/health", timeout=1):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    err = proc.stderr.read().decode() if proc.stderr else ""
-                    raise RuntimeError(f"comfy-api-proxy did not start: {err[-1000:]}") from None
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        shutil.rmtree(state, ignore_errors=True)
 
 
 class Worker:
@@ -138,7 +105,7 @@ def run(quick: bool = False, url: str | None = None) -> list[dict[str, Any]]:
     got: dict[str, list[dict[str, Any]]] = {c: [] for c in clients}
     with contextlib.ExitStack() as stack:
         server = url or stack.enter_context(mock_server_process())
-        proxy = stack.enter_context(api_proxy(server)) if "comfy_sdk_proxy" in peers else None
+        proxy = stack.enter_context(api_proxy(server, str(_peers.python()))) if "comfy_sdk_proxy" in peers else None
         workers = {}
         for c in clients:
             workers[c] = Worker(c, proxy if c == "comfy_sdk_proxy" and proxy else server)
