@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -71,6 +72,24 @@ def api_proxy(comfy_url: str, python: str = sys.executable) -> Iterator[str]:
         f"{url}/api/v2/health", "comfy-api-proxy",
     ):
         yield url
+
+
+async def collect_outputs(ws: Any, waiting: dict[str, tuple[asyncio.Future[list[Any]], list[Any]]]) -> None:
+    """A bare loop's socket reader: outputs from ``executed``, the end at ``executing`` null (aiohttp socket)."""
+    import aiohttp
+
+    async for frame in ws:
+        if frame.type != aiohttp.WSMsgType.TEXT:
+            continue
+        msg = json.loads(frame.data)
+        data = msg.get("data") or {}
+        entry = waiting.get(data.get("prompt_id") or "")
+        if entry is None:
+            continue
+        if msg["type"] == "executed":
+            entry[1].extend((data.get("output") or {}).get("images") or [])
+        elif msg["type"] == "executing" and data.get("node") is None and not entry[0].done():
+            entry[0].set_result(entry[1])
 
 
 def trivial_prompt(i: int, prefix: str = "bench/img") -> dict[str, Any]:

@@ -11,7 +11,6 @@ submit to the last end. Blocks alternate which goes first. Throughput ratio = co
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 from typing import Any
@@ -20,7 +19,7 @@ import psutil
 
 from comfy_nb import AsyncComfyClient
 
-from ._common import mock_server_process, plain, record, trivial_prompt
+from ._common import collect_outputs, mock_server_process, plain, record, trivial_prompt
 
 
 async def bare(url: str, start: int, n: int) -> float:
@@ -31,21 +30,8 @@ async def bare(url: str, start: int, n: int) -> float:
     waiting: dict[str, tuple[asyncio.Future[list[Any]], list[Any]]] = {}
     async with aiohttp.ClientSession(url) as http, http.ws_connect(f"/ws?clientId={cid}", max_msg_size=0) as ws:
 
-        async def reader() -> None:
-            async for frame in ws:
-                if frame.type != aiohttp.WSMsgType.TEXT:
-                    continue
-                msg = json.loads(frame.data)
-                data = msg.get("data") or {}
-                entry = waiting.get(data.get("prompt_id") or "")
-                if entry is None:
-                    continue
-                if msg["type"] == "executed":
-                    entry[1].extend((data.get("output") or {}).get("images") or [])
-                elif msg["type"] == "executing" and data.get("node") is None and not entry[0].done():
-                    entry[0].set_result(entry[1])
 
-        task = asyncio.create_task(reader())
+        task = asyncio.create_task(collect_outputs(ws, waiting))
 
         async def one(i: int) -> list[Any]:
             pid = str(uuid.uuid4())

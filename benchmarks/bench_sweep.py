@@ -34,7 +34,7 @@ from comfy_nb.experiments import ServerPool, Sweep
 from comfy_nb.widgets import SweepGrid
 from comfy_nb.workflows import Workflow
 
-from ._common import mock_server_process, plain, record, trivial_prompt
+from ._common import collect_outputs, mock_server_process, plain, record, trivial_prompt
 
 PER_SERVER = 8
 
@@ -92,21 +92,8 @@ async def _bare(url: str, n: int, offset: int) -> tuple[float, float]:
         _write_atomic(root / "sweep.json", json.dumps({"cells": cells}).encode())
         async with aiohttp.ClientSession(url) as http, http.ws_connect(f"/ws?clientId={cid}", max_msg_size=0) as ws:
 
-            async def reader() -> None:
-                async for frame in ws:
-                    if frame.type != aiohttp.WSMsgType.TEXT:
-                        continue
-                    msg = json.loads(frame.data)
-                    data = msg.get("data") or {}
-                    entry = waiting.get(data.get("prompt_id") or "")
-                    if entry is None:
-                        continue
-                    if msg["type"] == "executed":
-                        entry[1].extend((data.get("output") or {}).get("images") or [])
-                    elif msg["type"] == "executing" and data.get("node") is None and not entry[0].done():
-                        entry[0].set_result(entry[1])
 
-            task = asyncio.create_task(reader())
+            task = asyncio.create_task(collect_outputs(ws, waiting))
             slots = asyncio.Semaphore(PER_SERVER)
 
             async def one(cell: dict[str, Any]) -> None:
