@@ -40,6 +40,33 @@ def raise_for_status(status: JobStatus) -> list[Output]:
     raise JobLost(status.prompt_id, f"prompt {status.prompt_id} has not finished (state {status.state.value})")
 
 
+async def status_updates(
+    subscribe: Callable[[UpdateCallback, ErrorCallback | None], Callable[[], None]],
+    current: Callable[[], JobStatus],
+    closed: Callable[[], ClientClosed | None],
+) -> AsyncGenerator[JobStatus, None]:
+    """The ``updates()`` of a job (``Job``, ``PoolJob``): its status now, then each change until the terminal
+    one; ``ClientClosed`` once its owner closes with the job unfinished."""
+    queue: asyncio.Queue[JobStatus | BaseException] = asyncio.Queue()
+    unsubscribe = subscribe(queue.put_nowait, queue.put_nowait)
+    try:
+        status = current()
+        yield status
+        while not status.terminal:
+            error = closed()
+            if error is not None and queue.empty():
+                raise ClientClosed(error.message)
+            item = await queue.get()
+            if isinstance(item, ClientClosed):
+                raise ClientClosed(item.message)
+            if isinstance(item, BaseException):
+                continue  # our own queue.put_nowait cannot raise; nothing else reports here
+            status = item
+            yield status
+    finally:
+        unsubscribe()
+
+
 class JobOwner(ClientLike, Protocol):
     """What a ``Job`` needs from the client that follows it (the client never reaches into the job)."""
 
@@ -225,26 +252,9 @@ class Job:
         """Ask for cancellation from any thread (a button handler) without waiting."""
         return self._owner.spawn(self.cancel())
 
-    async def updates(self) -> AsyncGenerator[JobStatus, None]:
+    def updates(self) -> AsyncGenerator[JobStatus, None]:
         """Each new status until (and including) the terminal one; ``ClientClosed`` if the client closes."""
-        queue: asyncio.Queue[JobStatus | BaseException] = asyncio.Queue()
-        unsubscribe = self.subscribe(queue.put_nowait, queue.put_nowait)
-        try:
-            status = self.status
-            yield status
-            while not status.terminal:
-                closed = self._feed.closed
-                if closed is not None and queue.empty():
-                    raise ClientClosed(closed.message)
-                item = await queue.get()
-                if isinstance(item, ClientClosed):
-                    raise ClientClosed(item.message)
-                if isinstance(item, BaseException):
-                    continue  # our own queue.put_nowait cannot raise; nothing else reports here
-                status = item
-                yield status
-        finally:
-            unsubscribe()
+        return status_updates(self.subscribe, lambda: self.status, lambda: self._feed.closed)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         """Notebooks show a job as its live view (``comfy_nb.widgets.JobView``) when the widgets load."""

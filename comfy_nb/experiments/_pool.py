@@ -35,7 +35,7 @@ from ..client import (
     Output,
     UpdateCallback,
 )
-from ..client._job import raise_for_status
+from ..client._job import raise_for_status, status_updates
 from ..errors import (
     ClientClosed,
     ComfyConnectionError,
@@ -200,23 +200,9 @@ class PoolJob:
         ``on_error`` gets what a callback raised, and ``ClientClosed`` if the pool closes first."""
         return self._subscribers.add(on_update, on_error)
 
-    async def updates(self) -> AsyncGenerator[JobStatus, None]:
+    def updates(self) -> AsyncGenerator[JobStatus, None]:
         """Each new status until (and including) the final one; ``ClientClosed`` if the pool closes."""
-        queue: asyncio.Queue[JobStatus | BaseException] = asyncio.Queue()
-        unsubscribe = self.subscribe(queue.put_nowait, queue.put_nowait)
-        try:
-            status = self.status
-            yield status
-            while not self.done:
-                if self._closed is not None:
-                    raise ClientClosed(self._closed.message)
-                item = await queue.get()
-                if isinstance(item, ClientClosed):
-                    raise ClientClosed(item.message)
-                if isinstance(item, JobStatus):
-                    yield item
-        finally:
-            unsubscribe()
+        return status_updates(self.subscribe, lambda: self.status, lambda: self._closed)
 
     def __repr__(self) -> str:
         return f"PoolJob(server={self.server!r}, state={self.status.state.value!r}, moves={len(self.attempts)})"
