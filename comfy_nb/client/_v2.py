@@ -51,6 +51,7 @@ from ..protocol import (
     parse_v2_job,
 )
 from ._retry import is_retryable_status, retry_delay
+from ._transport import transport_error
 
 __all__ = ["V2Session", "blake3_hash"]
 
@@ -175,17 +176,9 @@ class V2Session:
                 response = await self._http.request(
                     method, url, json=json, params=params, files=files, data=data, headers=self._headers(url, headers)
                 )
-            except httpx.TimeoutException as exc:
-                if last:
-                    raise ComfyTimeout(
-                        f"{method} {url} timed out after {self.timeout} s ({type(exc).__name__})", request=request
-                    ) from None
             except httpx.TransportError as exc:
-                if last:
-                    raise ComfyConnectionError(
-                        f"cannot reach the v2 endpoint {url} ({type(exc).__name__}); is it running?",
-                        request=request,
-                    ) from None
+                if last:  # the client's one mapping: a refused connection reported as a timeout is refused
+                    raise transport_error(exc, method, url, self.timeout) from None
             else:
                 if response.status_code in ok:
                     return response
