@@ -82,6 +82,9 @@ def wiring(kind: ServerKind, *, url: str, ws_url: str, client_id: str, api_key: 
     """The wiring of ``kind`` for a server at ``url`` (``ws_url`` its socket URL without a query)."""
     socket_url = f"{ws_url}?clientId={client_id}"
     if kind is ServerKind.CLOUD:
+        # A URL given with Comfy Cloud's /api prefix (https://cloud.comfy.org/api) names the same server.
+        url = url.removesuffix("/api")
+        socket_url = f"{ws_url.removesuffix('/ws').removesuffix('/api')}/ws?clientId={client_id}"
         if not api_key:
             raise ConfigError(
                 "Comfy Cloud needs an API key: pass api_key='...' (or set ComfyConfig.api_key / $COMFY_API_KEY); "

@@ -152,3 +152,11 @@ async def test_bad_redirects_are_clear_errors(servers: Servers, name: str, messa
     assert TOKEN not in text and "stale" not in text and SIGNATURE not in text  # a signed query is not shown
     hops = [path for path, _ in servers.origin_seen]
     assert len(hops) <= MAX_REDIRECTS + 1
+
+
+async def test_an_api_key_is_not_a_header_for_a_native_comfyui(servers: Servers) -> None:
+    """A key given for partner nodes stays out of a plain ComfyUI's requests (no ``X-API-Key``)."""
+    async with AsyncComfyClient(servers.origin, api_key="partner-SECRET", kind="comfyui", websocket=False) as client:
+        assert await client.download(out("relative.png")) == PNG
+        assert client.auth is None
+    assert servers.origin_seen and all(set(seen) <= {"Cookie"} for _, seen in servers.origin_seen)

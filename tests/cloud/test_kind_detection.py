@@ -88,6 +88,9 @@ async def test_the_cloud_host_is_cloud_without_asking() -> None:
         client = AsyncComfyClient(url, api_key=KEY)
         assert client.kind is ServerKind.CLOUD and client.view_url == f"{client.url}/api/view"
         assert "token=***" in client._socket.url
+    given_api = AsyncComfyClient("https://cloud.comfy.org/api/", api_key=KEY)  # the /api prefix pasted along
+    assert given_api.view_url == "https://cloud.comfy.org/api/view"
+    assert given_api._socket.url.startswith("wss://cloud.comfy.org/ws?clientId=")
     for url in ("https://notcloud.comfy.org", "https://cloud.comfy.org.example.com", "http://127.0.0.1:8188"):
         assert kind_from_host(url) is None
 
