@@ -15,8 +15,9 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-import websockets
-from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import SecurityError
+from websockets.uri import parse_uri
 
 from ..protocol import feature_flags_request
 from ._retry import retry_delay
@@ -126,7 +127,7 @@ class Socket:
             self.opening = True
             secrets = self._secrets()
             try:
-                async with websockets.connect(
+                async with _SameOriginConnect(
                     self._url,
                     additional_headers=self._headers or None,
                     max_size=None,
@@ -167,6 +168,24 @@ class Socket:
             if attempt:  # the first reconnect is immediate; then back off
                 await asyncio.sleep(retry_delay(min(attempt - 1, 5), base=0.2, cap=5.0))
             attempt += 1
+
+
+class _SameOriginConnect(connect):
+    """``websockets.connect`` that follows an upgrade's redirect only within the server's origin: on a
+    cross-origin one it strips only ``Authorization``/``Cookie``, so ``X-API-Key`` and extra headers
+    would reach the other host. Refused instead (the socket then fails and jobs are polled)."""
+
+    def process_redirect(self, exc: Exception) -> Exception | str:
+        old = self.ws_uri
+        target = super().process_redirect(exc)
+        if isinstance(target, str):
+            new = parse_uri(target)
+            if (new.secure, new.host, new.port) != (old.secure, old.host, old.port):
+                parts = urlsplit(target)
+                shown = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+                return SecurityError(f"the WebSocket upgrade redirected to another origin ({shown}); not followed, "
+                                     "so no credential reaches it")
+        return target
 
 
 class _RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]

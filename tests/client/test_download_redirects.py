@@ -29,6 +29,9 @@ class Servers:
     storage: str = ""
     storage_seen: list[dict[str, str]] = field(default_factory=list)
     origin_seen: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    ws_target: str = ""
+    """Where the origin's ``/ws`` redirects (``""``: its own ``/ws2``)."""
+    sockets_seen: list[tuple[str, dict[str, str]]] = field(default_factory=list)
 
 
 def _credentials(request: web.Request) -> dict[str, str]:
@@ -75,6 +78,17 @@ async def servers() -> AsyncIterator[Servers]:
             return web.Response(status=302)
         raise web.HTTPFound(targets[name])
 
+    async def ws_redirect(request: web.Request) -> web.StreamResponse:
+        raise web.HTTPFound(s.ws_target or f"/ws2?{request.query_string}")
+
+    async def ws_accept(request: web.Request) -> web.StreamResponse:
+        s.sockets_seen.append((request.host, _credentials(request)))
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for _msg in ws:  # hold it open; the client closes it
+            pass
+        return ws
+
     async def final(request: web.Request) -> web.StreamResponse:
         s.origin_seen.append((request.path, _credentials(request)))
         return web.Response(body=PNG, content_type="image/png")
@@ -84,8 +98,11 @@ async def servers() -> AsyncIterator[Servers]:
         origin_app.router.add_get(f"{prefix}/prompt", prompt)
         origin_app.router.add_get(f"{prefix}/view", view)
     origin_app.router.add_get("/final", final)
+    origin_app.router.add_get("/ws", ws_redirect)
+    origin_app.router.add_get("/ws2", ws_accept)
     storage_app.router.add_get("/blob", blob)
     storage_app.router.add_get("/bounce", storage_redirects_home)
+    storage_app.router.add_get("/ws2", ws_accept)
     runners = []
     for app, attr in ((origin_app, "origin"), (storage_app, "storage")):
         runner = web.AppRunner(app, access_log=None)
@@ -160,3 +177,18 @@ async def test_an_api_key_is_not_a_header_for_a_native_comfyui(servers: Servers)
         assert await client.download(out("relative.png")) == PNG
         assert client.auth is None
     assert servers.origin_seen and all(set(seen) <= {"Cookie"} for _, seen in servers.origin_seen)
+
+
+async def test_a_socket_redirect_is_followed_only_within_the_origin(
+    servers: Servers, caplog: pytest.LogCaptureFixture
+) -> None:
+    """websockets strips only Authorization and Cookie on a cross-origin redirect: the client refuses
+    it, so an API key or an extra header never reaches the other host (jobs are then polled)."""
+    async with AsyncComfyClient(servers.origin, headers={"X-Custom-Auth": HEADER}, kind="comfyui") as client:
+        assert client.connected  # /ws -> /ws2 on the same origin: followed, headers kept
+    assert servers.sockets_seen == [(servers.origin.removeprefix("http://"), {"X-Custom-Auth": HEADER})]
+    servers.ws_target = servers.storage.replace("http://", "ws://") + "/ws2"
+    async with AsyncComfyClient(servers.origin, headers={"X-Custom-Auth": HEADER}, kind="comfyui") as client:
+        assert not client.connected
+    assert len(servers.sockets_seen) == 1  # the other origin was never contacted
+    assert "redirected to another origin" in caplog.text and HEADER not in caplog.text
