@@ -69,11 +69,11 @@ async def test_connects_with_the_key_and_follows_live_progress_over_the_token_so
 ) -> None:
     assert client.kind == "cloud" and client.connected and client.auth == "api_key"
     assert "token=***" in client._socket.url and KEY not in client._socket.url
-    job = await client.submit(slow(6, 0.02))
+    job = await client.submit(slow(40, 0.05))  # 2 s: the updates start long before it ends
     statuses: list[JobStatus] = [s async for s in job.updates()]
     assert statuses[-1].state is JobState.COMPLETED
     # progress values come only from the socket's progress messages, never from polling history
-    assert any(s.state is JobState.RUNNING and s.steps == 6 and 0 < (s.step or 0) < 6 for s in statuses)
+    assert any(s.state is JobState.RUNNING and s.steps == 40 and 0 < (s.step or 0) < 40 for s in statuses)
     assert cloud.stats.ws_connects == 1 and cloud.cloud_front is not None
     assert cloud.cloud_front.stats.unauthorized == 0  # every request carried the key
 
