@@ -4,6 +4,7 @@ in front of the mock), what it costs, and explicit kinds that skip detection."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -134,3 +135,12 @@ async def test_an_unreachable_server_fails_detection_clearly(fresh_mock: MockSer
         await client.connect()
     assert client.kind is None and not client._transport.pool_open
     await client.aclose()
+
+
+def test_the_key_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("COMFY_API_KEY", KEY)
+    client = AsyncComfyClient("http://127.0.0.1:1", kind="cloud")
+    assert client.auth == "api_key" and KEY not in repr(client)
+    loaded = ComfyConfig.load(tmp_path / "none.json")
+    assert loaded.api_key is not None and loaded.api_key.get_secret_value() == KEY and KEY not in repr(loaded)
+    assert KEY not in loaded.save(tmp_path / "saved.json").read_text()
