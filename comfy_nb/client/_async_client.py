@@ -37,12 +37,7 @@ from ._follower import Follower, FollowSettings
 from ._job import Job, JobFeed
 from ._kinds import API_KEY_HEADER, ServerKind, connect_native, detect_kind, wiring
 from ._loop import register_client
-from ._models import (
-    JobStatus,
-    Output,
-    QueueState,
-    ServerCapabilities,
-)
+from ._models import JobStatus, Output, QueueState, ServerCapabilities
 from ._options import FollowSetting, resolve_options
 from ._queue_watch import QueueWatch
 from ._server_info import ServerInfo, read_history, read_history_entry, read_queue, read_status
