@@ -7,6 +7,7 @@ import threading
 from typing import Any
 
 from .client import ComfyClient
+from .config import KindSetting
 
 __all__ = ["connect"]
 
@@ -25,11 +26,20 @@ def _builtin_mock(step_delay: float) -> str:
         return str(_mock.url)
 
 
-def connect(url: str | None = None, *, config: Any = None, mock_step_delay: float = 0.05, **kwargs: Any) -> ComfyClient:
+def connect(
+    url: str | None = None,
+    *,
+    config: Any = None,
+    api_key: str | None = None,
+    kind: KindSetting = "auto",
+    mock_step_delay: float = 0.05,
+    **kwargs: Any,
+) -> ComfyClient:
     """A blocking client for ``url``, else ``$COMFY_URL``, else the saved config's server.
 
-    With none of them, the built-in mock ComfyUI is started on 127.0.0.1 and a one-line notice says so,
-    so every notebook runs on a machine without a GPU or a server.
+    ``api_key`` and ``kind`` as for ``AsyncComfyClient`` (``kind="cloud"`` alone means
+    ``https://cloud.comfy.org``). With no server at all, the built-in mock ComfyUI is started on
+    127.0.0.1 and a one-line notice says so, so every notebook runs without a GPU or a server.
     """
     if config is None and url is None and not os.environ.get("COMFY_URL"):
         from .config import ComfyConfig
@@ -38,7 +48,7 @@ def connect(url: str | None = None, *, config: Any = None, mock_step_delay: floa
         if saved.is_configured:
             config = saved
     url = url or os.environ.get("COMFY_URL") or (getattr(config, "server_url", None) if config else None)
-    if not url:
+    if not url and kind != "cloud":  # Comfy Cloud's own URL is the client's default for that kind
         url = _builtin_mock(mock_step_delay)
         print(f"comfy_nb: no server configured, so the built-in mock ComfyUI was started at {url} (no GPU, fake models)")
-    return ComfyClient(str(url), config=config, **kwargs)
+    return ComfyClient(url, config=config, api_key=api_key, kind=kind, **kwargs)

@@ -1,8 +1,8 @@
 """``ComfyConfig``: where the server is, how to authenticate, which workflow runs each task type.
 
 Stored as JSON in ``platformdirs.user_config_dir("comfy_nb")/config.json`` (or a path you give),
-written with mode 0600. ``COMFY_URL`` and ``COMFY_TOKEN`` override the file when loading. Secrets
-(token, password, extra headers) never appear in ``repr``/``str``/``model_dump``; they are written
+written with mode 0600. ``COMFY_URL``, ``COMFY_TOKEN`` and ``COMFY_API_KEY`` override the file when
+loading. Secrets (token, password, API key, extra headers) never appear in ``repr``/``str``/``model_dump``; they are written
 to disk only by ``save(reveal_secrets=True)``. It imports only ``errors`` and the protocol's URL rule.
 """
 
@@ -12,7 +12,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import platformdirs
 from pydantic import (
@@ -31,10 +31,12 @@ from .protocol import redact_url, server_url_problem, split_userinfo
 
 __all__ = [
     "DEFAULT_WORKFLOWS",
+    "SERVER_KINDS",
     "TASK_TYPES",
     "ComfyConfig",
     "LoraSpec",
     "ModelChoice",
+    "check_kind",
     "check_max_retries",
     "check_secret_header",
     "check_timeout",
@@ -54,7 +56,10 @@ DEFAULT_WORKFLOWS: dict[str, str] = {
 }
 """Task type → built-in template. ``img2img`` is used for an ``image`` task that has an init image."""
 _WORKFLOW_KEYS = frozenset(DEFAULT_WORKFLOWS)
-_SECRET_FIELDS = ("token", "password", "headers")
+_SECRET_FIELDS = ("token", "password", "api_key", "headers")
+KindSetting = Literal["auto", "comfyui", "cloud", "v2"]
+SERVER_KINDS: tuple[str, ...] = get_args(KindSetting)
+"""What ``kind=`` accepts: ``auto`` (detect it), a native ``comfyui``, Comfy ``cloud``, a Comfy API ``v2`` endpoint."""
 _RETIRED_KEYS = frozenset({"connect_timeout", "retry_backoff"})
 
 
@@ -100,6 +105,13 @@ def check_timeout(value: Any, what: str = "timeout") -> float:
     if not math.isfinite(value) or value <= 0:
         raise ConfigError(f"{what} must be a positive number of seconds (got {value}); e.g. {what}=30")
     return float(value)
+
+
+def check_kind(value: Any) -> KindSetting:
+    """One of ``SERVER_KINDS``, else ``ConfigError`` listing them."""
+    if value not in SERVER_KINDS:
+        raise ConfigError(f"kind must be one of {', '.join(SERVER_KINDS)} (got {value!r}); 'auto' detects it")
+    return value  # type: ignore[no-any-return]
 
 
 def check_max_retries(value: Any) -> int:
@@ -152,9 +164,13 @@ class ComfyConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     server_url: str | None = None
+    kind: KindSetting = "auto"
+    """The server's kind (``SERVER_KINDS``); ``auto`` detects it at connect."""
     token: SecretStr | None = Field(default=None, repr=False, exclude=True)
     username: str | None = None
     password: SecretStr | None = Field(default=None, repr=False, exclude=True)
+    api_key: SecretStr | None = Field(default=None, repr=False, exclude=True)
+    """A Comfy API key (Comfy Cloud's ``X-API-Key``, a v2 endpoint's bearer key); sent only to ``server_url``."""
     headers: dict[str, SecretStr] = Field(default_factory=dict, repr=False, exclude=True)
     """Extra HTTP headers (e.g. a proxy's API key); treated as secrets."""
     timeout: float = Field(default=30.0, gt=0, allow_inf_nan=False)
@@ -202,7 +218,7 @@ class ComfyConfig(BaseModel):
                     data["password"] = password
         return data
 
-    @field_validator("token")
+    @field_validator("token", "api_key")
     @classmethod
     def _check_token(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
@@ -261,7 +277,7 @@ class ComfyConfig(BaseModel):
     # -- persistence ---------------------------------------------------------------------------
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None) -> ComfyConfig:
-        """Read the file (defaults if it does not exist), then apply ``COMFY_URL``/``COMFY_TOKEN``."""
+        """Read the file (defaults if it does not exist), then apply ``COMFY_URL``/``COMFY_TOKEN``/``COMFY_API_KEY``."""
         file = Path(path) if path is not None else default_config_path()
         data: dict[str, Any] = {}
         if file.exists():
@@ -275,7 +291,7 @@ class ComfyConfig(BaseModel):
                 raise ConfigError(f"config file {file} must hold a JSON object")
         for key in _RETIRED_KEYS & data.keys():  # saved by earlier versions, never used by the client
             del data[key]
-        for env, key in (("COMFY_URL", "server_url"), ("COMFY_TOKEN", "token")):
+        for env, key in (("COMFY_URL", "server_url"), ("COMFY_TOKEN", "token"), ("COMFY_API_KEY", "api_key")):
             if os.environ.get(env):
                 data[key] = os.environ[env]
         try:
@@ -292,6 +308,8 @@ class ComfyConfig(BaseModel):
                 data["token"] = self.token.get_secret_value()
             if self.password is not None:
                 data["password"] = self.password.get_secret_value()
+            if self.api_key is not None:
+                data["api_key"] = self.api_key.get_secret_value()
             if self.headers:
                 data["headers"] = {k: v.get_secret_value() for k, v in self.headers.items()}
         write_atomic(file, json.dumps(data, indent=2) + "\n")  # created 0600: it may hold secrets

@@ -3,6 +3,7 @@
 from ._async_client import AsyncComfyClient, PromptBuilder
 from ._contracts import ClientLike, ErrorCallback, JobLike, UpdateCallback
 from ._job import Job
+from ._kinds import ServerKind
 from ._models import (
     DeviceInfo,
     ErrorInfo,
@@ -39,6 +40,7 @@ __all__ = [
     "QueueEntry",
     "QueueState",
     "ServerCapabilities",
+    "ServerKind",
     "UpdateCallback",
     "retry_delay",
 ]

@@ -3,7 +3,8 @@
 Its public methods are the client contract (docs/DESIGN.md); the mechanism lives beside it:
 ``_transport`` (one HTTP exchange), ``_socket`` (frames in, reconnect), ``_follower`` (all
 follow-state and reconciliation), ``_submit`` (POST /prompt never twice), ``_cancel``, ``_files``,
-``_queue_watch``, ``_server_info`` and ``_options`` (the constructor's arguments resolved).
+``_queue_watch``, ``_server_info``, ``_options`` (the constructor's arguments resolved) and ``_kinds``
+(native ComfyUI, Comfy Cloud or a v2 endpoint: detection and what each changes).
 """
 
 from __future__ import annotations
@@ -16,16 +17,12 @@ import pathlib
 import ssl
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
-from ..config import check_timeout
-from ..errors import (
-    ClientClosed,
-    ComfyError,
-    WorkflowError,
-)
+from ..config import KindSetting
+from ..errors import ClientClosed, ComfyError, ConfigError, WorkflowError
 from ..protocol import (
     HistoryEntry,
     NodeDef,
@@ -34,21 +31,18 @@ from ..protocol import (
     refuse_non_finite,
 )
 from ._cancel import Canceller
+from ._contracts import PromptBuilder
 from ._files import Files
 from ._follower import Follower, FollowSettings
 from ._job import Job, JobFeed
+from ._kinds import API_KEY_HEADER, ServerKind, connect_native, detect_kind, wiring
 from ._loop import register_client
-from ._models import (
-    JobStatus,
-    Output,
-    QueueState,
-    ServerCapabilities,
-)
-from ._options import resolve_options
+from ._models import JobStatus, Output, QueueState, ServerCapabilities
+from ._options import FollowSetting, resolve_options
 from ._queue_watch import QueueWatch
 from ._server_info import ServerInfo, read_history, read_history_entry, read_queue, read_status
 from ._socket import Socket
-from ._submit import post_prompt
+from ._submit import post_prompt, prompt_body
 from ._tracker import JobTracker
 from ._transport import Transport
 
@@ -59,20 +53,16 @@ log = logging.getLogger("comfy_nb")
 T = TypeVar("T")
 
 
-class PromptBuilder(Protocol):
-    """What ``submit_task`` needs from a task: an API graph plus the parameters to record."""
-
-    def to_prompt(self, config: Any, node_defs: dict[str, NodeDef]) -> tuple[dict[str, Any], dict[str, Any]]: ...
-
-
 class AsyncComfyClient:
-    """An async client for one ComfyUI server.
+    """An async client for one ComfyUI server (native, Comfy Cloud or a Comfy API v2 endpoint).
 
     **Parameters**
 
-    * ``url`` – e.g. ``http://127.0.0.1:8188`` or ``https://host/comfy/`` behind a proxy (``wss`` follows).
+    * ``url`` – e.g. ``http://127.0.0.1:8188``, ``https://host/comfy/`` behind a proxy, ``https://cloud.comfy.org``.
     * ``token`` – sent as ``Authorization: Bearer``; or ``username``/``password`` for basic auth; or
-      ``headers`` for anything else. None of them is ever shown in a repr, log line or exception.
+      ``headers`` for anything else; ``api_key`` – a Comfy API key (Comfy Cloud, v2). Never shown in a
+      repr, log line or exception, never sent to another host (a download's redirect gets none).
+    * ``kind`` – ``"comfyui"``, ``"cloud"``, ``"v2"`` or ``"auto"`` (detected at the first ``connect()``).
     * ``config`` – a ``ComfyConfig``; explicit arguments win over it.
     * ``timeout`` – seconds for one HTTP exchange (connect is capped at 10 s); ``max_retries`` for
       reads on connection errors, 5xx and 429.
@@ -91,6 +81,8 @@ class AsyncComfyClient:
         username: str | None = None,
         password: str | None = None,
         headers: Mapping[str, str] | None = None,
+        api_key: str | None = None,
+        kind: KindSetting = "auto",
         config: Any = None,
         timeout: float | None = None,
         max_retries: int | None = None,
@@ -106,12 +98,15 @@ class AsyncComfyClient:
         self.config = config
         options = resolve_options(
             url, token=token, username=username, password=password, headers=headers, config=config,
+            api_key=api_key, kind=kind,
             timeout=timeout, max_retries=max_retries, client_id=client_id, verify=verify,
             polling=(("poll_interval", poll_interval), ("quiet_poll", quiet_poll), ("outage_timeout", outage_timeout)),
             max_download_size=max_download_size,
         )
         self.url, self._ws_url, self.client_id = options.url, options.ws_url, options.client_id
         self._headers = options.headers
+        self._api_key = options.api_key
+        self._kind: ServerKind | None = None
         timeout, max_retries = options.timeout, options.max_retries
         self._use_ws = websocket
         self._transport = Transport(
@@ -140,16 +135,26 @@ class AsyncComfyClient:
         )
         self._supervisor: asyncio.Task[None] | None = None
         self._closing = False
-        self._closed = False
-        """True after ``aclose()`` until an explicit ``connect()``: nothing reopens it implicitly."""
+        self._closed = False  # after aclose() until an explicit connect(): nothing reopens it implicitly
         self._connect_lock: asyncio.Lock | None = None
         self._background: set[asyncio.Task[Any]] = set()
+        if options.kind is not None:
+            self._use_kind(options.kind)
+
+    def _use_kind(self, kind: ServerKind) -> None:
+        """Wire the transport, socket and files for ``kind`` (the REST base, key header, socket token)."""
+        wired = wiring(kind, url=self.url, ws_url=self._ws_url, client_id=self.client_id, api_key=self._api_key)
+        self._transport.base_url, self._transport.auth_hint = wired.rest_base, wired.auth_hint
+        self._transport.add_headers(wired.headers)
+        self._socket.url = wired.socket_url
+        self._files.flat = kind is ServerKind.CLOUD
+        self._kind = kind
 
     # ------------------------------------------------------------------ lifecycle
 
     def __repr__(self) -> str:
-        auth = " auth=***" if "Authorization" in self._headers else ""
-        return f"AsyncComfyClient(url={self.url!r}{auth})"
+        kind = f" kind={self._kind.value}" if self._kind not in (None, ServerKind.COMFYUI) else ""
+        return f"AsyncComfyClient(url={self.url!r}{kind}{' auth=***' if self.auth else ''})"
 
     async def __aenter__(self) -> AsyncComfyClient:
         await self.connect()
@@ -173,40 +178,25 @@ class AsyncComfyClient:
         """Bytes one response may carry (downloads included); a larger one raises ``ServerError``."""
         return self._transport.max_download_size
 
-    @property
-    def poll_interval(self) -> float:
-        """Seconds between checks of whether jobs need polling (no socket, a quiet one, foreign jobs)."""
-        return self._follower.settings.poll_interval
-
-    @poll_interval.setter
-    def poll_interval(self, value: float) -> None:
-        self._follower.settings.poll_interval = check_timeout(value, "poll_interval")
-
-    @property
-    def quiet_poll(self) -> float:
-        """Seconds of socket silence after which unfinished jobs are reconciled by polling."""
-        return self._follower.settings.quiet_poll
-
-    @quiet_poll.setter
-    def quiet_poll(self, value: float) -> None:
-        self._follower.settings.quiet_poll = check_timeout(value, "quiet_poll")
-
-    @property
-    def outage_timeout(self) -> float:
-        """Seconds the server may stay unreachable before unfinished jobs end ``failed``."""
-        return self._follower.settings.outage_timeout
-
-    @outage_timeout.setter
-    def outage_timeout(self, value: float) -> None:
-        self._follower.settings.outage_timeout = check_timeout(value, "outage_timeout")
+    poll_interval = FollowSetting("Seconds between checks of whether jobs need polling (no socket, a quiet one, foreign jobs).")
+    quiet_poll = FollowSetting("Seconds of socket silence after which unfinished jobs are reconciled by polling.")
+    outage_timeout = FollowSetting("Seconds the server may stay unreachable before unfinished jobs end ``failed``.")
 
     @property
     def view_url(self) -> str:
-        return f"{self.url}/view"
+        return f"{self._transport.base_url}/view"
+
+    @property
+    def kind(self) -> ServerKind | None:
+        """The server's kind (``"comfyui"``, ``"cloud"``, ``"v2"``): given, or detected at the first
+        ``connect()`` (``None`` until then when ``kind="auto"``)."""
+        return self._kind
 
     @property
     def auth(self) -> str | None:
-        """The kind of credentials this client sends (``"bearer"`` or ``"basic"``), never their value."""
+        """The kind of credentials this client sends (``"bearer"``, ``"basic"``, ``"api_key"``), never their value."""
+        if API_KEY_HEADER in self._headers or (self._api_key and self._kind is ServerKind.V2):
+            return "api_key"
         value = self._headers.get("Authorization", "")
         return value.split(" ", 1)[0].lower() or None if value else None
 
@@ -235,25 +225,15 @@ class AsyncComfyClient:
             self._closing = self._follower.closing = self._transport.closed = False
             register_client(self)
             self._transport.open()
-            if self._use_ws:
-                self._socket.start()  # the first attempt either connects or fails; either ends the wait
-                await self._socket.first_attempt(min(10.0, self.timeout) + 1)
-                if not self._socket.open:
-                    # No socket: find out whether the server is there at all (clear error if not).
-                    try:
-                        await self._transport.request("GET", "/prompt", retries=0)
-                    except BaseException:
-                        # Not connected: stop the socket's retry loop so a later connect() starts
-                        # afresh (socket *and* supervisor) instead of returning early.
-                        await self._socket.stop()
-                        await self._transport.release()  # no session left open by a failed connect
-                        raise
-                    log.warning(
-                        "comfy_nb: WebSocket to %s not available (%s); following jobs by polling",
-                        self._ws_url, self._socket.failure or "timed out",
-                    )
-            else:
-                await self._transport.request("GET", "/prompt")
+            if self._kind is None:  # kind="auto": one probe, at the first connect only
+                self._use_kind(await detect_kind(self._transport, self._api_key))
+            if self._kind is ServerKind.V2:  # the one branch point: a v2 endpoint has no native routes
+                await self._transport.release()
+                raise ConfigError(
+                    f"{self.url} is a Comfy API v2 endpoint, which this client cannot drive yet (issue 16): "
+                    "give the URL of the ComfyUI behind it"
+                )
+            await connect_native(self._socket, self._transport, websocket=self._use_ws)
             self._supervisor = asyncio.create_task(self._follower.supervise(), name="comfy_nb-supervisor")
 
     async def _ensure_open(self) -> None:
@@ -334,12 +314,14 @@ class AsyncComfyClient:
         partial_targets: list[str] | None = None,
         meta: Mapping[str, Any] | None = None,
         prompt_id: str | None = None,
+        partner_nodes: bool = False,
     ) -> Job:
         """Queue an API-format graph and return its ``Job`` at once.
 
         A graph the server refuses raises ``PromptValidationError`` listing every node, input and reason.
         A 200 that dropped invalid outputs is never silent: ``job.status.node_errors`` lists them and a
-        warning is logged.
+        warning is logged. ``partner_nodes=True`` sends the API key as ``extra_data.api_key_comfy_org``
+        so paid partner (API) nodes can run, billed to that key; never sent without it.
         """
         graph = api_graph(prompt)
         refuse_non_finite(graph)
@@ -349,15 +331,10 @@ class AsyncComfyClient:
         if prompt_id is not None and self._follower.get(prompt_id) is not None:
             raise WorkflowError(f"prompt {prompt_id} is already queued by this client: give a new prompt_id")
         pid = prompt_id or str(uuid.uuid4())
-        body: dict[str, Any] = {"prompt": graph, "client_id": self.client_id, "prompt_id": pid}
-        if extra_data:
-            body["extra_data"] = dict(extra_data)
-        if number is not None:
-            body["number"] = number
-        elif front:
-            body["front"] = True
-        if partial_targets:
-            body["partial_execution_targets"] = list(partial_targets)
+        body = prompt_body(
+            graph, self.client_id, pid, extra_data=extra_data, front=front, number=number,
+            partial_targets=partial_targets, partner_nodes=partner_nodes, api_key=self._api_key,
+        )
         feed = JobFeed(JobTracker(pid, prompt=graph, outputs_to_execute=partial_targets, view_url=self.view_url))
         job = Job(self, feed, meta)
         await self._socket.reopened()  # a reconnect under way: wait for it (briefly) rather than follow blind
@@ -499,8 +476,8 @@ class AsyncComfyClient:
     ) -> str:
         """Upload a path, bytes, PIL image or NumPy array; returns the name ``LoadImage`` takes.
 
-        The server may rename the file (``name (1).png``) when another file has that name: always use
-        the returned value. With ``mask_for`` (an uploaded image), the upload's alpha becomes its mask.
+        The server may rename the file (``name (1).png``) when another file has that name, and Comfy
+        Cloud names it by its content and ignores ``subfolder``: always use the returned value. With ``mask_for`` (an uploaded image), the upload's alpha becomes its mask.
         """
         return await self._files.upload_image(
             image, name=name, subfolder=subfolder, overwrite=overwrite, type=type, mask_for=mask_for

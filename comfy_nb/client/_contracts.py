@@ -10,15 +10,21 @@ import concurrent.futures
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, Protocol, TypeVar
 
+from ..protocol import NodeDef
 from ._models import JobStatus, QueueState
 
-__all__ = ["ClientLike", "ErrorCallback", "JobLike", "UpdateCallback"]
+__all__ = ["ClientLike", "ErrorCallback", "JobLike", "PromptBuilder", "UpdateCallback"]
 
 T = TypeVar("T")
 
 UpdateCallback = Callable[[JobStatus], Any]
 ErrorCallback = Callable[[BaseException], Any]
 
+
+class PromptBuilder(Protocol):
+    """What ``submit_task`` needs from a task: an API graph plus the parameters to record."""
+
+    def to_prompt(self, config: Any, node_defs: dict[str, NodeDef]) -> tuple[dict[str, Any], dict[str, Any]]: ...
 
 
 class ClientLike(Protocol):

@@ -25,6 +25,8 @@ class Files:
         self._transport = transport
         self._capabilities = capabilities
         """The server's capabilities if already read (the upload limit is checked only then)."""
+        self.flat = False
+        """True for a flat, content-addressed input namespace (Comfy Cloud): subfolders do not exist there."""
 
     async def upload_image(
         self,
@@ -48,6 +50,8 @@ class Files:
                 f"{filename} is {len(data)} bytes, over the server's upload limit of {caps.max_upload_size} bytes "
                 "(ComfyUI's --max-upload-size, in MB): send a smaller file or raise the limit"
             )
+        if self.flat:  # the server ignores the subfolder and names the file by its content
+            subfolder = ""
         form: dict[str, str] = {"type": type, "subfolder": subfolder, "overwrite": "true" if overwrite else "false"}
         path = "/upload/image"
         if mask_for is not None:
@@ -60,7 +64,7 @@ class Files:
         body = json_body(response, "POST", f"{self._transport.base_url}{path}")
         if not isinstance(body, dict) or "name" not in body:
             raise ServerError(f"POST {self._transport.base_url}{path} did not return the stored name")
-        sub = str(body.get("subfolder") or "")
+        sub = "" if self.flat else str(body.get("subfolder") or "")
         return f"{sub}/{body['name']}" if sub else str(body["name"])
 
     async def download(self, output: Output, *, preview: str | None = None) -> bytes:
@@ -70,7 +74,7 @@ class Files:
         params = output.view_params()
         if preview:
             params["preview"] = preview
-        response = await self._transport.request("GET", "/view", params=params)
+        response = await self._transport.download("/view", params=params)
         return response.content
 
     async def load_image(self, output: Output) -> Any:

@@ -1,5 +1,6 @@
 """The client's constructor arguments resolved once: explicit arguments, then the config, then the
-environment (``COMFY_URL``, ``COMFY_TOKEN``), each checked with an error that says how to fix it."""
+environment (``COMFY_URL``, ``COMFY_TOKEN``, ``COMFY_API_KEY``), each checked with an error that says
+how to fix it."""
 
 from __future__ import annotations
 
@@ -9,14 +10,15 @@ import ssl
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 from .._secrets import reveal as _secret
-from ..config import check_max_retries, check_secret_header, check_timeout
+from ..config import check_kind, check_max_retries, check_secret_header, check_timeout
 from ..errors import ConfigError
 from ..protocol import parse_server_url
+from ._kinds import CLOUD_URL, ServerKind, kind_from_host
 
-__all__ = ["DEFAULT_URL", "ClientOptions", "resolve_options"]
+__all__ = ["DEFAULT_URL", "ClientOptions", "FollowSetting", "resolve_options"]
 
 DEFAULT_URL = "http://127.0.0.1:8188"
 
@@ -30,6 +32,10 @@ class ClientOptions:
     timeout: float
     max_retries: int
     client_id: str
+    api_key: str | None
+    """The Comfy API key (never shown); sent only as the resolved kind says."""
+    kind: ServerKind | None
+    """The kind when known without asking the server (explicit, or Comfy Cloud's host), else ``None``."""
 
 
 def resolve_options(
@@ -40,6 +46,8 @@ def resolve_options(
     password: str | None,
     headers: Mapping[str, str] | None,
     config: Any,
+    api_key: str | None,
+    kind: Any,
     timeout: float | None,
     max_retries: int | None,
     client_id: str | None,
@@ -53,14 +61,21 @@ def resolve_options(
         username = username or getattr(config, "username", None)
         password = password or _secret(getattr(config, "password", None))
         headers = {**dict(getattr(config, "headers", None) or {}), **dict(headers or {})}
+        api_key = api_key or _secret(getattr(config, "api_key", None))
+        if kind == "auto":
+            kind = getattr(config, "kind", None) or "auto"
         if timeout is None:
             timeout = getattr(config, "timeout", None)
         if max_retries is None:
             max_retries = getattr(config, "max_retries", None)
-    server = parse_server_url(str(url or os.environ.get("COMFY_URL") or DEFAULT_URL))
+    kind = check_kind(kind)
+    server = parse_server_url(str(url or os.environ.get("COMFY_URL") or (CLOUD_URL if kind == "cloud" else DEFAULT_URL)))
     url_auth = server.auth
     if token is None and username is None and url_auth is None:
         token = os.environ.get("COMFY_TOKEN") or None
+    api_key = _secret(api_key) or os.environ.get("COMFY_API_KEY") or None
+    if api_key is not None:
+        check_secret_header(api_key, "the API key")
     if headers is not None and not isinstance(headers, Mapping):
         raise ConfigError(f"headers must be a dict of header names to values, not {type(headers).__name__}")
     for name in headers or {}:
@@ -91,4 +106,28 @@ def resolve_options(
     if client_id is not None and (not isinstance(client_id, str) or not client_id.isprintable()
                                   or not client_id.isascii() or "&" in client_id or " " in client_id):
         raise ConfigError("client_id must be printable ASCII without spaces or '&' (it goes in the socket URL)")
-    return ClientOptions(server.http, server.ws, sent, timeout, max_retries, client_id or uuid.uuid4().hex)
+    known = ServerKind(kind) if kind != "auto" else kind_from_host(server.http)
+    return ClientOptions(
+        server.http, server.ws, sent, timeout, max_retries, client_id or uuid.uuid4().hex, api_key, known
+    )
+
+
+class FollowSetting:
+    """A client property over one of its follower's polling settings, checked when set."""
+
+    def __init__(self, doc: str) -> None:
+        self.__doc__ = doc
+        self._name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> FollowSetting: ...
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> float: ...
+    def __get__(self, obj: object, owner: type | None = None) -> FollowSetting | float:
+        return self if obj is None else float(getattr(obj._follower.settings, self._name))  # type: ignore[attr-defined]
+
+    def __set__(self, obj: object, value: float) -> None:
+        setattr(obj._follower.settings, self._name, check_timeout(value, self._name))  # type: ignore[attr-defined]

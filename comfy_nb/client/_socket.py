@@ -1,7 +1,8 @@
 """The WebSocket to one server: connect, hand every frame on, reconnect with backoff.
 
 It knows nothing of jobs: whoever owns it is told when a connection opens (and whether it is a
-reconnect), gets every frame, and is told when the connection is lost.
+reconnect), gets every frame, and is told when the connection is lost. Its URL may carry a token
+(Comfy Cloud's ``?token=<API key>``): ``url`` and everything logged or kept show it as ``***``.
 """
 
 from __future__ import annotations
@@ -12,15 +13,17 @@ import logging
 import ssl
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-import websockets
-from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import SecurityError
+from websockets.uri import parse_uri
 
 from ..protocol import feature_flags_request
 from ._retry import retry_delay
 from ._transport import tls_context
 
-__all__ = ["Socket"]
+__all__ = ["Socket", "redact_token"]
 
 log = logging.getLogger("comfy_nb")
 
@@ -34,7 +37,7 @@ never closes its end would otherwise hold every close, and interpreter exit, for
 
 class Socket:
     """One WebSocket connection at a time to ``url``, reopened (same URL, so the same ``clientId``)
-    until ``stop()``."""
+    until ``stop()``. ``url`` can be replaced between connections (a kind found at connect)."""
 
     def __init__(
         self,
@@ -47,7 +50,7 @@ class Socket:
         on_open: Callable[[bool], None],
         on_lost: Callable[[], None],
     ) -> None:
-        self.url = url
+        self._url = url
         self._headers = headers
         self._open_timeout = open_timeout
         self._verify = verify
@@ -62,6 +65,20 @@ class Socket:
         """True while a connection attempt is in flight."""
         self.failure: str | None = None
         """Why the last attempt failed (no secrets: a status or an exception's text)."""
+
+    @property
+    def url(self) -> str:
+        """The socket URL, any ``token`` in it shown as ``***``."""
+        return redact_token(self._url)
+
+    @url.setter
+    def url(self, value: str) -> None:
+        self._url = value
+
+    def _secrets(self) -> tuple[str, ...]:
+        """Every credential this socket sends (header values, the URL's token): never logged."""
+        token = dict(parse_qsl(urlsplit(self._url).query)).get("token")
+        return tuple(v for v in (*self._headers.values(), token, quote(token or "", safe="")) if v)
 
     @property
     def open(self) -> bool:
@@ -108,9 +125,10 @@ class Socket:
         attempt = 0
         while True:
             self.opening = True
+            secrets = self._secrets()
             try:
-                async with websockets.connect(
-                    self.url,
+                async with _SameOriginConnect(
+                    self._url,
                     additional_headers=self._headers or None,
                     max_size=None,
                     open_timeout=self._open_timeout,
@@ -120,7 +138,7 @@ class Socket:
                     ping_timeout=20,
                     ssl=tls_context(self._verify) if self.url.startswith("wss://") else None,
                     user_agent_header="comfy_nb",
-                    logger=_RedactingLogger(_WS_LOG, tuple(v for v in self._headers.values() if v)),
+                    logger=_RedactingLogger(_WS_LOG, secrets),
                 ) as ws:
                     await ws.send(feature_flags_request())
                     self._ws = ws
@@ -139,7 +157,7 @@ class Socket:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # any socket failure: note it, back off, reconnect
-                self.failure = _describe_failure(exc)
+                self.failure = _describe_failure(exc, secrets)
                 log.debug("comfy_nb: WebSocket %s: %s", self.url, self.failure)
             finally:
                 self._ws = None
@@ -150,6 +168,24 @@ class Socket:
             if attempt:  # the first reconnect is immediate; then back off
                 await asyncio.sleep(retry_delay(min(attempt - 1, 5), base=0.2, cap=5.0))
             attempt += 1
+
+
+class _SameOriginConnect(connect):
+    """``websockets.connect`` that follows an upgrade's redirect only within the server's origin: on a
+    cross-origin one it strips only ``Authorization``/``Cookie``, so ``X-API-Key`` and extra headers
+    would reach the other host. Refused instead (the socket then fails and jobs are polled)."""
+
+    def process_redirect(self, exc: Exception) -> Exception | str:
+        old = self.ws_uri
+        target = super().process_redirect(exc)
+        if isinstance(target, str):
+            new = parse_uri(target)
+            if (new.secure, new.host, new.port) != (old.secure, old.host, old.port):
+                parts = urlsplit(target)
+                shown = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+                return SecurityError(f"the WebSocket upgrade redirected to another origin ({shown}); not followed, "
+                                     "so no credential reaches it")
+        return target
 
 
 class _RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -168,12 +204,24 @@ class _RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
         super().log(level, msg, *args, **kwargs)
 
 
-def _describe_failure(exc: BaseException) -> str:
+def _describe_failure(exc: BaseException, secrets: tuple[str, ...]) -> str:
     status = getattr(getattr(exc, "response", None), "status_code", None)
     if status == 403:
         return "403 Forbidden on the WebSocket upgrade (an Origin or auth check refused it)"
     if status in (401, 407):
-        return f"{status} on the WebSocket upgrade: check the token or password"
+        return f"{status} on the WebSocket upgrade: check the token, password or API key"
     if status is not None:
         return f"HTTP {status} on the WebSocket upgrade"
-    return f"{type(exc).__name__}: {exc}"
+    text = f"{type(exc).__name__}: {exc}"  # e.g. InvalidURI quotes the whole URL, token included
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+def redact_token(url: str) -> str:
+    """``url`` with the value of a ``token`` query parameter shown as ``***`` (socket URLs in logs and errors)."""
+    parts = urlsplit(url)
+    if "token=" not in parts.query:
+        return url
+    query = [(k, "***" if k == "token" else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query, safe="*"), parts.fragment))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from ..errors import (
@@ -13,6 +13,7 @@ from ..errors import (
     ComfyConnectionError,
     ComfyError,
     ComfyTimeout,
+    ConfigError,
     RequestInfo,
     ResponseInfo,
     ServerError,
@@ -21,9 +22,41 @@ from ..protocol import PromptResponse, prompt_validation_error
 from ._retry import is_retryable_status, retry_delay
 from ._transport import Transport, json_body, safe_json, status_error
 
-__all__ = ["post_prompt"]
+__all__ = ["post_prompt", "prompt_body"]
 
 log = logging.getLogger("comfy_nb")
+
+
+def prompt_body(
+    graph: dict[str, Any],
+    client_id: str,
+    pid: str,
+    *,
+    extra_data: Mapping[str, Any] | None,
+    front: bool,
+    number: float | None,
+    partial_targets: list[str] | None,
+    partner_nodes: bool,
+    api_key: str | None,
+) -> dict[str, Any]:
+    """The body of ``POST /prompt``. With ``partner_nodes`` (the caller opted in, never by default) the
+    API key goes as ``extra_data.api_key_comfy_org``: paid partner nodes bill to it."""
+    body: dict[str, Any] = {"prompt": graph, "client_id": client_id, "prompt_id": pid}
+    extra = dict(extra_data or {})
+    if partner_nodes:
+        if not api_key:
+            raise ConfigError("partner_nodes=True needs an API key: pass api_key='...' to the client "
+                              "(or set ComfyConfig.api_key / $COMFY_API_KEY)")
+        extra["api_key_comfy_org"] = api_key
+    if extra:
+        body["extra_data"] = extra
+    if number is not None:
+        body["number"] = number
+    elif front:
+        body["front"] = True
+    if partial_targets:
+        body["partial_execution_targets"] = list(partial_targets)
+    return body
 
 
 async def post_prompt(

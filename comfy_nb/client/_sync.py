@@ -18,6 +18,7 @@ from ..protocol import HistoryEntry, NodeDef
 from ._async_client import AsyncComfyClient, PromptBuilder
 from ._contracts import ErrorCallback, UpdateCallback
 from ._job import Job
+from ._kinds import ServerKind
 from ._loop import run_sync
 from ._models import JobStatus, Output, QueueState, ServerCapabilities
 
@@ -81,7 +82,7 @@ class BlockingJob:
 
 
 class ComfyClient:
-    """Blocking ComfyUI client; takes the same arguments as ``AsyncComfyClient``."""
+    """Blocking ComfyUI client; takes the same arguments as ``AsyncComfyClient`` (``api_key=``, ``kind=``...)."""
 
     def __init__(self, url: str | None = None, **kwargs: Any) -> None:
         self.aclient = AsyncComfyClient(url, **kwargs)
@@ -117,6 +118,10 @@ class ComfyClient:
     @property
     def auth(self) -> str | None:
         return self.aclient.auth
+
+    @property
+    def kind(self) -> ServerKind | None:
+        return self.aclient.kind
 
     @property
     def timeout(self) -> float:
@@ -205,10 +210,11 @@ class ComfyClient:
         partial_targets: list[str] | None = None,
         meta: Mapping[str, Any] | None = None,
         prompt_id: str | None = None,
+        partner_nodes: bool = False,
     ) -> BlockingJob:
         return self._job(self._run(self.aclient.submit(
             prompt, extra_data=extra_data, front=front, number=number, partial_targets=partial_targets,
-            meta=meta, prompt_id=prompt_id,
+            meta=meta, prompt_id=prompt_id, partner_nodes=partner_nodes,
         )))
 
     def submit_task(self, task: PromptBuilder, **kwargs: Any) -> BlockingJob:

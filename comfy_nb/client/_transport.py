@@ -1,8 +1,11 @@
 """One HTTP exchange with a ComfyUI server: httpx's API over the httpx-aiohttp transport, retries by
 the ``_retry`` policy, and the one place where transport failures become ``comfy_nb.errors``.
 
-Every request (JSON, uploads, downloads) goes through ``httpx.AsyncClient.send``; an injected
-``http_client=`` is used as given. Bodies are streamed and stopped at ``max_download_size``.
+Every request (JSON, uploads, downloads) goes through ``httpx.AsyncClient.send`` with httpx's own
+redirect following off; an injected ``http_client=`` is used as given. Bodies are streamed and
+stopped at ``max_download_size``. ``download`` is the one place that follows redirects: credentials
+(the client's headers, cookies, httpx auth) go only to this server's origin, never to the host a
+redirect points at (Comfy Cloud's signed storage URLs).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import ssl
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -30,7 +34,22 @@ from ..errors import (
 )
 from ._retry import is_retryable_status, retry_delay
 
-__all__ = ["Reply", "Transport", "json_body", "safe_json", "status_error", "tls_context", "transport_error"]
+__all__ = [
+    "MAX_REDIRECTS",
+    "Reply",
+    "Transport",
+    "json_body",
+    "origin",
+    "safe_json",
+    "status_error",
+    "tls_context",
+    "transport_error",
+]
+
+MAX_REDIRECTS = 5
+"""Redirects one download may follow (Comfy Cloud's ``/api/view`` takes one)."""
+_REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
+_AUTH_HINT = "check the token, user name and password (or the proxy's auth)"
 
 
 @dataclass(frozen=True)
@@ -40,6 +59,8 @@ class Reply:
     status_code: int
     headers: httpx.Headers
     content: bytes
+    url: str = ""
+    """The URL that answered (with its query)."""
 
     def json(self) -> Any:
         """The body as JSON (``ValueError`` when it is not)."""
@@ -70,6 +91,8 @@ class Transport:
         self._http: httpx.AsyncClient | None = http_client
         self.closed = False
         """Set by ``aclose()``: a late background request must not open a new pool."""
+        self.auth_hint: str | None = None
+        """What a 401/403 asks the user to check (``None``: the token, user name and password)."""
 
     @property
     def pool_open(self) -> bool:
@@ -97,6 +120,12 @@ class Transport:
             )
         return self._http
 
+    def add_headers(self, headers: Mapping[str, str]) -> None:
+        """Send ``headers`` on every later request too (a kind found at connect adds its key)."""
+        self.headers.update(headers)
+        if self._http is not None and self._http is not self._external:
+            self._http.headers.update(headers)
+
     async def aclose(self) -> None:
         """Close the pool this transport opened (an injected client is its owner's to close)."""
         self.closed = True
@@ -117,13 +146,14 @@ class Transport:
         params: Mapping[str, Any] | None = None,
         files: Any = None,
         data: Any = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Reply:
         """One request and its whole (bounded, decoded) body, any status; ``ComfyTimeout`` when no answer came
         in time, ``ComfyConnectionError`` when the server could not be reached."""
         http = self.open()
         url = f"{self.base_url}{path}"
         content = None
-        headers = None
+        headers = dict(headers or {})
         if json_body is not None:
             try:
                 content = json.dumps(json_body, allow_nan=False).encode()
@@ -131,19 +161,73 @@ class Transport:
                 raise WorkflowError(
                     f"the request to {url} holds NaN or Infinity, which JSON cannot carry: use a finite number"
                 ) from None
-            headers = {"Content-Type": "application/json"}
+            headers["Content-Type"] = "application/json"
         request = http.build_request(
             method, url, content=content, headers=headers, params=params, files=files, data=data
         )
+        return await self._send(http, request, url)
+
+    async def _send(self, http: httpx.AsyncClient, request: httpx.Request, shown: str, *, bare: bool = False) -> Reply:
+        """Send one built request (no redirect following) and read its bounded body; ``shown`` names it
+        in errors. ``bare``: no client-level httpx auth either (a request to another origin)."""
+        method = request.method
         try:
-            streamed = await http.send(request, stream=True)
+            if bare:
+                streamed = await http.send(request, stream=True, follow_redirects=False, auth=None)
+            else:
+                streamed = await http.send(request, stream=True, follow_redirects=False)
             try:
-                body = b"".join([chunk async for chunk in self._bounded(streamed, method, url)])
+                body = b"".join([chunk async for chunk in self._bounded(streamed, method, shown)])
             finally:
                 await streamed.aclose()
         except httpx.TransportError as exc:
-            raise transport_error(exc, method, url, self.timeout) from None
-        return Reply(streamed.status_code, streamed.headers, body)
+            raise transport_error(exc, method, shown, self.timeout) from None
+        return Reply(streamed.status_code, streamed.headers, body, str(request.url))
+
+    async def download(self, path: str, *, params: Mapping[str, Any] | None = None) -> Reply:
+        """GET a file, following up to ``MAX_REDIRECTS`` redirects here (never inside httpx).
+
+        A hop to this server's own origin carries its credentials; a hop to any other origin is a bare
+        request (no headers of this client, no cookies, no auth): a signed URL needs none, and the API
+        key must never reach the storage host. A loop or too many hops is a ``ServerError``.
+        """
+        reply = await self.request("GET", path, params=params, ok=(200, *_REDIRECT_CODES))
+        home = origin(self.base_url)
+        seen = {reply.url}
+        while reply.status_code in _REDIRECT_CODES:
+            here = _shown(reply.url, home)
+            location = reply.headers.get("Location")
+            if not location:
+                raise ServerError(f"GET {here} answered {reply.status_code} without a Location to follow",
+                                  request=RequestInfo("GET", here))
+            target = str(httpx.URL(reply.url).join(location))
+            shown = _shown(target, home)
+            if urlsplit(target).scheme not in ("http", "https"):
+                raise ServerError(f"GET {here} redirected to {shown}, which is not an http(s) URL",
+                                  request=RequestInfo("GET", here))
+            if target in seen:
+                raise ServerError(f"GET {here} redirected back to {shown}: a redirect loop (the server is "
+                                  "misconfigured)", request=RequestInfo("GET", here))
+            if len(seen) > MAX_REDIRECTS:
+                raise ServerError(f"GET {self.base_url}{path} redirected more than {MAX_REDIRECTS} times "
+                                  f"(last to {shown}); the server is misconfigured", request=RequestInfo("GET", here))
+            seen.add(target)
+            http = self.open()
+            if origin(target) == home:
+                reply = await self._send(http, http.build_request("GET", target), shown)
+            else:  # built bare, not from the client: none of its headers, cookies or auth go along
+                bare = httpx.Request("GET", target, headers={"User-Agent": "comfy_nb"})
+                reply = await self._send(http, bare, shown, bare=True)
+        if reply.status_code != 200:
+            if origin(reply.url) != home:
+                raise ServerError(
+                    f"the download from {self.base_url}{path} was redirected to {_shown(reply.url, home)}, which "
+                    f"answered {reply.status_code} (a signed link may have expired: download again)",
+                    request=RequestInfo("GET", _shown(reply.url, home)),
+                    response=ResponseInfo.from_parts(reply.status_code, reply.content),
+                )
+            raise status_error(reply, "GET", reply.url, auth_hint=self.auth_hint)
+        return reply
 
     async def _bounded(self, response: httpx.Response, method: str, url: str) -> AsyncIterator[bytes]:
         """The body's chunks, stopping with ``ServerError`` once it passes ``max_download_size``: a
@@ -189,7 +273,7 @@ class Transport:
             if is_retryable_status(response.status_code) and not last:
                 await asyncio.sleep(retry_delay(attempt, response.headers))
                 continue
-            raise status_error(response, method, f"{self.base_url}{path}")
+            raise status_error(response, method, f"{self.base_url}{path}", auth_hint=self.auth_hint)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
@@ -256,11 +340,25 @@ def _connection_failed(exc: BaseException) -> bool:
     return False
 
 
-def status_error(response: Reply, method: str, url: str) -> ServerError:
+def origin(url: str) -> tuple[str, str, int | None]:
+    """Scheme, host and port of ``url``: the unit credentials are scoped to."""
+    parts = urlsplit(url)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+
+
+def _shown(url: str, home: tuple[str, str, int | None]) -> str:
+    """``url`` for a message: another origin's query (a signed link's signature) left out."""
+    if origin(url) == home:
+        return url
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+
+
+def status_error(response: Reply, method: str, url: str, *, auth_hint: str | None = None) -> ServerError:
     info = ResponseInfo.from_parts(response.status_code, response.content)
     hint = ""
     if response.status_code == 401 or (response.status_code == 403 and "/view" not in url):
-        hint = ": check the token, user name and password (or the proxy's auth)"
+        hint = f": {auth_hint or _AUTH_HINT}"
     elif response.status_code == 403:
         hint = ": the server refused the file's folder (a subfolder outside its input/output/temp folders)"
     elif response.status_code == 404:

@@ -1,4 +1,4 @@
-"""ConfigPanel: server URL (validated as typed), auth, connection test, workflows, preferred models."""
+"""ConfigPanel: server URL (validated as typed), kind, auth, connection test, workflows, preferred models."""
 
 from __future__ import annotations
 
@@ -15,13 +15,14 @@ from .._secrets import reveal
 from ..protocol import server_url_problem
 from . import _bg
 from ._forms import LoraStack, field_layout, lora_triples, section, set_options, status_html
-from ._server_info import caps_html, in_use_html
+from ._server_info import caps_html, in_use_html, kind_text
 
 __all__ = ["ConfigPanel", "validate_url"]
 
 log = logging.getLogger("comfy_nb.widgets")
 _TASK_TYPES = ("image", "video", "upscale", "inpaint", "grid")
-_SECRET_FIELDS = ("token", "password")
+_SECRET_FIELDS = ("token", "password", "api_key")
+_KIND_OPTIONS = (("auto-detect", "auto"), ("ComfyUI", "comfyui"), ("Comfy Cloud", "cloud"), ("Comfy API v2", "v2"))
 _PROBE_TIMEOUT = 60.0
 
 
@@ -44,10 +45,11 @@ def _config_class() -> Any:
 
 
 class ConfigPanel(W.VBox):  # type: ignore[misc]
-    """Edit a ``ComfyConfig``: URL, auth, connection test, workflow per task type, preferred models.
+    """Edit a ``ComfyConfig``: URL, kind, auth, connection test, workflow per task type, preferred models.
 
-    Secrets typed into the token / password fields go straight into the config's ``SecretStr``; the
-    fields are then cleared, so the secret is never echoed back or kept in widget state.
+    Secrets typed into the token / password / API key fields go straight into the config's
+    ``SecretStr``; the fields are then cleared, so the secret is never echoed back or kept in widget
+    state. "Test connection" reports the server's kind (detected when the selector says auto-detect).
 
     Parameters
     ----------
@@ -70,6 +72,8 @@ class ConfigPanel(W.VBox):  # type: ignore[misc]
         self.config = config if config is not None else _config_class()()
         self.capabilities: Any = None
         """ServerCapabilities from the last successful Test connection."""
+        self.tested_kind: str | None = None
+        """What the last successful Test connection found the server to be (``"Comfy Cloud (detected)"``)."""
         self._auth_typed = False
         self._use_listeners: list[Callable[[Any], None]] = []
         self.in_use = W.HTML("")
@@ -80,6 +84,11 @@ class ConfigPanel(W.VBox):  # type: ignore[misc]
                           layout=field_layout("460px"))
         self.url_status = W.HTML("")
         self.url_status.add_class("cnb-url-status")
+        self.kind = W.Dropdown(options=_KIND_OPTIONS, value=str(self._get("kind") or "auto"), description="Kind",
+                               style=lab, layout=field_layout("300px"),
+                               tooltip="auto-detect asks the server; Comfy Cloud needs an API key")
+        self.api_key = _SecretField(description="API key", style=lab, layout=field_layout("300px"),
+                                    continuous_update=False)
         self.username = W.Text(value=str(self._get("username") or ""), description="Username", style=lab,
                                layout=field_layout("300px"), continuous_update=False)
         self.token = _SecretField(description="Token", style=lab, layout=field_layout("300px"),
@@ -115,6 +124,8 @@ class ConfigPanel(W.VBox):  # type: ignore[misc]
         self.username.observe(lambda c: self._set_auth("username", c["new"] or None), "value")
         self.token.observe(lambda c: self._on_secret("token", c), "value")
         self.password.observe(lambda c: self._on_secret("password", c), "value")
+        self.api_key.observe(lambda c: self._on_secret("api_key", c), "value")
+        self.kind.observe(lambda c: self._set("kind", c["new"]), "value")
         for tt, box in self.workflows.items():
             box.observe(lambda c, tt=tt: self._on_workflow(tt, c["new"]), "value")
         self.checkpoint.observe(lambda c: self._set("checkpoint", c["new"] or None), "value")
@@ -129,6 +140,7 @@ class ConfigPanel(W.VBox):  # type: ignore[misc]
             section("Server"),
             self.in_use,
             W.HBox([self.url, self.url_status], layout=W.Layout(align_items="center")),
+            W.HBox([self.kind, self.api_key], layout=W.Layout(flex_flow="row wrap")),
             W.HBox([self.username], layout=W.Layout(flex_flow="row wrap")),
             W.HBox([self.token, self.password], layout=W.Layout(flex_flow="row wrap")),
             W.HBox([self.test_button, self.use_button], layout=W.Layout(flex_flow="row wrap")),
@@ -156,7 +168,7 @@ class ConfigPanel(W.VBox):  # type: ignore[misc]
         return auth if auth is not None and not isinstance(auth, (str, bytes)) else self.config
 
     def _get(self, name: str) -> Any:
-        if name in ("username", "token", "password"):
+        if name in ("username", *_SECRET_FIELDS):
             return getattr(self._auth_holder(), name, None)
         return getattr(self.config, name, None)
 
@@ -195,12 +207,14 @@ class ConfigPanel(W.VBox):  # type: ignore[misc]
         if not value:
             return
         self._set_auth(name, value)
-        box = self.token if name == "token" else self.password
-        box.value = ""  # never keep (or echo) the secret in widget state
+        self._secret_boxes()[name].value = ""  # never keep (or echo) the secret in widget state
         self._show_secret_state()
 
+    def _secret_boxes(self) -> dict[str, _SecretField]:
+        return {"token": self.token, "password": self.password, "api_key": self.api_key}
+
     def _show_secret_state(self) -> None:
-        for name, box in (("token", self.token), ("password", self.password)):
+        for name, box in self._secret_boxes().items():
             box.placeholder = "•••••• (set — type to replace)" if reveal(self._get(name)) else "not set"
 
     def _on_workflow(self, task_type: str, value: str) -> None:
@@ -222,12 +236,15 @@ class ConfigPanel(W.VBox):  # type: ignore[misc]
 
     def _show_in_use(self, caps: Any = None) -> None:
         client = self.client
-        self.in_use.value = "" if client is None else in_use_html(str(client.url), getattr(client, "auth", None), caps)
+        self.in_use.value = "" if client is None else in_use_html(
+            str(client.url), getattr(client, "auth", None), caps, getattr(client, "kind", None)
+        )
 
     def _form_is_client(self) -> bool:
-        """Whether the form still says what the client in use already is (same URL, no new credentials)."""
+        """Whether the form still says what the client in use already is (same URL and kind, no new credentials)."""
         client = self.client
-        return client is not None and not self._auth_typed and self.url.value.strip().rstrip("/") == client.url
+        return (client is not None and not self._auth_typed and self.url.value.strip().rstrip("/") == client.url
+                and self.kind.value in ("auto", str(getattr(client, "kind", None))))
 
     # -- actions ----------------------------------------------------------------------------
     def _make_client(self) -> Any:
@@ -281,17 +298,18 @@ class ConfigPanel(W.VBox):  # type: ignore[misc]
 
         in_use = self.client if self._form_is_client() else None
 
-        def _probe() -> tuple[Any, list[str], list[str], list[str]]:
+        def _probe() -> tuple[Any, str, list[str], list[str], list[str]]:
             client = in_use if in_use is not None else self._make_client()
             try:
                 caps = _blocking(client, "capabilities", refresh=True)
+                kind = kind_text(getattr(client, "kind", None), detected=self.kind.value == "auto")
                 lists = []
                 for folder in ("checkpoints", "vae", "loras"):
                     try:
                         lists.append(list(_blocking(client, "models", folder)))
                     except Exception:
                         lists.append([])
-                return caps, lists[0], lists[1], lists[2]
+                return caps, kind, lists[0], lists[1], lists[2]
             finally:
                 if client is not in_use:
                     client.close()
@@ -300,11 +318,12 @@ class ConfigPanel(W.VBox):  # type: ignore[misc]
         _bg.on_done(fut, self._tested, self._test_failed)
         return fut
 
-    def _tested(self, result: tuple[Any, list[str], list[str], list[str]]) -> None:
-        caps, ckpts, vaes, loras = result
+    def _tested(self, result: tuple[Any, str, list[str], list[str], list[str]]) -> None:
+        caps, kind, ckpts, vaes, loras = result
         self.capabilities = caps
+        self.tested_kind = kind
         self.test_button.disabled = False
-        self.test_status.value = caps_html(caps)
+        self.test_status.value = caps_html(caps, kind)
         if self._form_is_client():
             self._show_in_use(caps)
         set_options(self.checkpoint, ckpts, allow_none=True)
@@ -312,7 +331,7 @@ class ConfigPanel(W.VBox):  # type: ignore[misc]
         self.loras.names = loras
 
     def _test_failed(self, exc: BaseException) -> None:
-        self.capabilities = None
+        self.capabilities = self.tested_kind = None
         self.test_button.disabled = self.use_button.disabled = False
         self.test_status.value = status_html(f"Connection failed: {type(exc).__name__}: {exc}", "error")
 
@@ -343,6 +362,7 @@ class ConfigPanel(W.VBox):  # type: ignore[misc]
         """Show ``config`` in the form (it becomes ``self.config``)."""
         self.config = config
         self.url.value = str(self._get("server_url") or "")
+        self.kind.value = str(self._get("kind") or "auto")
         self.username.value = str(self._get("username") or "")
         wf = self._get("workflows") or {}
         for tt, box in self.workflows.items():
@@ -355,7 +375,8 @@ class ConfigPanel(W.VBox):  # type: ignore[misc]
 
     def __repr__(self) -> str:
         url = self.url.value.strip()
-        return f"ConfigPanel(server_url={url!r})"
+        kind = "" if self.kind.value == "auto" else f", kind={self.kind.value!r}"
+        return f"ConfigPanel(server_url={url!r}{kind})"
 
 
 def _blocking(client: Any, name: str, *args: Any, **kwargs: Any) -> Any:

@@ -12,11 +12,27 @@ import ipaddress
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["caps_html", "device_text", "in_use_html", "location", "preview_method", "previews_text", "server_kind"]
+__all__ = [
+    "caps_html",
+    "device_text",
+    "in_use_html",
+    "kind_text",
+    "location",
+    "preview_method",
+    "previews_text",
+    "server_kind",
+]
 
 #: ComfyUI's default when ``--preview-method`` is not given (0.3.64): no sampler previews.
 _DEFAULT_PREVIEW_METHOD = "none"
 PREVIEW_FLAG_HINT = "start ComfyUI with --preview-method auto (or latent2rgb) to see them"
+_KIND_NAMES = {"comfyui": "native ComfyUI API", "cloud": "Comfy Cloud", "v2": "Comfy API v2"}
+
+
+def kind_text(kind: Any, detected: bool = False) -> str:
+    """``"Comfy Cloud (detected)"``: what a client's ``kind`` means, and whether it was asked or given."""
+    name = _KIND_NAMES.get(str(kind), str(kind))
+    return f"{name} (detected)" if detected else name
 
 
 def _system(caps: Any) -> dict[str, Any]:
@@ -86,18 +102,20 @@ def previews_text(caps: Any) -> str:
     return f"previews on (--preview-method {method})"
 
 
-def in_use_html(url: str, auth: str | None, caps: Any = None) -> str:
+def in_use_html(url: str, auth: str | None, caps: Any = None, kind: Any = None) -> str:
     """The one line that says which server the client talks to; never a secret, only whether there is one."""
     parts = [url, location(url)]
     if caps is not None:
         parts.insert(1, server_kind(caps))
+    if kind is not None and str(kind) != "comfyui":
+        parts.insert(1, kind_text(kind))
     parts.append(f"auth: {auth}" if auth else "no auth")
     text = " · ".join(parts)
     return f'<div class="cnb-in-use-line"><b>In use:</b> {html.escape(text)}</div>'
 
 
-def caps_html(caps: Any) -> str:
-    """The Test connection result: kind, version, device, previews and supported features."""
+def caps_html(caps: Any, kind: str | None = None) -> str:
+    """The Test connection result: server, API kind (``kind_text``), device, previews and supported features."""
 
     def yes(b: Any) -> str:
         return "✓" if b else "✗"
@@ -105,6 +123,7 @@ def caps_html(caps: Any) -> str:
     devices = list(getattr(caps, "devices", ()) or ())
     rows = [
         ("Server", server_kind(caps)),
+        *([("API", kind)] if kind else []),
         ("Device", device_text(devices[0] if devices else None)),
         ("Previews", previews_text(caps)),
         ("Supports", (f"preview metadata {yes(getattr(caps, 'supports_preview_metadata', False))} · "

@@ -258,6 +258,48 @@ def test_config_panel_validates_tests_connection_and_keeps_secrets(
         assert secret not in path.read_text()
 
 
+def test_config_panel_kind_selector_api_key_and_detected_kind(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Comfy Cloud through the panel: the kind selector, the API key field (cleared, never echoed or
+    shown), "Test connection" naming the detected kind, and a plain-text repr without the key."""
+    monkeypatch.delenv("COMFY_API_KEY", raising=False)
+    key = "panel-api-key-SECRET-3"
+    with MockServer(cloud=True, api_key=key, step_delay=0) as cloud:
+        panel = ConfigPanel(ComfyConfig())
+        assert [v for _label, v in panel.kind.options] == ["auto", "comfyui", "cloud", "v2"]
+        assert panel.kind.value == "auto" and panel.api_key.placeholder == "not set"
+        panel.url.value = cloud.url
+        front_update(panel.api_key, {"value": key})
+        assert panel.api_key.value == "" and panel.config.api_key.get_secret_value() == key
+        assert "set" in panel.api_key.placeholder and "not set" not in panel.api_key.placeholder
+        panel.test_connection().result(TIMEOUT)
+        wait_for(lambda: "Connected" in panel.test_status.value, TIMEOUT, "connected")
+        assert "Comfy Cloud (detected)" in panel.test_status.value and panel.tested_kind == "Comfy Cloud (detected)"
+        assert repr(panel) == f"ConfigPanel(server_url={cloud.url!r})"
+        panel.kind.value = "cloud"
+        assert panel.config.kind == "cloud" and repr(panel) == f"ConfigPanel(server_url={cloud.url!r}, kind='cloud')"
+        panel.test_connection().result(TIMEOUT)
+        wait_for(lambda: panel.tested_kind == "Comfy Cloud", TIMEOUT, "explicit kind")
+        client = panel.use_server().result(TIMEOUT)
+        try:
+            wait_for(lambda: "Comfy Cloud" in panel.in_use.value, TIMEOUT, "in-use line names the kind")
+            assert "auth: api_key" in panel.in_use.value and client.kind == "cloud"
+        finally:
+            client.close()
+        path = tmp_path / "cfg.json"
+        panel.save(str(path))
+        assert json.loads(path.read_text())["kind"] == "cloud"
+        other = ConfigPanel(ComfyConfig())
+        other.load(str(path))
+        assert other.kind.value == "cloud" and other.config.api_key is None  # the key is not saved
+        states = json.dumps([w.get_state() for w in _all_widgets(panel)], default=str)
+        sent = json.dumps([m for w in _all_widgets(panel) for m in w.comm.messages], default=str)
+        for shown in (states, sent, repr(panel), path.read_text(), panel.test_status.value, panel.in_use.value):
+            assert key not in shown
+        assert cloud.cloud_front is not None and cloud.cloud_front.stats.storage_key_leaks == 0
+
+
 def free_port() -> int:
     """A port nothing listens on (bound, then released)."""
     with socket.socket() as s:
