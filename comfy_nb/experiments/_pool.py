@@ -269,7 +269,7 @@ class ServerPool:
                     continue
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise ComfyConnectionError(self._nothing_up(policy))
+                    raise ComfyConnectionError(self._nothing_up(job, policy))
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(changed.wait(), remaining)
                 continue
@@ -289,12 +289,19 @@ class ServerPool:
                 server.submitting -= 1
             return server, submitted
 
-    def _nothing_up(self, policy: OverflowPolicy) -> str:
-        states = "; ".join(f"{'overflow ' if s.overflow else ''}{s.url}: {s.last_error or 'down'}"
-                           for s in self._servers)
-        unused = " (overflow is not used while no local server is up: OverflowPolicy(when_no_local=False))" \
-            if self.overflow and not policy.when_no_local else ""
-        return f"no server able to run this prompt was up for {self.wait_for_server:.0f} s{unused}: {states}"
+    def _nothing_up(self, job: PoolJob, policy: OverflowPolicy) -> str:
+        """Why no server took the job, server by server."""
+        reasons = []
+        for s in self._servers:
+            missing = missing_on(job.prompt, s.defs)
+            if not s.up:
+                why = s.last_error or "down"
+            elif missing:
+                why = "lacks " + ", ".join(missing[:5])
+            else:  # only an overflow server can be up, able and unused here
+                why = "not used while no local server is up (OverflowPolicy(when_no_local=False))"
+            reasons.append(f"{'overflow ' if s.overflow else ''}{s.url}: {why}")
+        return f"no server of the pool could take this prompt within {self.wait_for_server:g} s: {'; '.join(reasons)}"
 
     # ------------------------------------------------------------------ load
 

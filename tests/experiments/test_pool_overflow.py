@@ -19,7 +19,7 @@ from PIL import Image
 
 from comfy_nb import AsyncComfyClient
 from comfy_nb.client import JobState
-from comfy_nb.errors import ComfyConnectionError, ComfyError
+from comfy_nb.errors import ClientClosed, ComfyConnectionError, ComfyError
 from comfy_nb.experiments import CellResult, OverflowPolicy, PoolJob, ServerPool, Sweep, SweepRun, run_sweep
 from comfy_nb.mock import MockServer
 from comfy_nb.workflows import Workflow
@@ -161,7 +161,7 @@ async def test_overflow_is_no_fallback_when_not_allowed(small_wf: Workflow) -> N
             for job in jobs:  # each ends once, failed, with the reason; none went to the overflow
                 status = await job.wait(TIMEOUT)
                 assert status.state is JobState.FAILED and status.error is not None
-                assert "went down" in status.error.message and "when_no_local=False" in status.error.message
+                assert "went down" in status.error.message and "when_no_local=False" in status.error.message, status.error
             with pytest.raises(ComfyConnectionError, match=r"OverflowPolicy\(when_no_local=False\)"):
                 await pool.submit(small_wf)
         assert cloud.stats.prompts_submitted == 0
@@ -196,12 +196,14 @@ async def test_a_sweep_with_overflow_gives_the_local_results(small_wf: Workflow,
 
         local.faults.hold()
         policy = OverflowPolicy(when_queued_over=1, max_in_flight=2)
-        async with ServerPool([local.url], overflow=[other.url], overflow_policy=policy, **POOL_OPTIONS) as pool:
+        with_secret = other.url.replace("http://", "http://fleet:s3cret-pw@")  # userinfo: basic auth, never recorded
+        async with ServerPool([local.url], overflow=[with_secret], overflow_policy=policy, **POOL_OPTIONS) as pool:
             overflowed, listener = when(lambda: sum(r.overflow and r.state == "completed" for r in mixed) >= 2)
             mixed = await run_sweep(pool, sweep, output_dir=tmp_path / "mixed", on_update=listener)
             await asyncio.wait_for(overflowed.wait(), TIMEOUT)  # two cells done on the overflow while local waits
             local.faults.release()
             await mixed.wait(TIMEOUT)
+            assert pool.overflow == [other.url] and "s3cret" not in repr(pool) + repr(pool.stats())
 
     assert alone.counts() == mixed.counts() == {"completed": 6}
     places = {r["server"] for r in mixed.table() if r["overflow"]}
@@ -216,3 +218,58 @@ async def test_a_sweep_with_overflow_gives_the_local_results(small_wf: Workflow,
     assert same_columns(mixed.table()) == same_columns(alone.table())
     assert [r.graph for r in mixed] == [r.graph for r in alone]
     assert pixels(mixed) == pixels(alone)
+    assert "s3cret" not in repr(mixed.table()) + "".join(p.read_text() for p in (tmp_path / "mixed").rglob("*.json"))
+
+
+def test_blocking_pool_with_overflow(small_wf: Workflow, tmp_path: pathlib.Path) -> None:
+    from comfy_nb.experiments import BlockingServerPool
+
+    with held(MockServer()) as local, MockServer() as other:
+        on_overflow: set[str] = set()
+
+        def release_local(result: CellResult) -> None:  # on the pool's loop: the local GPU resumes once the
+            if result.overflow and result.state == "completed":  # overflow has finished two cells
+                on_overflow.add(result.key)
+            if len(on_overflow) >= 2:
+                local.faults.release()
+
+        policy = OverflowPolicy(when_queued_over=0, max_in_flight=2)
+        with BlockingServerPool([local.url], overflow=[other.url], overflow_policy=policy, **POOL_OPTIONS) as pool:
+            run = pool.run_sweep(Sweep(small_wf, seed=list(range(6))), output_dir=tmp_path, on_update=release_local)
+            stats = pool.stats()
+    assert run.counts() == {"completed": 6}
+    assert {r.key for r in run if r.overflow} >= on_overflow and len(on_overflow) >= 2
+    assert [(s.url, s.overflow) for s in stats] == [(local.url, False), (other.url, True)]
+    assert sum(s.completed for s in stats) == 6
+
+
+async def test_a_submit_waiting_for_a_full_overflow(small_wf: Workflow) -> None:
+    """No local server can run the graph, so jobs go to the overflow, one at a time: a submit waits for a slot
+    (not for ``wait_for_server``), goes on when one frees, and is released if the pool closes first."""
+    with MockServer(models={"checkpoints": ["other.safetensors"]}) as local, held(MockServer(cloud=True)) as cloud:
+        policy = OverflowPolicy(max_in_flight=1)
+        async with cloud_client(cloud) as client:
+            pool = ServerPool([local.url], overflow=[client], overflow_policy=policy, wait_for_server=0.01,
+                              **POOL_OPTIONS)
+            await pool.connect()
+            first = await pool.submit(small_wf)
+            second = asyncio.create_task(pool.submit(small_wf))
+            with pytest.raises(asyncio.TimeoutError):  # still waiting at 20 x wait_for_server: no deadline for a slot
+                await asyncio.wait_for(asyncio.shield(second), 20 * pool.wait_for_server)
+            assert cloud.stats.prompts_submitted == 1
+            cloud.faults.release()
+            assert (await first.wait(TIMEOUT)).state is JobState.COMPLETED
+            second_job = await asyncio.wait_for(second, TIMEOUT)
+            assert (await second_job.wait(TIMEOUT)).state is JobState.COMPLETED and second_job.overflow
+
+            cloud.faults.hold()
+            third = await pool.submit(small_wf)
+            fourth = asyncio.create_task(pool.submit(small_wf))
+            await asyncio.sleep(0)  # one loop turn: its placement reaches the wait without any I/O
+            await pool.aclose()
+            with pytest.raises(ClientClosed):
+                await asyncio.wait_for(fourth, TIMEOUT)
+            with pytest.raises(ClientClosed):
+                await third.wait(TIMEOUT)
+        assert cloud.stats.prompts_submitted == 3
+        assert local.stats.prompts_submitted == 0
