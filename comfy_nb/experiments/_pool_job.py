@@ -100,7 +100,6 @@ class PoolJob:
         self._cancel_requested = False
         self._subscribers: Observers[JobStatus] = Observers("subscriber of a pool job")
         self._closed: ClientClosed | None = None
-        self._task: asyncio.Task[None] | None = None
         self.attempts: list[dict[str, Any]] = []
         """Earlier submissions: ``{"server", "overflow", "prompt_id", "reason"}``."""
         self._loop = asyncio.get_running_loop()  # made by ServerPool.submit, on the pool's loop
@@ -231,9 +230,12 @@ class PoolJob:
         if server is not None and job is not None:
             server.jobs.discard(self)
             server.moved += 1
-            self.attempts.append({"server": server.url, "overflow": server.overflow, "prompt_id": job.prompt_id,
-                                  "reason": reason})
+            self.attempts.append(self._attempt(reason))
             self._pool._signal()  # a slot is free there
+
+    def _attempt(self, reason: str) -> dict[str, Any]:
+        """The record of the current submission, kept in ``attempts`` when the job leaves it."""
+        return {"server": self.server, "overflow": self.overflow, "prompt_id": self.prompt_id, "reason": reason}
 
     def _finish(self, status: JobStatus) -> None:
         if self._unsubscribe is not None:

@@ -319,8 +319,7 @@ class SweepRun:
                 unreachable = await self._record(cell, job, status, saves, earlier, last=round_ == _OUTPUT_ROUNDS - 1)
                 if unreachable is None or self._cancelling:
                     return
-                earlier += [*job.attempts, {"server": job.server, "overflow": job.overflow, "prompt_id": job.prompt_id,
-                                            "reason": unreachable}]
+                earlier += [*job.attempts, job._attempt(unreachable)]
         finally:
             release()
 
@@ -335,8 +334,8 @@ class SweepRun:
                       earlier: list[dict[str, Any]], last: bool) -> str | None:
         """Record the end of a cell; returns why instead when its outputs were unreachable (run it again)."""
         common: dict[str, Any] = dict(
-            prompt_id=job.prompt_id, server=job.server, overflow=job.overflow, queued_at=status.queued_at, started_at=status.started_at,
-            finished_at=status.finished_at or time.time(), attempts=(*earlier, *job.attempts),
+            prompt_id=job.prompt_id, server=job.server, overflow=job.overflow, queued_at=status.queued_at,
+            started_at=status.started_at, finished_at=status.finished_at or time.time(), attempts=(*earlier, *job.attempts),
         )
         if status.state is JobState.CANCELLED:
             self._set(cell, state="cancelled", **common)
