@@ -252,7 +252,7 @@ class ServerPool:
             raise WorkflowError(f"no server of the pool can run this prompt: {reasons}")
         deadline = time.monotonic() + self.wait_for_server
         while True:
-            if job._cancel_requested:
+            if job._cancel_requested.is_set():
                 raise ComfyError("cancelled before it could be submitted")
             if job._closed is not None:
                 raise ClientClosed(job._closed.message)

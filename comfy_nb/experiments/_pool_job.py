@@ -97,7 +97,7 @@ class PoolJob:
         self._final: JobStatus | None = None
         self._done = asyncio.Event()
         self._wake = asyncio.Event()
-        self._cancel_requested = False
+        self._cancel_requested = asyncio.Event()  # not a bool: it changes across the follower's awaits
         self._subscribers: Observers[JobStatus] = Observers("subscriber of a pool job")
         self._closed: ClientClosed | None = None
         self.attempts: list[dict[str, Any]] = []
@@ -159,8 +159,9 @@ class PoolJob:
         """Cancel wherever it is now; True when it ends cancelled."""
         if self.done:
             return False
-        self._cancel_requested = True
+        self._cancel_requested.set()
         self._wake.set()
+        self._pool._signal()  # a placement waiting for a server gives up
         job, server = self._job, self._server
         if job is not None and server is not None and server.up:
             with contextlib.suppress(ComfyError):
@@ -269,7 +270,7 @@ class PoolJob:
                 status = job.status
                 lost = status.state is JobState.FAILED and status.error is not None and \
                     status.error.exception_type is None
-                if not lost or self._cancel_requested:
+                if not lost or self._cancel_requested.is_set():
                     self._finish(status)
                     return
                 reason = f"lost by {server.url}: {status.error.message if status.error else ''}"
@@ -279,13 +280,19 @@ class PoolJob:
             else:
                 continue  # a cancel request: the job's own end wakes us again
             self._detach(reason)
-            if self._cancel_requested:
+            if self._cancel_requested.is_set():
                 self._finish(dataclasses.replace(job.status, state=JobState.CANCELLED, error=None))
                 return
             log.info("comfy_nb: moving prompt %s (%s)", job.prompt_id, reason)
             try:
                 new_server, new_job = await self._pool._place(self)
             except ComfyError as exc:
-                self._finish(self._failed(f"{reason}, and it could not be submitted again: {exc}"))
+                if self._cancel_requested.is_set():
+                    self._finish(dataclasses.replace(job.status, state=JobState.CANCELLED, error=None))
+                else:
+                    self._finish(self._failed(f"{reason}, and it could not be submitted again: {exc}"))
                 return
             self._attach(new_server, new_job)
+            if self._cancel_requested.is_set():  # asked while it was being submitted there
+                with contextlib.suppress(ComfyError):
+                    await new_job.cancel()

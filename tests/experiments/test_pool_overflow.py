@@ -273,3 +273,30 @@ async def test_a_submit_waiting_for_a_full_overflow(small_wf: Workflow) -> None:
                 await third.wait(TIMEOUT)
         assert cloud.stats.prompts_submitted == 3
         assert local.stats.prompts_submitted == 0
+
+
+async def test_a_moved_job_waiting_for_a_full_overflow_can_be_cancelled(small_wf: Workflow) -> None:
+    with held(MockServer(cloud=True)) as cloud:
+        local = held(MockServer()).start()
+        try:
+            policy = OverflowPolicy(when_queued_over=0, max_in_flight=1)
+            async with cloud_client(cloud) as client, \
+                    ServerPool([local.url], overflow=[client], overflow_policy=policy, **POOL_OPTIONS) as pool:
+                first = await pool.submit(small_wf)
+                second = await pool.submit(small_wf)
+                assert (first.server, second.server) == (local.url, client.url)  # the overflow is full now
+                await asyncio.to_thread(local.stop)
+                # this submit finds the local server gone (so the pool marks it down and moves `first`),
+                # and then waits with `first` for the overflow's one slot
+                third = asyncio.create_task(pool.submit(small_wf))
+                with pytest.raises(asyncio.TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(third), 0.2)
+                assert not pool.stats()[0].up
+                assert await asyncio.wait_for(first.cancel(), TIMEOUT) is True
+                assert first.status.state is JobState.CANCELLED and first.attempts[0]["server"] == local.url
+                cloud.faults.release()
+                for job in (second, await asyncio.wait_for(third, TIMEOUT)):
+                    assert (await job.wait(TIMEOUT)).state is JobState.COMPLETED and job.server == client.url
+            assert cloud.stats.prompts_submitted == 2
+        finally:
+            local.stop()
