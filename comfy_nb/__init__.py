@@ -26,7 +26,7 @@ if TYPE_CHECKING:
         ServerCapabilities,
     )
     from .config import ComfyConfig
-    from .experiments import ServerPool, Sweep, SweepRun
+    from .experiments import OverflowPolicy, ServerPool, Sweep, SweepRun
     from .workflows import GenerationTask, Workflow
 
 __version__ = "0.1.0"
@@ -53,6 +53,7 @@ _LAZY = {
     "Sweep": "comfy_nb.experiments",
     "SweepRun": "comfy_nb.experiments",
     "ServerPool": "comfy_nb.experiments",
+    "OverflowPolicy": "comfy_nb.experiments",
     "connect": "comfy_nb._connect",
 }
 
@@ -79,6 +80,7 @@ __all__ = [
     "JobState",
     "JobStatus",
     "Output",
+    "OverflowPolicy",
     "QueueState",
     "ServerCapabilities",
     "ServerPool",

@@ -8,9 +8,14 @@
     SweepGrid(run, x="cfg_scale", y="seed")  # comfy_nb.widgets: a live widget; .save("grid.png")
     run.table(); run.to_pandas()
     SweepRun.load("runs/foxes")              # read back; run_sweep into the same directory resumes
+
+    pool = ServerPool(["http://gpu1:8188"], overflow=[cloud_client],   # local first; the cloud only when
+                      overflow_policy=OverflowPolicy(when_queued_over=4, max_in_flight=8))  # queues are long
 """
 
-from ._pool import BlockingServerPool, PoolJob, ServerLoad, ServerPool
+from ._overflow import OverflowPolicy, Placement
+from ._pool import BlockingServerPool, ServerLoad, ServerPool
+from ._pool_job import PoolJob
 from ._run import SweepRun
 from ._runner import run_sweep, run_sweep_blocking, run_sweep_to_end
 from ._store import CellResult
@@ -21,6 +26,8 @@ __all__ = [
     "BlockingServerPool",
     "Cell",
     "CellResult",
+    "OverflowPolicy",
+    "Placement",
     "PoolJob",
     "ServerLoad",
     "ServerPool",

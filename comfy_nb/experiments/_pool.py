@@ -1,52 +1,37 @@
-"""``ServerPool``: the client's submit surface over several ComfyUI servers.
+"""``ServerPool``: the client's submit surface over several ComfyUI servers, with optional overflow.
 
-Placement: each prompt goes to the up server with the shortest queue (this pool's unfinished jobs
-there, or the server's own ``queue_remaining`` when other clients keep it busier) among those whose
-``/object_info`` has every node class of the graph and offers every combo value it uses (so model
-files and uploaded images are where the prompt needs them).
+Placement: each prompt goes to an up server whose ``/object_info`` has every node class of the graph
+and offers every combo value it uses (so model files and uploaded images are where the prompt needs
+them). Among those, ``OverflowPolicy.choose`` picks from the counts: the local server with the
+shortest queue (this pool's unfinished jobs there, or the server's own ``queue_remaining`` when other
+clients keep it busier), and an overflow server (Comfy Cloud, a fleet) only when the user gave one
+and every local queue is longer than the policy allows. A server in the main list is local whatever
+its kind: nothing leaves the local servers unless ``overflow=`` names where it may go.
 
 Failure: a server is marked down when a submit cannot reach it, or when its socket is gone and
-health probes fail ``down_after`` times in a row. Its unfinished jobs are then submitted again
-elsewhere (a ``PoolJob`` keeps one identity across moves), and so are jobs a restarted server
-forgot. The abandoned prompts are cancelled if that server comes back, so each job's result is
-taken from exactly one execution.
+health probes fail ``down_after`` times in a row. Its unfinished jobs are then placed again by the
+same rule (a ``PoolJob`` keeps one identity across moves; ``attempts`` says where it was and why),
+and so are jobs a restarted server forgot. The abandoned prompts are cancelled if that server comes
+back, so each job's result is taken from exactly one execution.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
-import dataclasses
 import logging
 import time
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .._observers import Observers
-from ..client import (
-    AsyncComfyClient,
-    ErrorCallback,
-    ErrorInfo,
-    Job,
-    JobState,
-    JobStatus,
-    Output,
-    UpdateCallback,
-)
-from ..client._job import raise_for_status, status_updates
-from ..errors import (
-    ClientClosed,
-    ComfyConnectionError,
-    ComfyError,
-    ComfyTimeout,
-    PromptValidationError,
-    WorkflowError,
-)
+from ..client import AsyncComfyClient, Job, JobState, Output
+from ..errors import ClientClosed, ComfyConnectionError, ComfyError, PromptValidationError, WorkflowError
 from ..protocol import NodeDef, api_graph
+from ._overflow import OverflowPolicy
+from ._pool_job import PoolJob, _Server, missing_on
 
-__all__ = ["BlockingServerPool", "PoolJob", "ServerLoad", "ServerPool"]
+__all__ = ["BlockingServerPool", "ServerLoad", "ServerPool"]
 
 log = logging.getLogger("comfy_nb")
 
@@ -66,245 +51,8 @@ class ServerLoad:
     """Jobs taken away from this server (it went down or forgot them) and submitted elsewhere."""
     server_queue: int | None
     """``queue_remaining`` as the server last reported it (all clients), when known."""
-
-
-class _Server:
-    def __init__(self, client: AsyncComfyClient, owned: bool) -> None:
-        self.client = client
-        self.owned = owned
-        self.url = client.url
-        self.up = False
-        self.generation = 0
-        """Bumped each time the server goes down: jobs placed in an older generation must move."""
-        self.failures = 0
-        self.defs: dict[str, NodeDef] = {}
-        self.jobs: set[PoolJob] = set()
-        self.assigned = 0
-        self.submitting = 0
-        """Submits in flight: counted as queued so concurrent placements spread out."""
-        self.completed = 0
-        self.failed = 0
-        self.moved = 0
-        self.abandoned: list[str] = []
-        self.last_error = ""
-
-    def queue_length(self) -> int:
-        return max(len(self.jobs) + self.submitting, self.client.queue_remaining or 0)
-
-
-def missing_on(graph: Mapping[str, Any], defs: Mapping[str, NodeDef]) -> list[str]:
-    """What a server lacks to run ``graph``: node classes, and combo values (model files, images)."""
-    missing: list[str] = []
-    for node in graph.values():
-        class_type = node.get("class_type")
-        node_def = defs.get(class_type)
-        if node_def is None:
-            missing.append(f"node class {class_type}")
-            continue
-        for name, value in (node.get("inputs") or {}).items():
-            spec = node_def.input(name)
-            if spec is not None and spec.options and isinstance(value, str) and value not in spec.options:
-                missing.append(f"{class_type}.{name} = {value!r}")
-    return missing
-
-
-class PoolJob:
-    """A job the pool follows across servers; the ``Job`` surface, plus ``server`` and ``attempts``."""
-
-    def __init__(self, pool: ServerPool, graph: dict[str, Any], meta: Mapping[str, Any] | None,
-                 submit_kwargs: dict[str, Any]) -> None:
-        self._pool = pool
-        self.prompt = graph
-        self.meta: dict[str, Any] = dict(meta or {})
-        self._kwargs = submit_kwargs
-        self._job: Job | None = None
-        self._server: _Server | None = None
-        self._generation = 0
-        self._unsubscribe: Callable[[], None] | None = None
-        self._final: JobStatus | None = None
-        self._done = asyncio.Event()
-        self._wake = asyncio.Event()
-        self._cancel_requested = False
-        self._subscribers: Observers[JobStatus] = Observers("subscriber of a pool job")
-        self._closed: ClientClosed | None = None
-        self._task: asyncio.Task[None] | None = None
-        self.attempts: list[dict[str, Any]] = []
-        """Earlier submissions: ``{"server", "prompt_id", "reason"}``."""
-        self._loop = asyncio.get_running_loop()  # made by ServerPool.submit, on the pool's loop
-
-    # ------------------------------------------------------------------ the Job surface
-
-    @property
-    def prompt_id(self) -> str:
-        return self._job.prompt_id if self._job is not None else ""
-
-    @property
-    def server(self) -> str:
-        return self._server.url if self._server is not None else ""
-
-    @property
-    def client(self) -> AsyncComfyClient:
-        """The client of the server this job is (or was last) on: outputs are downloaded from it."""
-        assert self._server is not None
-        return self._server.client
-
-    @property
-    def status(self) -> JobStatus:
-        if self._final is not None:
-            return self._final
-        if self._job is None:
-            return JobStatus(prompt_id="")
-        status = self._job.status
-        return status if not status.terminal else dataclasses.replace(status, state=JobState.QUEUED)
-
-    @property
-    def done(self) -> bool:
-        return self._final is not None
-
-    @property
-    def foreign(self) -> bool:
-        return False
-
-    async def wait(self, timeout: float | None = None) -> JobStatus:
-        """Wait for the final state (after any moves); ``ComfyTimeout``, or ``ClientClosed`` if the pool closes."""
-        try:
-            await asyncio.wait_for(self._done.wait(), timeout)
-        except asyncio.TimeoutError:
-            raise ComfyTimeout(f"pool job {self.prompt_id} did not finish within {timeout} s") from None
-        if self._final is None and self._closed is not None:
-            raise ClientClosed(self._closed.message)
-        return self.status
-
-    async def result(self, timeout: float | None = None) -> list[Output]:
-        return raise_for_status(await self.wait(timeout))
-
-    async def cancel(self) -> bool:
-        """Cancel wherever it is now; True when it ends cancelled."""
-        if self.done:
-            return False
-        self._cancel_requested = True
-        self._wake.set()
-        job, server = self._job, self._server
-        if job is not None and server is not None and server.up:
-            with contextlib.suppress(ComfyError):
-                await job.cancel()
-        await self._done.wait()
-        return self.status.state is JobState.CANCELLED
-
-    def cancel_nowait(self) -> concurrent.futures.Future[bool]:
-        """Ask for cancellation from any thread (a button handler) without waiting."""
-        return asyncio.run_coroutine_threadsafe(self.cancel(), self._loop)
-
-    def subscribe(self, on_update: UpdateCallback, on_error: ErrorCallback | None = None) -> Callable[[], None]:
-        """``on_update(status)`` on each change (a move to another server restarts at ``queued``);
-        ``on_error`` gets what a callback raised, and ``ClientClosed`` if the pool closes first."""
-        return self._subscribers.add(on_update, on_error)
-
-    def updates(self) -> AsyncGenerator[JobStatus, None]:
-        """Each new status until (and including) the final one; ``ClientClosed`` if the pool closes."""
-        return status_updates(self.subscribe, lambda: self.status, lambda: self._closed)
-
-    def __repr__(self) -> str:
-        return f"PoolJob(server={self.server!r}, state={self.status.state.value!r}, moves={len(self.attempts)})"
-
-    # ------------------------------------------------------------------ following
-
-    def _notify(self, status: JobStatus) -> None:
-        self._subscribers.notify(status)
-
-    def _close(self) -> None:
-        """The pool was closed first: release every waiter with ``ClientClosed`` (once)."""
-        if self._final is not None or self._closed is not None:
-            return
-        self._closed = ClientClosed(
-            f"the server pool was closed while prompt {self.prompt_id or '(not yet placed)'} was unfinished; "
-            "it may still run on its server"
-        )
-        self._subscribers.fail(self._closed)
-        self._done.set()
-
-    def _attach(self, server: _Server, job: Job) -> None:
-        self._server, self._job, self._generation = server, job, server.generation
-        server.jobs.add(self)
-        server.assigned += 1
-
-        def on_status(status: JobStatus) -> None:
-            if status.terminal:
-                self._wake.set()
-            else:
-                self._notify(status)
-
-        def on_error(exc: BaseException) -> None:
-            if isinstance(exc, ClientClosed):  # its client was closed under the pool: release our waiters too
-                self._close()
-
-        self._unsubscribe = job.subscribe(on_status, on_error)
-        if job.done:
-            self._wake.set()
-        else:
-            self._notify(job.status)
-
-    def _detach(self, reason: str) -> None:
-        server, job = self._server, self._job
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
-        if server is not None and job is not None:
-            server.jobs.discard(self)
-            server.moved += 1
-            self.attempts.append({"server": server.url, "prompt_id": job.prompt_id, "reason": reason})
-
-    def _finish(self, status: JobStatus) -> None:
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
-        server = self._server
-        if server is not None:
-            server.jobs.discard(self)
-            if status.state is JobState.COMPLETED:
-                server.completed += 1
-            elif status.state is JobState.FAILED:
-                server.failed += 1
-        self._final = status
-        self._pool._open.discard(self)
-        self._done.set()
-        self._notify(status)
-
-    def _failed(self, message: str) -> JobStatus:
-        return JobStatus(prompt_id=self.prompt_id, state=JobState.FAILED, error=ErrorInfo(message=message),
-                         finished_at=time.time())
-
-    async def _follow(self) -> None:
-        """Wait for the end; move the job when its server goes down or forgets it."""
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            job, server = self._job, self._server
-            assert job is not None and server is not None
-            if job.done:
-                status = job.status
-                lost = status.state is JobState.FAILED and status.error is not None and \
-                    status.error.exception_type is None
-                if not lost or self._cancel_requested:
-                    self._finish(status)
-                    return
-                reason = f"lost by {server.url}: {status.error.message if status.error else ''}"
-            elif server.generation != self._generation:
-                server.abandoned.append(job.prompt_id)
-                reason = f"{server.url} went down"
-            else:
-                continue  # a cancel request: the job's own end wakes us again
-            self._detach(reason)
-            if self._cancel_requested:
-                self._finish(dataclasses.replace(job.status, state=JobState.CANCELLED, error=None))
-                return
-            log.info("comfy_nb: moving prompt %s (%s)", job.prompt_id, reason)
-            try:
-                new_server, new_job = await self._pool._place(self)
-            except ComfyError as exc:
-                self._finish(self._failed(f"{reason}, and it could not be submitted again: {exc}"))
-                return
-            self._attach(new_server, new_job)
+    overflow: bool = False
+    """An overflow server (``ServerPool(..., overflow=[...])``)."""
 
 
 class ServerPool:
@@ -314,6 +62,9 @@ class ServerPool:
     pool does not know are passed to each ``AsyncComfyClient``. Existing clients may be given instead
     of URLs (they are not closed with the pool).
 
+    * ``overflow`` – servers (or clients, e.g. one for Comfy Cloud) used only when the local ones are
+      busy, as ``overflow_policy`` (default ``OverflowPolicy()``) says. Without it nothing is sent
+      anywhere but ``servers``.
     * ``health_interval`` – seconds between health checks of servers whose socket is gone.
     * ``down_after`` – failed probes in a row before a server counts as down.
     * ``probe_timeout`` – seconds one probe may take.
@@ -324,18 +75,31 @@ class ServerPool:
         self,
         servers: Sequence[str | AsyncComfyClient],
         *,
+        overflow: Sequence[str | AsyncComfyClient] = (),
+        overflow_policy: OverflowPolicy | None = None,
         health_interval: float = 1.0,
         down_after: int = 2,
         probe_timeout: float = 5.0,
         wait_for_server: float = 300.0,
         **client_kwargs: Any,
     ) -> None:
+        if isinstance(servers, str) or isinstance(overflow, str):
+            raise ComfyError("give the pool's servers (and its overflow) as a list of URLs or clients, not one string")
         if not servers:
             raise ComfyError("a ServerPool needs at least one server URL")
-        self._servers = [
-            _Server(s, False) if isinstance(s, AsyncComfyClient) else _Server(AsyncComfyClient(s, **client_kwargs), True)
-            for s in servers
+        if overflow_policy is not None and not isinstance(overflow_policy, OverflowPolicy):
+            raise ComfyError(f"overflow_policy must be an OverflowPolicy, not {type(overflow_policy).__name__}")
+        if overflow_policy is not None and not overflow:
+            raise ComfyError("overflow_policy is set but no overflow server is given: pass overflow=[url or client]")
+        self._overflow_policy = overflow_policy or OverflowPolicy()
+        self._servers = [self._make_server(s, False, client_kwargs) for s in servers] + [
+            self._make_server(s, True, client_kwargs) for s in overflow
         ]
+        seen: set[str] = set()
+        for server in self._servers:
+            if server.url in seen:
+                raise ComfyError(f"{server.url} is given twice to the pool (a server is either local or overflow)")
+            seen.add(server.url)
         self.health_interval = health_interval
         self.down_after = max(1, down_after)
         self.probe_timeout = probe_timeout
@@ -347,13 +111,41 @@ class ServerPool:
         self._open: set[PoolJob] = set()
         """Jobs not finished yet: released with ``ClientClosed`` when the pool closes."""
 
+    @staticmethod
+    def _make_server(server: str | AsyncComfyClient, overflow: bool, client_kwargs: dict[str, Any]) -> _Server:
+        if isinstance(server, AsyncComfyClient):
+            return _Server(server, owned=False, overflow=overflow)
+        return _Server(AsyncComfyClient(server, **client_kwargs), owned=True, overflow=overflow)
+
     def __repr__(self) -> str:
-        shown = ", ".join(f"{s.url} {'up' if s.up else 'down'}" for s in self._servers)
+        shown = ", ".join(f"{'overflow ' if s.overflow else ''}{s.url} {'up' if s.up else 'down'}"
+                          for s in self._servers)
         return f"ServerPool({shown})"
 
     @property
     def servers(self) -> list[str]:
+        """Every server's URL: the local ones, then the overflow ones."""
         return [s.url for s in self._servers]
+
+    @property
+    def overflow(self) -> list[str]:
+        """The overflow servers' URLs (empty unless the pool was given ``overflow=``)."""
+        return [s.url for s in self._servers if s.overflow]
+
+    @property
+    def overflow_policy(self) -> OverflowPolicy | None:
+        """When jobs go to the overflow servers; ``None`` without any."""
+        return self._overflow_policy if self.overflow else None
+
+    @property
+    def capacity(self) -> int:
+        """Jobs that keep every server busy: 4 per local server (more when the policy lets local queues
+        grow before overflowing), plus ``max_in_flight`` per overflow server. ``run_sweep``'s default."""
+        policy = self.overflow_policy
+        if policy is None:
+            return 4 * len(self._servers)
+        local = sum(not s.overflow for s in self._servers) * max(4, policy.when_queued_over + 1)
+        return local + len(self.overflow) * policy.max_in_flight
 
     @property
     def clients(self) -> list[AsyncComfyClient]:
@@ -380,6 +172,10 @@ class ServerPool:
         if not any(s.up for s in self._servers):
             details = "; ".join(f"{s.url}: {r}" for s, r in zip(self._servers, results, strict=True))
             raise ComfyConnectionError(f"no server of the pool answered ({details})")
+        if self.overflow and not self._overflow_policy.when_no_local and not any(
+                s.up for s in self._servers if not s.overflow):
+            log.warning("comfy_nb: no local server of the pool answered; with OverflowPolicy(when_no_local=False) "
+                        "jobs wait for one")
         self._monitor = asyncio.create_task(self._watch(), name="comfy_nb-pool-monitor")
 
     async def aclose(self) -> None:
@@ -387,6 +183,7 @@ class ServerPool:
         for job in list(self._open):
             job._close()
         self._open.clear()
+        self._signal()  # a submit waiting for a server sees its job closed
         tasks = [t for t in (self._monitor, *self._background, *self._followers) if t is not None]
         for task in tasks:
             task.cancel()
@@ -442,28 +239,44 @@ class ServerPool:
         return config, up[0].defs
 
     async def _place(self, job: PoolJob) -> tuple[_Server, Job]:
-        """Submit to the best server that can run the graph, waiting (bounded) for one to be up."""
-        deadline = time.monotonic() + self.wait_for_server
-        able = {s.url: missing_on(job.prompt, s.defs) for s in self._servers if s.up or s.defs}
+        """Submit where the policy says among the servers that can run the graph, waiting (bounded) for one.
+
+        The wait is bounded by ``wait_for_server`` while no usable server is up; a full overflow only
+        delays the job until one of its jobs ends.
+        """
+        policy = self._overflow_policy
+        usable = [s for s in self._servers if not s.overflow or policy.when_no_local]
+        able = {s.url: missing_on(job.prompt, s.defs) for s in usable if s.up or s.defs}
         if able and all(able.values()):
             reasons = "; ".join(f"{url} lacks {', '.join(m[:5])}" for url, m in able.items())
             raise WorkflowError(f"no server of the pool can run this prompt: {reasons}")
+        deadline = time.monotonic() + self.wait_for_server
         while True:
-            candidates = [s for s in self._servers if s.up and not missing_on(job.prompt, s.defs)]
-            if job._cancel_requested:
+            if job._cancel_requested.is_set():
                 raise ComfyError("cancelled before it could be submitted")
-            if not candidates:
+            if job._closed is not None:
+                raise ClientClosed(job._closed.message)
+            candidates = [s for s in self._servers if s.up and not missing_on(job.prompt, s.defs)]
+            # ties go to the server given the fewest jobs so far
+            local = sorted((s for s in candidates if not s.overflow), key=lambda s: s.assigned)
+            overflow = [s for s in candidates if s.overflow]
+            choice = policy.choose([s.queue_length() for s in local], [s.in_flight() for s in overflow])
+            if choice is None:
                 changed = self._changed
+                if overflow and policy.when_no_local:  # up, but full: waiting for a slot, which every end frees
+                    deadline = time.monotonic() + self.wait_for_server
+                    await changed.wait()
+                    continue
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise ComfyConnectionError(
-                        f"no server able to run this prompt was up for {self.wait_for_server:.0f} s: "
-                        + "; ".join(f"{s.url}: {s.last_error or 'down'}" for s in self._servers)
-                    )
+                    raise ComfyConnectionError(self._nothing_up(job, policy))
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(changed.wait(), remaining)
                 continue
-            server = min(candidates, key=lambda s: (s.queue_length(), s.assigned))
+            server = (overflow if choice.overflow else local)[choice.index]
+            if server.overflow:
+                log.info("comfy_nb: prompt to overflow server %s (local queues: %s)", server.url,
+                         [s.queue_length() for s in local] or "none up")
             server.submitting += 1
             try:
                 submitted = await server.client.submit(job.prompt, meta=job.meta, **job._kwargs)
@@ -476,6 +289,20 @@ class ServerPool:
                 server.submitting -= 1
             return server, submitted
 
+    def _nothing_up(self, job: PoolJob, policy: OverflowPolicy) -> str:
+        """Why no server took the job, server by server."""
+        reasons = []
+        for s in self._servers:
+            missing = missing_on(job.prompt, s.defs)
+            if not s.up:
+                why = s.last_error or "down"
+            elif missing:
+                why = "lacks " + ", ".join(missing[:5])
+            else:  # only an overflow server can be up, able and unused here
+                why = "not used while no local server is up (OverflowPolicy(when_no_local=False))"
+            reasons.append(f"{'overflow ' if s.overflow else ''}{s.url}: {why}")
+        return f"no server of the pool could take this prompt within {self.wait_for_server:g} s: {'; '.join(reasons)}"
+
     # ------------------------------------------------------------------ load
 
     def stats(self) -> list[ServerLoad]:
@@ -486,6 +313,7 @@ class ServerPool:
             out.append(ServerLoad(
                 url=s.url, up=s.up, queued=states.count(JobState.QUEUED), running=states.count(JobState.RUNNING),
                 completed=s.completed, failed=s.failed, moved=s.moved, server_queue=s.client.queue_remaining,
+                overflow=s.overflow,
             ))
         return out
 

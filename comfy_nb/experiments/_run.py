@@ -23,7 +23,8 @@ from ._store import TERMINAL, CellResult, RunStore
 from ._sweep import Cell, Sweep
 
 if TYPE_CHECKING:
-    from ._pool import PoolJob, ServerPool
+    from ._pool import ServerPool
+    from ._pool_job import PoolJob
 
 __all__ = ["SweepRun"]
 
@@ -156,7 +157,7 @@ class SweepRun:
             record.update({k: v for k, v in cell.settings.items() if isinstance(v, str) and k not in cell.params})
             record.update(cell.params)
             record.update(
-                state=r.state, prompt_id=r.prompt_id, server=r.server, resolved_seed=r.seed,
+                state=r.state, prompt_id=r.prompt_id, server=r.server, overflow=r.overflow, resolved_seed=r.seed,
                 **{name: getattr(r, name) for name in _TABLE_TIMES},
                 run_seconds=(r.finished_at - r.started_at) if r.finished_at and r.started_at else None,
                 outputs=[str(self.directory / p) for p in r.outputs], error=r.error,
@@ -304,7 +305,7 @@ class SweepRun:
                     return
                 self.submitted += 1
                 self._inflight[cell.key] = job
-                self._set(cell, state="queued", prompt_id=job.prompt_id, server=job.server)
+                self._set(cell, state="queued", prompt_id=job.prompt_id, server=job.server, overflow=job.overflow)
                 unsubscribe = job.subscribe(functools.partial(self._on_status, cell, job))
                 # held until the job ends: a task nobody references may be collected before it runs
                 cancelling = asyncio.ensure_future(job.cancel()) if self._cancelling else None
@@ -318,7 +319,7 @@ class SweepRun:
                 unreachable = await self._record(cell, job, status, saves, earlier, last=round_ == _OUTPUT_ROUNDS - 1)
                 if unreachable is None or self._cancelling:
                     return
-                earlier += [*job.attempts, {"server": job.server, "prompt_id": job.prompt_id, "reason": unreachable}]
+                earlier += [*job.attempts, job._attempt(unreachable)]
         finally:
             release()
 
@@ -326,15 +327,15 @@ class SweepRun:
         current = self._results[cell.key]
         state = "running" if status.state is JobState.RUNNING else "queued"
         if not status.terminal and (state != current.state or job.prompt_id != current.prompt_id):
-            self._set(cell, state=state, prompt_id=job.prompt_id, server=job.server,
+            self._set(cell, state=state, prompt_id=job.prompt_id, server=job.server, overflow=job.overflow,
                       queued_at=status.queued_at, started_at=status.started_at)
 
     async def _record(self, cell: Cell, job: PoolJob, status: JobStatus, saves: asyncio.Semaphore,
                       earlier: list[dict[str, Any]], last: bool) -> str | None:
         """Record the end of a cell; returns why instead when its outputs were unreachable (run it again)."""
         common: dict[str, Any] = dict(
-            prompt_id=job.prompt_id, server=job.server, queued_at=status.queued_at, started_at=status.started_at,
-            finished_at=status.finished_at or time.time(), attempts=(*earlier, *job.attempts),
+            prompt_id=job.prompt_id, server=job.server, overflow=job.overflow, queued_at=status.queued_at,
+            started_at=status.started_at, finished_at=status.finished_at or time.time(), attempts=(*earlier, *job.attempts),
         )
         if status.state is JobState.CANCELLED:
             self._set(cell, state="cancelled", **common)

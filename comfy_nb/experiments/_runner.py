@@ -33,8 +33,9 @@ async def run_sweep(
 ) -> SweepRun:
     """Start running ``sweep`` on a client or pool and return its ``SweepRun`` at once.
 
-    * ``concurrency`` – jobs submitted and unfinished at any time (default 4 per server), so the
-      servers' queues stay fed while finished outputs download.
+    * ``concurrency`` – jobs submitted and unfinished at any time (default ``pool.capacity``: 4 per
+      server, plus ``max_in_flight`` per overflow server), so the servers' queues stay fed while
+      finished outputs download.
     * ``output_dir`` – the run directory; running the same sweep into it again resumes: completed
       cells are not re-run (failed and cancelled ones are, unless ``rerun_failed=False``). Default: a
       new temporary directory.
@@ -64,7 +65,7 @@ async def run_sweep(
         await pool.connect()
         built_with, defs = await pool.build_context()
         run._start(pool, owned, config if config is not None else built_with, defs,
-                   concurrency or 4 * len(pool.servers), rerun_failed)
+                   concurrency or pool.capacity, rerun_failed)
     except BaseException:
         if owned:
             await pool.aclose()

@@ -39,6 +39,8 @@ class CellResult:
     """``pending``, ``queued``, ``running``, ``completed``, ``failed`` or ``cancelled``."""
     prompt_id: str | None = None
     server: str | None = None
+    overflow: bool = False
+    """The server was one of the pool's overflow servers (``ServerPool(..., overflow=[...])``)."""
     seed: Any = None
     """The seed the graph was built with (resolved when the task asked for a random one)."""
     meta: dict[str, Any] = field(default_factory=dict)

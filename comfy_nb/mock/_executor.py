@@ -391,6 +391,10 @@ class Executor:
             while not self.heap:
                 self._wake.clear()
                 await self._wake.wait()
+            held = self.env.faults.held()
+            if held is not None:
+                await held
+                continue
             stall = self.env.faults.stall_remaining("worker")
             if stall > 0:
                 await asyncio.sleep(stall)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 import time
 from collections import Counter
@@ -45,7 +47,9 @@ class Faults:
       instead (they are delivered, in order, when the stall ends).
     - ``fail_node(class_type_or_node_id, message="...", exception_type="RuntimeError", count=None)``:
       that node raises when it runs, giving a real ``execution_error``. ``count`` limits it to N runs.
-    - ``clear()``: switch every fault off.
+    - ``hold()`` / ``release()``: a gate, no timing involved: while held, the worker starts no new
+      prompt (they wait in the queue; one already running finishes).
+    - ``clear()``: switch every fault off (and release a hold).
     """
 
     def __init__(self) -> None:
@@ -57,6 +61,8 @@ class Faults:
         self._stall_worker_until = 0.0
         self._stall_sockets_until = 0.0
         self._nodes: list[_NodeFault] = []
+        self._held = False
+        self._release_waiters: list[asyncio.Future[None]] = []
         self._notify_drop: Callable[[str | None], None] | None = None
 
     # ----------------------------------------------------------------- public API
@@ -109,7 +115,20 @@ class Faults:
         with self._lock:
             self._nodes.append(_NodeFault(str(class_type_or_node_id), message, exception_type, count))
 
+    def hold(self) -> None:
+        with self._lock:
+            self._held = True
+
+    def release(self) -> None:
+        with self._lock:
+            self._held = False
+            waiters, self._release_waiters = self._release_waiters, []
+        for future in waiters:
+            with contextlib.suppress(RuntimeError):  # that server's loop is already closed
+                future.get_loop().call_soon_threadsafe(_resolve, future)
+
     def clear(self) -> None:
+        self.release()
         with self._lock:
             self._drop = None
             self._history_delay = 0.0
@@ -146,6 +165,15 @@ class Faults:
                     self._history_count = None
             return delay
 
+    def held(self) -> asyncio.Future[None] | None:
+        """On the server's loop: a future resolved by ``release()``, or ``None`` when not held."""
+        with self._lock:
+            if not self._held:
+                return None
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._release_waiters.append(future)
+            return future
+
     def stall_remaining(self, target: str) -> float:
         until = self._stall_worker_until if target == "worker" else self._stall_sockets_until
         return max(0.0, until - time.monotonic()) if until else 0.0
@@ -177,6 +205,11 @@ class Faults:
                 return True, cid
             self._drop = (left - 1, cid)
             return False, None
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class ServerStats:

@@ -95,6 +95,25 @@ async def test_stall_worker_and_sockets(fresh_mock: MockServer) -> None:
         assert (await http.history(pid))["status"]["status_str"] == "success"
 
 
+async def test_hold_keeps_prompts_queued_until_release(fresh_mock: MockServer) -> None:
+    async with Recorder(fresh_mock.url) as ws, Http(fresh_mock.url) as http:
+        await ws.wait_for(lambda m: m.get("type") == "status")
+        fresh_mock.faults.hold()
+        first = await http.submit(MODELFREE, ws.client_id)
+        second = await http.submit(MODELFREE, ws.client_id)
+        # a queue read after two submits: nothing started, both wait, however long the test takes
+        queue = (await http.client.get("/queue")).json()
+        assert queue["queue_running"] == [] and [p[1] for p in queue["queue_pending"]] == [first, second]
+        assert fresh_mock.stats.prompts_completed == 0
+        fresh_mock.faults.release()
+        await ws.wait_done(second)
+        assert (await http.history(first))["status"]["status_str"] == "success"
+        fresh_mock.faults.hold()
+        third = await http.submit(MODELFREE, ws.client_id)
+        fresh_mock.faults.clear()  # clear() releases a hold too
+        await ws.wait_done(third)
+
+
 async def test_fail_node_by_id_persistent_until_clear(fresh_mock: MockServer) -> None:
     fresh_mock.faults.fail_node("5", message="disk full")
     async with Recorder(fresh_mock.url) as ws, Http(fresh_mock.url) as http:
