@@ -2,9 +2,9 @@
 
 Local servers are made busy with the mock's gate (``faults.hold()`` / ``release()``): jobs wait in
 their queues for as long as the test says, so where each job goes follows from counts, not timing.
-The overflow endpoint is ``MockServer(cloud=True)`` (X-API-Key, routes under ``/api``, parallel
-jobs) where no output is downloaded, and a plain mock where a sweep downloads its outputs (the client
-on main does not follow the cloud's ``/api/view`` redirect).
+The overflow endpoint is ``MockServer(cloud=True)`` (Comfy Cloud's differences: X-API-Key, routes
+under ``/api``, socket token, downloads through a 302 to a storage host, parallel jobs), reached with
+``kind="cloud"``; the blocking test overflows to a plain mock given by URL.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ POOL_OPTIONS: dict[str, Any] = {"health_interval": 0.05, "down_after": 2, "probe
 
 
 def cloud_client(server: MockServer) -> AsyncComfyClient:
-    """A client of the mock's cloud mode as the client on main can reach it: the key as a header, ``/api`` routes."""
+    """A client of the mock's cloud mode, as a Comfy Cloud user makes one: its URL and API key."""
     assert server.api_key is not None
-    return AsyncComfyClient(server.url + "/api", headers={"X-API-Key": server.api_key}, max_retries=0)
+    return AsyncComfyClient(server.url, api_key=server.api_key, kind="cloud", max_retries=0)
 
 
 def held(server: MockServer) -> MockServer:
@@ -190,20 +190,20 @@ def pixels(run: SweepRun) -> dict[str, list[bytes]]:
 
 async def test_a_sweep_with_overflow_gives_the_local_results(small_wf: Workflow, tmp_path: pathlib.Path) -> None:
     sweep = Sweep(small_wf, seed=[1, 2, 3], cfg_scale=[4.0, 7.0])
-    with MockServer() as local, MockServer() as other:
+    with MockServer() as local, MockServer(cloud=True) as other:
         async with AsyncComfyClient(local.url, max_retries=0) as client:
             alone = await (await run_sweep(client, sweep, output_dir=tmp_path / "local")).wait(TIMEOUT)
 
         local.faults.hold()
         policy = OverflowPolicy(when_queued_over=1, max_in_flight=2)
-        with_secret = other.url.replace("http://", "http://fleet:s3cret-pw@")  # userinfo: basic auth, never recorded
-        async with ServerPool([local.url], overflow=[with_secret], overflow_policy=policy, **POOL_OPTIONS) as pool:
+        async with cloud_client(other) as cloud, \
+                ServerPool([local.url], overflow=[cloud], overflow_policy=policy, **POOL_OPTIONS) as pool:
             overflowed, listener = when(lambda: sum(r.overflow and r.state == "completed" for r in mixed) >= 2)
             mixed = await run_sweep(pool, sweep, output_dir=tmp_path / "mixed", on_update=listener)
             await asyncio.wait_for(overflowed.wait(), TIMEOUT)  # two cells done on the overflow while local waits
             local.faults.release()
             await mixed.wait(TIMEOUT)
-            assert pool.overflow == [other.url] and "s3cret" not in repr(pool) + repr(pool.stats())
+            assert pool.overflow == [other.url] and str(other.api_key) not in repr(pool) + repr(pool.stats())
 
     assert alone.counts() == mixed.counts() == {"completed": 6}
     places = {r["server"] for r in mixed.table() if r["overflow"]}
@@ -218,7 +218,9 @@ async def test_a_sweep_with_overflow_gives_the_local_results(small_wf: Workflow,
     assert same_columns(mixed.table()) == same_columns(alone.table())
     assert [r.graph for r in mixed] == [r.graph for r in alone]
     assert pixels(mixed) == pixels(alone)
-    assert "s3cret" not in repr(mixed.table()) + "".join(p.read_text() for p in (tmp_path / "mixed").rglob("*.json"))
+    saved = repr(mixed.table()) + "".join(p.read_text() for p in (tmp_path / "mixed").rglob("*.json"))
+    assert str(other.api_key) not in saved
+    assert other.cloud_front is not None and other.cloud_front.stats.storage_key_leaks == 0
 
 
 def test_blocking_pool_with_overflow(small_wf: Workflow, tmp_path: pathlib.Path) -> None:
