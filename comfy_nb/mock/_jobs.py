@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from ._server import _App
+    from ._executor import Executor
 
 __all__ = ["add_jobs_routes"]
 
@@ -61,7 +61,7 @@ def _history_job(prompt_id: str, entry: dict[str, Any], full: bool) -> dict[str,
     return job
 
 
-def add_jobs_routes(app: _App, router: web.UrlDispatcher) -> None:
+def add_jobs_routes(executor: Executor, router: web.UrlDispatcher) -> None:
     """Register ``/api/jobs``, ``/api/jobs/{job_id}`` and ``/api/jobs/{job_id}/cancel`` on ``router``."""
 
     async def list_jobs(request: web.Request) -> web.StreamResponse:
@@ -74,7 +74,7 @@ def add_jobs_routes(app: _App, router: web.UrlDispatcher) -> None:
             offset = int(q.get("offset", 0))
         except ValueError:
             return web.json_response({"error": "limit and offset must be integers"}, status=400)
-        ex = app.executor
+        ex = executor
         jobs: list[dict[str, Any]] = []
         if "in_progress" in wanted:
             jobs += [_queue_job(i, "in_progress") for i in ex.running_items()]
@@ -91,7 +91,7 @@ def add_jobs_routes(app: _App, router: web.UrlDispatcher) -> None:
         return web.json_response({"jobs": jobs, "pagination": pagination})
 
     def find(job_id: str) -> dict[str, Any] | None:
-        ex = app.executor
+        ex = executor
         if job_id in ex.history:
             return _history_job(job_id, ex.history[job_id], full=True)
         for item in ex.running_items():
@@ -114,9 +114,9 @@ def add_jobs_routes(app: _App, router: web.UrlDispatcher) -> None:
         if job is None:
             return web.json_response({"error": "Job not found"}, status=404)
         if job["status"] == "in_progress":
-            app.executor.interrupt(job_id)
+            executor.interrupt(job_id)
         elif job["status"] == "pending":
-            app.executor.delete(job_id)
+            executor.delete(job_id)
         else:
             return web.json_response({"error": f"Job already {job['status']}"}, status=409)
         return web.json_response({"id": job_id, "cancelled": True})
