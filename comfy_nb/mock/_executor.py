@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..protocol import is_link
-from . import _loaders  # noqa: F401 - registers the loader nodes
+from . import _image_nodes, _loaders, _sampling_nodes  # noqa: F401 - they register the node classes
 from ._cache import CacheEntry, signatures
 from ._catalog import Catalog
 from ._execution_list import ExecutionList
