@@ -121,6 +121,8 @@ class App:
         if route.startswith("/api/"):
             route = route[4:]
         self.stats.requests[f"{request.method} {route}"] += 1
+        if resource is None:
+            self.stats.unrouted[f"{request.method} {route}"] += 1
         fault = self.faults.take_http(canon)
         if fault is not None:
             self.stats.http_faults += 1
