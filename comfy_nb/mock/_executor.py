@@ -27,9 +27,10 @@ from ._faults import Faults, ServerStats
 from ._nodes import NODE_IMPLS, NodeImpl, encode_for_error
 from ._run import Outbox, Run
 
-__all__ = ["Executor", "Interrupted", "Outbox", "Workspace"]
+__all__ = ["SENSITIVE_EXTRA", "Executor", "Interrupted", "Outbox", "Workspace"]
 
-_SENSITIVE = ("auth_token_comfy_org", "api_key_comfy_org")
+SENSITIVE_EXTRA = ("auth_token_comfy_org", "api_key_comfy_org")
+"""``extra_data`` keys the server never writes to history (the user's comfy.org credentials)."""
 MAX_HISTORY = 10000
 
 
@@ -333,7 +334,7 @@ class Executor:
         if delay:
             await asyncio.sleep(delay)
         extra = dict(run.extra_data) if isinstance(run.extra_data, dict) else {}
-        for key in _SENSITIVE:
+        for key in SENSITIVE_EXTRA:
             extra.pop(key, None)
         self.history[run.prompt_id] = {
             "prompt": [run.number, run.prompt_id, prompt, extra, list(run.outputs_to_execute)],

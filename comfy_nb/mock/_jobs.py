@@ -9,17 +9,15 @@ mode) turn these routes on.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
-if TYPE_CHECKING:
-    from ._executor import Executor
+from ._executor import SENSITIVE_EXTRA, Executor
 
 __all__ = ["add_jobs_routes"]
 
 _STATUSES = ("pending", "in_progress", "completed", "failed")
-_SENSITIVE = ("auth_token_comfy_org", "api_key_comfy_org")
 
 
 def _queue_job(item: list[Any], status: str) -> dict[str, Any]:
@@ -57,7 +55,7 @@ def _history_job(prompt_id: str, entry: dict[str, Any], full: bool) -> dict[str,
     if full:
         job["outputs"] = entry.get("outputs") or {}
         job["execution_status"] = status_info
-        job["workflow"] = {"prompt": prompt[2], "extra_data": {k: v for k, v in extra.items() if k not in _SENSITIVE}}
+        job["workflow"] = {"prompt": prompt[2], "extra_data": {k: v for k, v in extra.items() if k not in SENSITIVE_EXTRA}}
     return job
 
 
