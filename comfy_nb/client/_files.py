@@ -11,6 +11,7 @@ import pathlib
 from collections.abc import Callable
 from typing import Any
 
+from .._files import write_atomic
 from ..errors import ComfyError, ServerError
 from ._models import Output, ServerCapabilities
 from ._transport import Transport, json_body
@@ -98,12 +99,9 @@ class Files:
         target = safe_target(root, output)
         data = await self.download(output)
 
-        def write() -> None:  # off the event loop: a large file must not stall every job's events
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
-
-        await asyncio.to_thread(write)
-        return target
+        # off the event loop (a large file must not stall every job's events), and atomically: a failed
+        # or interrupted save leaves the old file or none, never a torn one
+        return await asyncio.to_thread(write_atomic, target, data, private=False)
 
 
 def _ref_from_name(name: str) -> dict[str, str]:

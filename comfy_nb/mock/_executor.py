@@ -10,42 +10,28 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-import json
 import os
 import random
 import re
-import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from ..protocol import is_link
-from . import _loaders  # noqa: F401 - registers the loader nodes
+from . import _image_nodes, _loaders, _sampling_nodes  # noqa: F401 - they register the node classes
+from ._cache import CacheEntry, signatures
 from ._catalog import Catalog
+from ._execution_list import ExecutionList
 from ._faults import Faults, ServerStats
 from ._nodes import NODE_IMPLS, NodeImpl, encode_for_error
+from ._run import Outbox, Run
 
-__all__ = ["Executor", "Interrupted", "Outbox", "Workspace"]
+__all__ = ["SENSITIVE_EXTRA", "Executor", "Interrupted", "Outbox", "Workspace"]
 
-_SENSITIVE = ("auth_token_comfy_org", "api_key_comfy_org")
+SENSITIVE_EXTRA = ("auth_token_comfy_org", "api_key_comfy_org")
+"""``extra_data`` keys the server never writes to history (the user's comfy.org credentials)."""
 MAX_HISTORY = 10000
-
-
-class Outbox(Protocol):
-    """Where the executor's messages go: the server's sockets (one client id, or everyone for ``None``)."""
-
-    def send(self, event: str, data: dict[str, Any], sid: str | None) -> None: ...
-
-    def send_text(self, node_id: str, text: str) -> None: ...
-
-    def send_preview(
-        self, image: bytes, mime: str, sid: str | None, prompt_id: str | None, node_id: str | None
-    ) -> None: ...
-
-    def wants_metadata(self, sid: str | None) -> bool:
-        """True when that socket asked for previews with metadata (a feature flag)."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -75,12 +61,6 @@ class _InjectedFailure(Exception):
         self.type_name = type_name
 
 
-@dataclass
-class _CacheEntry:
-    outputs: tuple[Any, ...]
-    ui: dict[str, Any] | None
-
-
 @dataclass(order=True)
 class _HeapEntry:
     number: float
@@ -89,22 +69,12 @@ class _HeapEntry:
     item: list[Any]
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def _freeze(value: Any) -> Any:
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return json.dumps(value, sort_keys=True, default=str)
-
-
 class _NodeCtx:
     """What a running node sees (``_nodes.NodeContext``)."""
 
     __slots__ = ("env", "executor", "node_id", "prompt_id", "run")
 
-    def __init__(self, executor: Executor, run: _Run, node_id: str) -> None:
+    def __init__(self, executor: Executor, run: Run, node_id: str) -> None:
         self.executor = executor
         self.env = executor.env
         self.run = run
@@ -156,98 +126,6 @@ class _NodeCtx:
         self.env.catalog.invalidate()
 
 
-class _Run:
-    """One prompt's execution state and its messages."""
-
-    def __init__(self, outbox: Outbox, item: list[Any]) -> None:
-        self.outbox = outbox
-        self.number, self.prompt_id, self.prompt, self.extra_data, self.outputs_to_execute = item[:5]
-        cid = self.extra_data.get("client_id") if isinstance(self.extra_data, dict) else None
-        self.client_id: str | None = cid if isinstance(cid, str) else None
-        self.interrupted = False
-        self.last_node_id: str | None = None
-        self.cache: dict[Any, _CacheEntry] = {}
-        self.messages: list[list[Any]] = []
-        self.nodes_state: dict[str, dict[str, Any]] = {}
-        self.ui_outputs: dict[str, Any] = {}
-        self.meta: dict[str, Any] = {}
-        self.executed: list[str] = []
-        self.sigs: dict[str, Any] = {}
-        self.order: list[str] = []
-
-    # messages -----------------------------------------------------------------
-
-    def add_message(self, event: str, data: dict[str, Any], broadcast: bool) -> None:
-        data["timestamp"] = _now_ms()
-        self.messages.append([event, data])
-        if self.client_id is not None or broadcast:
-            self.outbox.send(event, data, self.client_id)
-
-    def to_client(self, event: str, data: dict[str, Any]) -> None:
-        if self.client_id is not None:
-            self.outbox.send(event, data, self.client_id)
-
-    def _state(self, node_id: str) -> dict[str, Any]:
-        st = self.nodes_state.get(node_id)
-        if st is None:
-            st = {
-                "value": 0.0,
-                "max": 1.0,
-                "state": "running",
-                "node_id": node_id,
-                "prompt_id": self.prompt_id,
-                "display_node_id": node_id,
-                "parent_node_id": None,
-                "real_node_id": node_id,
-            }
-            self.nodes_state[node_id] = st
-        return st
-
-    def _send_state(self) -> None:
-        self.outbox.send("progress_state", {"prompt_id": self.prompt_id, "nodes": self.nodes_state}, self.client_id)
-
-    def progress_start(self, node_id: str) -> None:
-        self._state(node_id)
-        self._send_state()
-
-    def progress_finish(self, node_id: str) -> None:
-        st = self._state(node_id)
-        st["state"] = "finished"
-        st["value"] = st["max"]
-        self._send_state()
-
-    def progress_update(
-        self, node_id: str, value: int | float, total: int | float, preview: bytes | None, mime: str
-    ) -> None:
-        st = self._state(node_id)
-        st["value"] = value
-        st["max"] = total
-        st["state"] = "running"
-        self._send_state()
-        progress = {"value": value, "max": total, "prompt_id": self.prompt_id, "node": node_id}
-        if preview is None:
-            self.outbox.send("progress", progress, self.client_id)
-            return
-        if self.outbox.wants_metadata(self.client_id):
-            self.outbox.send_preview(preview, mime, self.client_id, self.prompt_id, node_id)
-            self.outbox.send("progress", progress, self.client_id)
-        else:
-            self.outbox.send("progress", progress, self.client_id)
-            self.outbox.send_preview(preview, mime, self.client_id, None, None)
-
-    def record_ui(self, node_id: str, ui: dict[str, Any]) -> None:
-        self.ui_outputs[node_id] = ui
-        self.meta[node_id] = {
-            "node_id": node_id,
-            "display_node": node_id,
-            "parent_node": None,
-            "real_node_id": node_id,
-        }
-        self.to_client(
-            "executed", {"node": node_id, "display_node": node_id, "output": ui, "prompt_id": self.prompt_id}
-        )
-
-
 class Executor:
     """Queue (a min-heap on ``number``), history, the worker tasks and the classic cache.
 
@@ -264,8 +142,8 @@ class Executor:
         self._seq = 0
         self._wake = asyncio.Event()
         self.workers = max(1, int(workers))
-        self.runs: dict[str, _Run] = {}
-        self._caches: list[dict[Any, _CacheEntry]] = [{} for _ in range(self.workers)]
+        self.runs: dict[str, Run] = {}
+        self._caches: list[dict[Any, CacheEntry]] = [{} for _ in range(self.workers)]
         self._counters: dict[tuple[str, str], int] = {}
         self._temp_prefixes: dict[str, str] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -319,7 +197,7 @@ class Executor:
                 return run.last_node_id
         return None
 
-    async def checkpoint(self, run: _Run) -> None:
+    async def checkpoint(self, run: Run) -> None:
         """A place where the worker honours stalls and interrupts (node start, each progress step)."""
         stall = self.env.faults.stall_remaining("worker")
         while stall > 0:
@@ -414,12 +292,12 @@ class Executor:
                 self.queue_updated()
 
     async def _execute(self, item: list[Any], worker: int = 0) -> None:
-        run = _Run(self.env.outbox, item)
+        run = Run(self.env.outbox, item)
         self.runs[run.prompt_id] = run
         prompt: dict[str, Any] = run.prompt
         run.add_message("execution_start", {"prompt_id": run.prompt_id}, False)
 
-        sigs = run.sigs = self._signatures(prompt)
+        sigs = run.sigs = signatures(prompt, self.env.catalog, lambda kind: self.env.folder(kind) or "")
         wanted = set(sigs.values())
         cache = self._caches[worker]
         if len(cache) > len(wanted) or any(k not in wanted for k in cache):
@@ -428,41 +306,17 @@ class Executor:
         cached = [nid for nid in prompt if sigs.get(nid) in cache]
         run.add_message("execution_cached", {"nodes": cached, "prompt_id": run.prompt_id}, False)
 
-        # the execution list: requested outputs plus their uncached ancestors
-        pending: dict[str, None] = {}
-        blockers: dict[str, set[str]] = {}
-        blocking: dict[str, set[str]] = {}
-
-        def add(nid: str) -> None:
-            if nid in pending:
-                return
-            pending[nid] = None
-            blockers.setdefault(nid, set())
-            for value in (prompt[nid].get("inputs") or {}).values():
-                if is_link(value):
-                    src = str(value[0])
-                    if src not in prompt or sigs.get(src) in cache:
-                        continue
-                    blockers[nid].add(src)
-                    blocking.setdefault(src, set()).add(nid)
-                    add(src)
-
-        for out in run.outputs_to_execute:
-            if out in prompt:
-                add(str(out))
-
-        run.order = list(pending)
-        is_output = self.env.catalog.is_output
+        todo = ExecutionList(
+            prompt, run.outputs_to_execute, lambda nid: sigs.get(nid) in cache, self.env.catalog.is_output
+        )
+        run.order = todo.order
         success = False
         current: str | None = None
         try:
-            while pending:
-                ready = [n for n in pending if not blockers[n]]
-                current = _pick(ready, prompt, blocking, is_output)
+            while todo:
+                current = todo.next()
                 await self._run_node(run, current, sigs, cache)
-                del pending[current]
-                for child in blocking.get(current, ()):
-                    blockers[child].discard(current)
+                todo.done(current)
             run.add_message("execution_success", {"prompt_id": run.prompt_id}, False)
             success = True
         except Interrupted:
@@ -484,7 +338,7 @@ class Executor:
         if delay:
             await asyncio.sleep(delay)
         extra = dict(run.extra_data) if isinstance(run.extra_data, dict) else {}
-        for key in _SENSITIVE:
+        for key in SENSITIVE_EXTRA:
             extra.pop(key, None)
         self.history[run.prompt_id] = {
             "prompt": [run.number, run.prompt_id, prompt, extra, list(run.outputs_to_execute)],
@@ -500,7 +354,7 @@ class Executor:
         run.to_client("executing", {"node": None, "prompt_id": run.prompt_id})
         self.runs.pop(run.prompt_id, None)
 
-    async def _run_node(self, run: _Run, nid: str, sigs: dict[str, Any], cache: dict[Any, _CacheEntry]) -> None:
+    async def _run_node(self, run: Run, nid: str, sigs: dict[str, Any], cache: dict[Any, CacheEntry]) -> None:
         node = run.prompt[nid]
         class_type = str(node.get("class_type"))
         sig = sigs[nid]
@@ -541,14 +395,14 @@ class Executor:
                     "current_outputs": list(run.order),
                 }
             ) from None
-        cache[sig] = _CacheEntry(outputs, ui)
+        cache[sig] = CacheEntry(outputs, ui)
         if ui is not None:
             run.record_ui(nid, ui)
         run.progress_finish(nid)
         run.executed.append(nid)
 
     def _inputs(
-        self, run: _Run, nid: str, node: dict[str, Any], class_type: str, impl: NodeImpl | None
+        self, run: Run, nid: str, node: dict[str, Any], class_type: str, impl: NodeImpl | None
     ) -> dict[str, Any]:
         types = self.env.catalog.input_types(class_type)
         kwargs: dict[str, Any] = {}
@@ -583,51 +437,6 @@ class Executor:
                     kwargs[name] = nid
         return kwargs
 
-    def _signatures(self, prompt: dict[str, Any]) -> dict[str, Any]:
-        """Input signature per node: class, is_changed, constants and the ancestors' signatures."""
-        sigs: dict[str, Any] = {}
-        catalog = self.env.catalog
-
-        def sig(nid: str, depth: int = 0) -> Any:
-            got = sigs.get(nid)
-            if got is not None:
-                return got
-            node = prompt.get(nid)
-            if not isinstance(node, dict) or depth > 500:
-                return ("missing", nid)
-            class_type = str(node.get("class_type"))
-            impl = NODE_IMPLS.get(class_type)
-            inputs = node.get("inputs") or {}
-            parts: list[Any] = [class_type]
-            if impl is not None and impl.is_changed is not None:
-                parts.append(_freeze(impl.is_changed(_NodeCtxLite(self.env), inputs)))
-            if "unique_id" in catalog.input_types(class_type):
-                parts.append(("id", nid))
-            for name in sorted(inputs):
-                value = inputs[name]
-                if is_link(value):
-                    parts.append((name, sig(str(value[0]), depth + 1), _freeze(value[1])))
-                else:
-                    parts.append((name, _freeze(value)))
-            result = tuple(parts)
-            sigs[nid] = result
-            return result
-
-        for nid in prompt:
-            sig(nid)
-        return sigs
-
-
-class _NodeCtxLite:
-    """Enough of a node context for ``is_changed`` hooks (folders only)."""
-
-    def __init__(self, env: Workspace) -> None:
-        self.env = env
-
-    def folder(self, kind: str) -> str:
-        return self.env.folder(kind) or ""
-
-
 class _NodeFailed(Exception):
     def __init__(self, details: dict[str, Any]) -> None:
         super().__init__(details.get("exception_message", ""))
@@ -638,23 +447,3 @@ def _type_name(exc: BaseException) -> str:
     cls = type(exc)
     module = cls.__module__
     return cls.__qualname__ if module in ("builtins", "__main__") else f"{module}.{cls.__qualname__}"
-
-
-def _pick(
-    ready: list[str], prompt: dict[str, Any], blocking: dict[str, set[str]], is_output: Callable[[str], bool]
-) -> str:
-    """The server's UX-friendly choice among ready nodes: outputs first, then what feeds them soonest."""
-
-    def out(nid: str) -> bool:
-        return is_output(str(prompt[nid].get("class_type")))
-
-    for nid in ready:
-        if out(nid):
-            return nid
-    for nid in ready:
-        if any(out(b) for b in blocking.get(nid, ())):
-            return nid
-    for nid in ready:
-        if any(out(b2) for b in blocking.get(nid, ()) for b2 in blocking.get(b, ())):
-            return nid
-    return ready[0]

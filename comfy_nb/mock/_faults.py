@@ -216,6 +216,8 @@ class ServerStats:
     """Cheap counters (``server.stats``); read them from any thread.
 
     ``requests``: ``Counter`` of ``"METHOD /route"`` (``/api`` folded in, e.g. ``"GET /history/{prompt_id}"``);
+    ``unrouted``: ``Counter`` of ``"METHOD /path"`` no route matched (answered 404 or 405: what a client
+    asked for that the mock does not serve);
     ``history_fetches`` (``GET /history`` and ``/history/{id}``), ``prompts_submitted`` (200s),
     ``prompts_rejected`` (400s), ``prompts_completed``, ``ws_connects``, ``ws_messages``, ``http_faults``
     (answers replaced by ``faults.http_errors``), ``sockets_dropped``, ``restarts``.
@@ -223,6 +225,7 @@ class ServerStats:
 
     def __init__(self) -> None:
         self.requests: Counter[str] = Counter()
+        self.unrouted: Counter[str] = Counter()
         self.history_fetches = 0
         self.prompts_submitted = 0
         self.prompts_rejected = 0
@@ -236,6 +239,7 @@ class ServerStats:
     def snapshot(self) -> dict[str, Any]:
         return {
             "requests": dict(self.requests),
+            "unrouted": dict(self.unrouted),
             "history_fetches": self.history_fetches,
             "prompts_submitted": self.prompts_submitted,
             "prompts_rejected": self.prompts_rejected,

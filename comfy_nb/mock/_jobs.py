@@ -9,17 +9,15 @@ mode) turn these routes on.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
-if TYPE_CHECKING:
-    from ._server import _App
+from ._executor import SENSITIVE_EXTRA, Executor
 
 __all__ = ["add_jobs_routes"]
 
 _STATUSES = ("pending", "in_progress", "completed", "failed")
-_SENSITIVE = ("auth_token_comfy_org", "api_key_comfy_org")
 
 
 def _queue_job(item: list[Any], status: str) -> dict[str, Any]:
@@ -57,11 +55,11 @@ def _history_job(prompt_id: str, entry: dict[str, Any], full: bool) -> dict[str,
     if full:
         job["outputs"] = entry.get("outputs") or {}
         job["execution_status"] = status_info
-        job["workflow"] = {"prompt": prompt[2], "extra_data": {k: v for k, v in extra.items() if k not in _SENSITIVE}}
+        job["workflow"] = {"prompt": prompt[2], "extra_data": {k: v for k, v in extra.items() if k not in SENSITIVE_EXTRA}}
     return job
 
 
-def add_jobs_routes(app: _App, router: web.UrlDispatcher) -> None:
+def add_jobs_routes(executor: Executor, router: web.UrlDispatcher) -> None:
     """Register ``/api/jobs``, ``/api/jobs/{job_id}`` and ``/api/jobs/{job_id}/cancel`` on ``router``."""
 
     async def list_jobs(request: web.Request) -> web.StreamResponse:
@@ -74,7 +72,7 @@ def add_jobs_routes(app: _App, router: web.UrlDispatcher) -> None:
             offset = int(q.get("offset", 0))
         except ValueError:
             return web.json_response({"error": "limit and offset must be integers"}, status=400)
-        ex = app.executor
+        ex = executor
         jobs: list[dict[str, Any]] = []
         if "in_progress" in wanted:
             jobs += [_queue_job(i, "in_progress") for i in ex.running_items()]
@@ -91,7 +89,7 @@ def add_jobs_routes(app: _App, router: web.UrlDispatcher) -> None:
         return web.json_response({"jobs": jobs, "pagination": pagination})
 
     def find(job_id: str) -> dict[str, Any] | None:
-        ex = app.executor
+        ex = executor
         if job_id in ex.history:
             return _history_job(job_id, ex.history[job_id], full=True)
         for item in ex.running_items():
@@ -114,9 +112,9 @@ def add_jobs_routes(app: _App, router: web.UrlDispatcher) -> None:
         if job is None:
             return web.json_response({"error": "Job not found"}, status=404)
         if job["status"] == "in_progress":
-            app.executor.interrupt(job_id)
+            executor.interrupt(job_id)
         elif job["status"] == "pending":
-            app.executor.delete(job_id)
+            executor.delete(job_id)
         else:
             return web.json_response({"error": f"Job already {job['status']}"}, status=409)
         return web.json_response({"id": job_id, "cancelled": True})

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import pathlib
 import threading
 from typing import Any
 
 import pytest
 
+import comfy_nb
 from comfy_nb import AsyncComfyClient, ComfyClient, JobState
 from comfy_nb.errors import ClientClosed, ComfyConnectionError
 
@@ -68,17 +70,31 @@ async def test_blocking_result_in_a_thread_returns_on_close(fake: FakeComfy) -> 
     assert len(outcome) == 1 and isinstance(outcome[0], ClientClosed)
 
 
+def client_tasks() -> list[str]:
+    """The tasks of this event loop that run comfy_nb code (a reconnect loop, a poller, a background read)."""
+    package = pathlib.Path(comfy_nb.__file__).parent
+    found = []
+    for task in asyncio.all_tasks():
+        code = getattr(task.get_coro(), "cr_code", None)
+        if code is not None and package in pathlib.Path(code.co_filename).parents:
+            found.append(f"{task.get_name()}: {code.co_name}")
+    return found
+
+
 async def test_use_after_close_never_reopens(fake: FakeComfy) -> None:
     """Item 6: after close(), submit/track/queries raise ClientClosed and nothing reaches the server."""
     client = make_client(fake)
     await client.connect()
+    assert client_tasks(), "a connected client runs tasks (its socket, its poller)"
     await client.aclose()
     connects, posts = fake.ws_connects, len(fake.posts)
     for call in (lambda: client.submit(GRAPH), lambda: client.track("x"), client.system_stats, client.queue,
                  lambda: client.status("x")):
         with pytest.raises(ClientClosed, match="closed"):
             await call()
-    await asyncio.sleep(0.1)  # a stray reconnect would have happened by now (upper bound, not a sync)
+    # Every comfy_nb coroutine runs in a task on this loop; with none left, nothing of the client can
+    # reconnect or post later, so the counts below are final.
+    assert client_tasks() == []
     assert fake.ws_connects == connects and len(fake.posts) == posts
     await client.connect()  # an explicit connect() reopens it
     assert (await (await client.submit(GRAPH)).wait(timeout=BOUND)).state is JobState.COMPLETED

@@ -19,7 +19,7 @@ from aiohttp import web
 from comfy_nb import JobState
 from comfy_nb.errors import ComfyTimeout
 
-from ._fake import GRAPH, OUTPUT, FakeComfy, default_script, msg, preview_frame
+from ._fake import GRAPH, OUTPUT, FakeComfy, default_script, msg, never_ends, preview_frame
 from .conftest import BOUND, Ledger, make_client
 
 
@@ -141,19 +141,24 @@ async def test_a_normal_job_reads_no_history(fake: FakeComfy) -> None:
 
 async def test_stale_poll_answer_never_finishes_a_job_twice(fake: FakeComfy, background_failures: Any) -> None:
     """Item 3: the poller's history read is slow; the job ends on the socket meanwhile. Subscribers see
-    `completed` once for every job."""
+    `completed` once for every job, also after the stale answer has been handled."""
     release = asyncio.Event()
 
     async def slow_history(request: web.Request) -> web.StreamResponse:
         pid = request.match_info["pid"]
         await release.wait()
         body = {pid: fake.history[pid]} if pid in fake.history else {}
+        fake.requests.append("history-answered")
         return web.json_response(body)
 
     fake.answers["history"] = None
     runs = []
+    sentinel = "sentinel-never-ends"
 
     async def script(fake: FakeComfy, pid: str) -> None:
+        if pid == sentinel:
+            await never_ends(fake, pid)
+            return
         fake.start_running(pid)
         await fake.send(msg("execution_start", prompt_id=pid))
         fake.finish(pid)  # done server-side; the socket tells only once a history read is in flight
@@ -167,16 +172,26 @@ async def test_stale_poll_answer_never_finishes_a_job_twice(fake: FakeComfy, bac
         fake.requests.append("history-wait")
         return await slow_history(request)
 
+    def handled_stale_answer() -> bool:
+        """The poller reads /queue again after the stale answer: one reconciliation runs at a time, so
+        it has handled that answer (and any second ending it could cause has been delivered)."""
+        if "history-answered" not in fake.requests:
+            return False
+        return "queue" in fake.requests[fake.requests.index("history-answered"):]
+
     fake._history_one = history_route  # type: ignore[method-assign]
     fake.script = script
     async with make_client(fake, quiet_poll=0.05) as client:
+        # A job that runs for ever keeps the poller reconciling, so each round ends with a /queue read.
+        await client.submit(GRAPH, prompt_id=sentinel)
         ledgers = []
         for _ in range(int(os.environ.get("COMFY_NB_SOAK_JOBS", "5"))):  # 80 for a soak
             release.clear()
             fake.requests.clear()
             ledgers.append(Ledger(await client.submit(GRAPH)))
             await ledgers[-1].ended_once()
-        await asyncio.sleep(0.3)  # the stale answers land after the end (an upper bound, not a sync)
+            await fake.until(handled_stale_answer, BOUND)
+    assert len(runs) == len(ledgers)
     for ledger in ledgers:
         assert len(ledger.terminal) == 1
 

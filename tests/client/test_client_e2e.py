@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import psutil
 import pytest
 from captures import FIXTURES
 from PIL import Image
@@ -306,13 +307,28 @@ async def test_a_server_gone_for_good_fails_unfinished_jobs() -> None:
         assert not client.jobs
 
 
-async def test_a_closed_client_opens_no_new_connection_pool(mock_server: MockServer) -> None:
-    client = AsyncComfyClient(mock_server.url)
+async def test_a_closed_client_opens_no_new_connection_pool(fresh_mock: MockServer) -> None:
+    port = int(fresh_mock.url.rsplit(":", 1)[1])
+
+    def connections() -> int:
+        """This process's open TCP connections to this test's own mock (its accepted ends have ``port`` local)."""
+        return sum(1 for c in psutil.Process().net_connections("tcp") if c.raddr and c.raddr.port == port)
+
+    client = AsyncComfyClient(fresh_mock.url)
     await client.connect()
+    await client.system_stats()  # a pooled keep-alive connection besides the socket
+    assert connections() >= 2
     await client.aclose()
+    for _ in range(200):  # the pool's sockets close on the loop's next turns
+        if not connections():
+            break
+        await asyncio.sleep(0.005)
+    assert connections() == 0
+    requests = sum(fresh_mock.stats.requests.values())
     with pytest.raises(ComfyConnectionError, match="closed"):
         await client.system_stats()  # e.g. a widget's late background call
-    assert not client._transport.pool_open  # nothing left open for the garbage collector to complain about
+    # nothing reached the server and nothing was left open for the garbage collector to complain about
+    assert sum(fresh_mock.stats.requests.values()) == requests and connections() == 0
     await client.connect()  # reusable on purpose
     assert (await client.system_stats())["system"]
     await client.aclose()

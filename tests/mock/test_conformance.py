@@ -227,7 +227,9 @@ async def test_queue_delete_and_clear_match_capture(fresh_mock: MockServer) -> N
     trace = capture("ws_trace_queue_delete.json")
     want_pending = capture("queue_pending.json")
     want_after = capture("queue_after_delete.json")
-    fresh_mock.call(lambda: setattr(fresh_mock._app.executor, "number", 4))  # type: ignore[union-attr]
+    async with Http(fresh_mock.url) as http:  # the captured server had numbered 4 prompts before
+        for _ in range(4):  # a refused prompt takes a number too (server.py counts before it validates)
+            assert (await http.client.post("/prompt", json={"prompt": {}})).status_code == 400
     async with Recorder(fresh_mock.url) as ws, Http(fresh_mock.url) as http:
         ids = [await http.submit(slow(3, 0.05, seed=1), ws.client_id)]
         await ws.wait_for(lambda m: isinstance(m, dict) and m["type"] == "execution_start")

@@ -262,3 +262,12 @@ def test_duplicate_detection_is_by_content(tmp_path: Any) -> None:
             assert r.json()["name"] == "same.png"
             assert hashlib.sha256((tmp_path / "input" / "same.png").read_bytes()).digest() == hashlib.sha256(data).digest()
     assert (tmp_path / "input" / "same.png").exists()  # a caller's root_dir is left in place
+
+
+async def test_requests_without_a_route_are_counted_apart(fresh_mock: MockServer) -> None:
+    async with Http(fresh_mock.url) as http:
+        assert (await http.client.get("/api/no/such/route")).status_code == 404
+        assert (await http.client.delete("/prompt")).status_code == 405
+        assert (await http.client.get("/view", params={"filename": "missing.png"})).status_code == 404
+    assert fresh_mock.stats.unrouted == {"GET /no/such/route": 1, "DELETE /prompt": 1}
+    assert fresh_mock.stats.requests["GET /view"] == 1  # a route that answers 404 itself is routed

@@ -195,11 +195,16 @@ async def test_unknown_messages_and_truncated_frames_are_ignored(fresh_mock: Moc
             struct.pack(">II", 4, 2) + b"[]",  # metadata not an object
             struct.pack(">I", 99) + b"future",  # unknown event type
         ]
-        for frame in junk:
-            client._follower.on_frame(frame)  # exactly what the socket hands on with each frame
+        for frame in junk:  # through the server's real socket, in order with its own messages
+            fresh_mock.send_frame(frame, client.client_id)
         outputs = await job.result(timeout=20)
         assert len(outputs) == 1
         assert job.status.error is None
+        # A sentinel behind the junk on the same socket: once the client has applied it, every junk
+        # frame has been read too. Nothing else is sent after the job's last status message.
+        fresh_mock.send_frame(json.dumps({"type": "status", "data": {"status": {"exec_info": {"queue_remaining": 77}}}}),
+                              client.client_id)
+        await wait_until(lambda: client.queue_remaining == 77, what="the sentinel behind the junk")
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "malformed binary frame" in text and "malformed message" in text
 

@@ -165,8 +165,10 @@ async def run_round(
     for p in plans:
         p.job = await client.submit(graph(p), meta={"index": p.index})
     if scenario in ("cancel", "restart"):
-        await wait_until(lambda: server.call(lambda: server._app.executor.remaining()) == len(plans),  # type: ignore[union-attr]
-                         what="all jobs on the server")
+        async def all_on_the_server() -> bool:
+            return (await client.queue()).remaining == len(plans)
+
+        await wait_until(all_on_the_server, what="all jobs on the server")
     if scenario == "cancel":
         queue = await client.queue()
         running = {e.prompt_id for e in queue.running}

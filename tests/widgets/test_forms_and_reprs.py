@@ -31,7 +31,7 @@ def test_lora_rows_set_model_and_clip_strength() -> None:
     assert lora_triples([LoraSpec(name="a", strength_model=0.5, strength_clip=0.25), ("b", 0.8), "c"]) == [
         ("a", 0.5, 0.25), ("b", 0.8, 0.8), ("c", 1.0, 1.0)]
     stack = LoraStack(["a", "b"], [("a", 0.5, 0.25)])
-    row = stack._rows.children[0]
+    row = stack.children[0].children[0]  # the rows box, then its first row
     assert [c.description for c in row.children[1:3]] == ["model", "CLIP"]
     row.children[2].value = 0.75
     assert stack.value == [("a", 0.5, 0.75)]
@@ -41,7 +41,7 @@ def test_config_panel_keeps_clip_strength() -> None:
     config = ComfyConfig(loras=[("x.safetensors", 0.6, 0.3)])
     panel = ConfigPanel(config)
     assert panel.loras.value == [("x.safetensors", 0.6, 0.3)]
-    panel.loras._rows.children[0].children[2].value = 0.9
+    panel.loras.children[0].children[0].children[2].value = 0.9  # first row's CLIP strength
     assert config.loras == [LoraSpec(name="x.safetensors", strength_model=0.6, strength_clip=0.9)]
 
 

@@ -157,8 +157,8 @@ def test_task_builder_queues_without_blocking_and_feeds_gallery(server: MockServ
     gallery = Gallery(client=client)
     tb = TaskBuilder(client, gallery=gallery)
     # each list arrives on its own answer: wait for all of them
-    wait_for(lambda: "sd15-mock.safetensors" in tb.checkpoint._options_values
-             and "euler_ancestral" in tb.sampler._options_values and "karras" in tb.scheduler._options_values,
+    wait_for(lambda: "sd15-mock.safetensors" in offered(tb.checkpoint)
+             and "euler_ancestral" in offered(tb.sampler) and "karras" in offered(tb.scheduler),
              TIMEOUT, "server lists")
     tb.prompt.value = "<b>fox</b> in snow"
     tb.size.value = "768 × 768 (1:1)"
@@ -210,10 +210,10 @@ def test_task_builder_uploads_init_image(client: ComfyClient) -> None:
 
     tb = TaskBuilder(client)
     tb.type.value = "upscale"
-    assert tb._image_row.layout.display == "flex"
+    assert shown(tb, tb.init_upload)
     tb.init_upload.value = ({"name": "in.png", "type": "image/png", "size": 10, "content": memoryview(png_bytes()),
                              "last_modified": __import__("datetime").datetime(2024, 1, 1, tzinfo=__import__("datetime").timezone.utc)},)
-    wait_for(lambda: tb._init_image, TIMEOUT, "upload")
+    wait_for(lambda: "✓" in tb.init_status.value, TIMEOUT, "upload")
     assert "in" in tb.task.init_image
 
 
@@ -239,7 +239,7 @@ def test_config_panel_validates_tests_connection_and_keeps_secrets(
     for word in ("comfy_nb built-in mock (ComfyUI 0.3.64 API)", "RAM", "previews on (--preview-method auto)",
                  "jobs API", "targeted interrupt"):
         assert word in panel.test_status.value
-    wait_for(lambda: "sd15-mock.safetensors" in panel.checkpoint._options_values, TIMEOUT, "models")
+    wait_for(lambda: "sd15-mock.safetensors" in offered(panel.checkpoint), TIMEOUT, "models")
     panel.checkpoint.value = "sdxl-mock.safetensors"
     assert panel.config.checkpoint == "sdxl-mock.safetensors"
     panel.workflows["image"].value = "txt2img"
@@ -332,6 +332,20 @@ def test_studio_wires_builder_gallery_and_queue(client: ComfyClient) -> None:
     assert graph.job is studio.jobs[0]
     wait_for(lambda: graph.node_states and all(s["state"] == "done" for s in graph.node_states.values()),
              TIMEOUT, "graph states")
+
+
+def offered(dropdown: Any) -> list[Any]:
+    """The values a dropdown offers (its options are ``(label, value)`` pairs)."""
+    return [value for _label, value in dropdown.options]
+
+
+def shown(root: Any, widget: Any) -> bool:
+    """Whether ``widget`` is inside ``root`` with no box on the way hidden (``layout.display == "none"``)."""
+    if root is widget:
+        return True
+    if root.layout.display == "none":
+        return False
+    return any(shown(child, widget) for child in getattr(root, "children", ()))
 
 
 def _all_widgets(w: Any) -> list[Any]:

@@ -98,7 +98,7 @@ def test_studio_switches_to_another_server(server: MockServer) -> None:
             new_client = fut.result(TIMEOUT)
             assert isinstance(new_client, ComfyClient)
             wait_for(lambda: studio.client is new_client, TIMEOUT, "studio switched")
-            assert new_client.url == other.url and studio.builder._client is new_client
+            assert new_client.url == other.url and studio.builder.client is new_client
             assert studio.queue_panel is not old_queue and studio.tabs.children[studio.tabs.titles.index("Queue")] is studio.queue_panel
             wait_for(lambda: other.url in studio.config_panel.in_use.value, TIMEOUT, "in-use line")
             assert "no auth" in studio.config_panel.in_use.value
@@ -129,10 +129,10 @@ def test_no_preview_notice_names_the_server_flag(fake_client: FakeClient) -> Non
     job = FakeJob(fake_client)
     view = JobView(job)
     job.emit(state=JobState.RUNNING, started_at=1.0, current_node=NodeRef("3", "KSampler"), step=1, steps=20)
-    view._throttle.flush()
+    view.flush()
     assert view.notice == ""
     job.emit(step=3)
-    view._throttle.flush()
+    view.flush()
     assert "--preview-method auto (or latent2rgb)" in view.notice
     job.emit(state=JobState.CANCELLED, finished_at=2.0)
     assert view.notice == ""

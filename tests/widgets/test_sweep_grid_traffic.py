@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from comfy_nb import ComfyClient
-from comfy_nb.experiments import Sweep
+from comfy_nb.experiments import CellResult, Sweep
 from comfy_nb.mock import MockServer
 from comfy_nb.widgets import SweepGrid
 from comfy_nb.workflows import Workflow
@@ -26,18 +29,30 @@ def _cell_messages(widget: Any) -> list[list[dict[str, Any]]]:
             if isinstance(m, dict) and m.get("method") == "custom" and m["content"].get("type") == "cells"]
 
 
-def test_grid_sends_changed_cells_only(tmp_path: pathlib.Path, mock_server: MockServer) -> None:
+def test_grid_sends_changed_cells_only(
+    tmp_path: pathlib.Path, mock_server: MockServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with ComfyClient(mock_server.url) as client:
         axes: dict[str, Any] = {"1.color": [1, 2, 3, 4, 5, 6]}
         run = Sweep(Workflow(GRAPH), **axes).run(client, output_dir=tmp_path)
+    listeners: list[Callable[[CellResult], Any]] = []
+    subscribe = run.on_update
+
+    def on_update(callback: Callable[[CellResult], Any]) -> Callable[[], None]:
+        listeners.append(callback)  # kept, to tell them of a change as the run would
+        return subscribe(callback)
+
+    monkeypatch.setattr(run, "on_update", on_update)
     grid = SweepGrid(run)
+    assert len(listeners) == 1, "the grid follows the run"
     first = _cell_messages(grid)
     assert [len(items) for items in first] == [6] and {c["state"] for c in first[0]} == {"completed"}
     assert all(set(c) == {"index", "row", "column", "state", "error", "label"} for c in first[0])
     assert "update" not in str([m.get("method") for m in grid.comm.messages if "cells" in str(m.get("state"))])
 
     changed = dataclasses.replace(run[2], state="failed", error="boom <b>")
-    grid._on_cell(changed)
+    for listener in listeners:  # the run reports that cell 2 changed
+        listener(changed)
     grid.flush()
     delta = _cell_messages(grid)[1:]
     assert delta == [[{**first[0][2], "state": "failed", "error": "boom <b>"}]]

@@ -3,7 +3,6 @@ test_live_mock.py)."""
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import pytest
@@ -97,7 +96,12 @@ def test_gallery_thousand_outputs_fetches_only_the_visible_page(fake_client: Fak
     for p in range(1, 6):
         g.show_page(p)
         wait_for(lambda: all(it["thumb"] for it in g.items), what=f"page {p}")
-    assert len(g._thumbs) <= 64, "the thumbnail cache is bounded"
+    fetched = len(fake_client.downloads)
+    g.show_page(5)  # the most recent page is cached: no download
+    assert all(it["thumb"] for it in g.items) and len(fake_client.downloads) == fetched
+    g.show_page(0)  # 160 thumbnails were made since page 0's; the cache holds 64, so they are gone
+    wait_for(lambda: all(it["thumb"] for it in g.items), what="page 0 again")
+    assert len(fake_client.downloads) == fetched + 24, "the thumbnail cache is bounded"
     assert repr(g) == "Gallery(1000 outputs)"
 
 
@@ -158,12 +162,11 @@ def test_queue_panel_live_rows_cancel_and_clear(fake_client: FakeClient, loop_th
 
 def test_queue_panel_throttles_bursts(fake_client: FakeClient, loop_thread: Any) -> None:
     panel = QueuePanel(fake_client)
-    wait_for(lambda: not panel._throttle.pending, what="initial")
+    panel.refresh().result(10)
+    panel.flush()  # the first read is shown
     before = len(state_updates(panel))
     for i in range(200):
         fake_client.push_queue(QueueState(pending=tuple(QueueEntry(f"p{j}", j) for j in range(i % 7))))
-    ev = threading.Event()
-    wait_for(lambda: not panel._throttle.pending, what="settled")
-    ev.wait(0.01)
+    panel.flush()  # the last of the burst is shown now, not after the throttle's interval
     assert len(state_updates(panel)) - before < 40
     assert panel.pending_total == 199 % 7
