@@ -14,23 +14,19 @@ import logging
 import os
 import pathlib
 import ssl
-import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import httpx
 
-from ..config import check_timeout
 from ..errors import (
     ClientClosed,
     ComfyError,
-    WorkflowError,
 )
 from ..protocol import (
     HistoryEntry,
     NodeDef,
     api_graph,
-    node_errors_to_list,
     refuse_non_finite,
 )
 from ._cancel import Canceller
@@ -47,10 +43,12 @@ from ._models import (
 from ._options import resolve_options
 from ._queue_watch import QueueWatch
 from ._server_info import ServerInfo, read_history, read_history_entry, read_queue, read_status
+from ._settings import ClientSettings
 from ._socket import Socket
-from ._submit import post_prompt
+from ._submit import dropped_outputs, new_prompt_id, post_prompt, prompt_body
 from ._tracker import JobTracker
 from ._transport import Transport
+from ._v2_backend import V2Backend, by_kind
 
 __all__ = ["AsyncComfyClient", "PromptBuilder"]
 
@@ -62,10 +60,12 @@ T = TypeVar("T")
 class PromptBuilder(Protocol):
     """What ``submit_task`` needs from a task: an API graph plus the parameters to record."""
 
-    def to_prompt(self, config: Any, node_defs: dict[str, NodeDef]) -> tuple[dict[str, Any], dict[str, Any]]: ...
+    def to_prompt(
+        self, config: Any, node_defs: dict[str, NodeDef] | None
+    ) -> tuple[dict[str, Any], dict[str, Any]]: ...
 
 
-class AsyncComfyClient:
+class AsyncComfyClient(ClientSettings):
     """An async client for one ComfyUI server.
 
     **Parameters**
@@ -78,6 +78,8 @@ class AsyncComfyClient:
       reads on connection errors, 5xx and 429.
     * ``websocket`` – False to follow jobs by polling only.
     * ``outage_timeout`` – seconds the server may stay unreachable before unfinished jobs end ``failed``.
+    * ``kind`` – ``"v2"`` for a Comfy API v2 endpoint (``comfy-api-proxy``), with ``api_key`` (sent as
+      ``Authorization: Bearer``; ``token`` works too): the same ``Job``/``JobStatus``/``Output``.
 
     Use ``async with AsyncComfyClient(...) as client`` (or ``await client.connect()`` /
     ``await client.aclose()``).
@@ -102,6 +104,8 @@ class AsyncComfyClient:
         outage_timeout: float = 120.0,
         http_client: httpx.AsyncClient | None = None,
         max_download_size: int = 1 << 30,
+        api_key: str | None = None,
+        kind: Literal["auto", "comfyui", "cloud", "v2"] = "auto",
     ) -> None:
         self.config = config
         options = resolve_options(
@@ -144,11 +148,17 @@ class AsyncComfyClient:
         """True after ``aclose()`` until an explicit ``connect()``: nothing reopens it implicitly."""
         self._connect_lock: asyncio.Lock | None = None
         self._background: set[asyncio.Task[Any]] = set()
+        self.kind: str = kind
+        """The kind of server this client speaks to (``"v2"``: a Comfy API v2 endpoint)."""
+        self._v2 = V2Backend(
+            self, self.url, self._follower.settings, self._transport, api_key=api_key if api_key is not None else token,
+            verify=verify, http_client=http_client,
+        ) if kind == "v2" else None
 
     # ------------------------------------------------------------------ lifecycle
 
     def __repr__(self) -> str:
-        auth = " auth=***" if "Authorization" in self._headers else ""
+        auth = " auth=***" if "Authorization" in self._headers or (self._v2 and self._v2.keyed) else ""
         return f"AsyncComfyClient(url={self.url!r}{auth})"
 
     async def __aenter__(self) -> AsyncComfyClient:
@@ -157,48 +167,6 @@ class AsyncComfyClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
-
-    @property
-    def timeout(self) -> float:
-        """Seconds for one HTTP exchange (connect is capped at 10 s)."""
-        return self._transport.timeout
-
-    @property
-    def max_retries(self) -> int:
-        """Retries of a read on connection errors, timeouts, 5xx and 429."""
-        return self._transport.max_retries
-
-    @property
-    def max_download_size(self) -> int:
-        """Bytes one response may carry (downloads included); a larger one raises ``ServerError``."""
-        return self._transport.max_download_size
-
-    @property
-    def poll_interval(self) -> float:
-        """Seconds between checks of whether jobs need polling (no socket, a quiet one, foreign jobs)."""
-        return self._follower.settings.poll_interval
-
-    @poll_interval.setter
-    def poll_interval(self, value: float) -> None:
-        self._follower.settings.poll_interval = check_timeout(value, "poll_interval")
-
-    @property
-    def quiet_poll(self) -> float:
-        """Seconds of socket silence after which unfinished jobs are reconciled by polling."""
-        return self._follower.settings.quiet_poll
-
-    @quiet_poll.setter
-    def quiet_poll(self, value: float) -> None:
-        self._follower.settings.quiet_poll = check_timeout(value, "quiet_poll")
-
-    @property
-    def outage_timeout(self) -> float:
-        """Seconds the server may stay unreachable before unfinished jobs end ``failed``."""
-        return self._follower.settings.outage_timeout
-
-    @outage_timeout.setter
-    def outage_timeout(self, value: float) -> None:
-        self._follower.settings.outage_timeout = check_timeout(value, "outage_timeout")
 
     @property
     def view_url(self) -> str:
@@ -216,8 +184,8 @@ class AsyncComfyClient:
 
     @property
     def connected(self) -> bool:
-        """True while the WebSocket is open."""
-        return self._socket.open
+        """True while the WebSocket is open (on a v2 endpoint: while the client is connected)."""
+        return self._v2.connected if self._v2 is not None else self._socket.open
 
     def _closed_error(self) -> ClientClosed:
         return self._transport.closed_error()
@@ -230,6 +198,11 @@ class AsyncComfyClient:
         assert self._connect_lock is not None
         self._closed = False  # an explicit connect() reopens a closed client
         async with self._connect_lock:
+            if self._v2 is not None:  # a Comfy API v2 endpoint: no socket, each job followed by its own task
+                self._closing = False
+                register_client(self)
+                await self._v2.connect()
+                return
             if self._socket.running or (not self._use_ws and self._supervisor is not None):
                 return
             self._closing = self._follower.closing = self._transport.closed = False
@@ -269,6 +242,8 @@ class AsyncComfyClient:
         """
         self._closing = True
         self._closed = True
+        if self._v2 is not None:
+            await self._v2.aclose()
         self._transport.closed = True  # a late background call must not open a new pool
         self._follower.close(self.url)
         await self._queue_watch.stop()
@@ -300,30 +275,37 @@ class AsyncComfyClient:
 
     # ------------------------------------------------------------------ server info
 
+    @by_kind
     async def system_stats(self) -> dict[str, Any]:
         return await self._server.system_stats()
 
+    @by_kind
     async def object_info(self, refresh: bool = False) -> dict[str, Any]:
         """Every node definition (cached per client; ``refresh=True`` re-reads it)."""
         return await self._server.object_info(refresh)
 
+    @by_kind
     async def node_defs(self, refresh: bool = False) -> dict[str, NodeDef]:
         return await self._server.node_defs(refresh)
 
+    @by_kind
     async def choices(self, class_type: str, input_name: str) -> list[Any]:
         """The allowed values of a combo input, e.g. ``choices("KSampler", "sampler_name")``."""
         return await self._server.choices(class_type, input_name)
 
+    @by_kind
     async def models(self, folder: str) -> list[str]:
         """File names in a model folder (``checkpoints``, ``loras``, ``vae``, ``upscale_models``...)."""
         return await self._server.models(folder)
 
+    @by_kind
     async def capabilities(self, refresh: bool = False) -> ServerCapabilities:
         """Version, devices and what the server supports (previews, jobs API, targeted interrupt)."""
         return await self._server.capabilities(refresh)
 
     # ------------------------------------------------------------------ submitting
 
+    @by_kind
     async def submit(
         self,
         prompt: Mapping[str, Any] | Any,
@@ -344,20 +326,8 @@ class AsyncComfyClient:
         graph = api_graph(prompt)
         refuse_non_finite(graph)
         await self._ensure_open()
-        if prompt_id is not None and (not isinstance(prompt_id, str) or not prompt_id.strip()):
-            raise WorkflowError(f"prompt_id must be a non-empty string, not {prompt_id!r}")
-        if prompt_id is not None and self._follower.get(prompt_id) is not None:
-            raise WorkflowError(f"prompt {prompt_id} is already queued by this client: give a new prompt_id")
-        pid = prompt_id or str(uuid.uuid4())
-        body: dict[str, Any] = {"prompt": graph, "client_id": self.client_id, "prompt_id": pid}
-        if extra_data:
-            body["extra_data"] = dict(extra_data)
-        if number is not None:
-            body["number"] = number
-        elif front:
-            body["front"] = True
-        if partial_targets:
-            body["partial_execution_targets"] = list(partial_targets)
+        pid = new_prompt_id(prompt_id, taken=prompt_id is not None and self._follower.get(prompt_id) is not None)
+        body = prompt_body(graph, self.client_id, pid, extra_data, front, number, partial_targets)
         feed = JobFeed(JobTracker(pid, prompt=graph, outputs_to_execute=partial_targets, view_url=self.view_url))
         job = Job(self, feed, meta)
         await self._socket.reopened()  # a reconnect under way: wait for it (briefly) rather than follow blind
@@ -375,12 +345,7 @@ class AsyncComfyClient:
             self._follower.submitted(pid, accepted=False)
             raise
         if accepted is not None and accepted.node_errors:
-            errors = tuple(node_errors_to_list(accepted.node_errors, graph))
-            feed.set_node_errors(errors)
-            log.warning(
-                "comfy_nb: prompt %s was queued without its invalid outputs:\n%s",
-                pid, "\n".join(f"  - {e.describe()}" for e in errors),
-            )
+            feed.set_node_errors(dropped_outputs(accepted.node_errors, graph, pid))
         feed.release()
         self._follower.submitted(pid, accepted=True)
         return job
@@ -400,7 +365,7 @@ class AsyncComfyClient:
             from ..config import ComfyConfig
 
             self.config = ComfyConfig(server_url=self.url)  # the built-in templates, no preferred models
-        defs = await self.node_defs()
+        defs = None if self._v2 is not None else await self.node_defs()  # v2: the endpoint validates
         prompt, meta = task.to_prompt(self.config, defs)
         return await self.submit(prompt, meta=meta, **kwargs)
 
@@ -414,20 +379,23 @@ class AsyncComfyClient:
     @property
     def jobs(self) -> dict[str, Job]:
         """The unfinished jobs this client is following."""
-        return self._follower.jobs
+        return self._v2.jobs if self._v2 is not None else self._follower.jobs
 
     async def _history(self, pid: str) -> HistoryEntry | None:
         """The prompt's history entry, None when it has none; ``ProtocolError`` for a body of the wrong shape."""
         return await read_history_entry(self._transport, pid)
 
+    @by_kind
     async def history(self, max_items: int | None = None, offset: int | None = None) -> dict[str, HistoryEntry]:
         """Finished prompts by id (entries of an unreadable shape are left out)."""
         return await read_history(self._transport, max_items, offset)
 
+    @by_kind
     async def queue(self) -> QueueState:
         """The server's queue, pending in run order (``ProtocolError`` for a body of the wrong shape)."""
         return await read_queue(self._transport, self.client_id)
 
+    @by_kind
     async def status(self, prompt_id: str) -> JobStatus:
         """The status of any prompt, including ones submitted by other clients."""
         job = self._follower.get(prompt_id)
@@ -435,6 +403,7 @@ class AsyncComfyClient:
             return job.status
         return await read_status(self._transport, prompt_id, self.client_id, self.view_url)
 
+    @by_kind
     async def track(self, prompt_id: str) -> Job:
         """A ``Job`` for a prompt submitted elsewhere, kept up to date by polling."""
         await self._ensure_open()
@@ -458,6 +427,7 @@ class AsyncComfyClient:
 
     # ------------------------------------------------------------------ cancelling and the queue
 
+    @by_kind
     async def cancel(self, prompt_id: str) -> bool:
         """Cancel one prompt: removed if pending, interrupted if running. Never touches another prompt.
 
@@ -465,16 +435,20 @@ class AsyncComfyClient:
         """
         return await self._canceller.cancel(prompt_id)
 
+    @by_kind
     async def clear_queue(self, *, mine_only: bool = False) -> int:
         """Remove pending prompts (all, or only this client's); returns how many were removed."""
         return await self._canceller.clear_queue(mine_only=mine_only)
 
+    @by_kind
     async def interrupt(self) -> None:
         """Global interrupt of whatever runs now (any client's prompt); prefer ``cancel(prompt_id)``."""
         await self._transport.request("POST", "/interrupt", json={})
 
     def on_queue_change(self, callback: Callable[[QueueState], Any]) -> Callable[[], None]:
         """Call ``callback(QueueState)`` whenever the server's queue changes (pushed by the socket)."""
+        if self._v2 is not None:
+            return self._v2.on_queue_change(callback)
         unsubscribe = self._queue_watch.add(callback)
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._queue_watch.schedule)
@@ -487,6 +461,7 @@ class AsyncComfyClient:
 
     # ------------------------------------------------------------------ files
 
+    @by_kind
     async def upload_image(
         self,
         image: Any,
@@ -506,14 +481,17 @@ class AsyncComfyClient:
             image, name=name, subfolder=subfolder, overwrite=overwrite, type=type, mask_for=mask_for
         )
 
+    @by_kind
     async def download(self, output: Output, *, preview: str | None = None) -> bytes:
         """The bytes of an output file (``preview="webp;60"`` asks the server for a small re-encode)."""
         return await self._files.download(output, preview=preview)
 
+    @by_kind
     async def load_image(self, output: Output) -> Any:
         """An output as a ``PIL.Image`` (fully loaded)."""
         return await self._files.load_image(output)
 
+    @by_kind
     async def save_output(self, output: Output, directory: str | os.PathLike[str]) -> pathlib.Path:
         """Save an output under ``directory`` (its subfolder kept); never writes outside it."""
         return await self._files.save_output(output, directory)

@@ -119,6 +119,10 @@ class ComfyClient:
         return self.aclient.auth
 
     @property
+    def kind(self) -> str:
+        return self.aclient.kind
+
+    @property
     def timeout(self) -> float:
         return self.aclient.timeout
 

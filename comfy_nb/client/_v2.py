@@ -86,7 +86,7 @@ class V2Session:
     """A Comfy API v2 endpoint, over httpx's public API.
 
     ``V2Session(url, *, api_key=None, key_header="authorization", timeout=30.0, max_retries=3,
-    poll_interval=0.5, settle_time=10.0, http_client=None)``
+    poll_interval=0.5, settle_time=10.0, http_client=None, verify=True)``
 
     * ``api_key`` goes as ``Authorization: Bearer`` (``key_header="authorization"``, the v2 and
       ``comfy-api-proxy --token`` form) or ``X-API-Key`` (``key_header="x-api-key"``), only to ``url``'s
@@ -107,6 +107,7 @@ class V2Session:
         poll_interval: float = 0.5,
         settle_time: float = 10.0,
         http_client: httpx.AsyncClient | None = None,
+        verify: Any = True,
     ) -> None:
         self.url = url.rstrip("/")
         self._origin = _origin(self.url)
@@ -122,7 +123,7 @@ class V2Session:
         self.settle_time = float(settle_time)
         self._own_http = http_client is None
         self._http = http_client or httpx.AsyncClient(
-            timeout=httpx.Timeout(self.timeout, connect=min(10.0, self.timeout)), follow_redirects=False
+            timeout=httpx.Timeout(self.timeout, connect=min(10.0, self.timeout)), follow_redirects=False, verify=verify
         )
         self._seen: dict[str, _Seen] = {}
         self._labels = True  # label jobs with the client-made id (off once the endpoint refuses labels)
@@ -267,11 +268,22 @@ class V2Session:
 
     async def find(self, client_id: str) -> V2Job | None:
         """The job submitted with ``client_id`` (matched on its ``metadata``), from the newest 100."""
-        body = await self._json("GET", "/api/v2/jobs", params={"limit": 100})
-        for item in body.get("jobs") or [] if isinstance(body, dict) else []:
-            if isinstance(item, dict) and item.get("metadata") == _METADATA_PREFIX + client_id:
-                return parse_v2_job(item)
-        return None
+        return next((job for job in await self.jobs() if job.metadata == _METADATA_PREFIX + client_id), None)
+
+    async def jobs(self, statuses: tuple[str, ...] = (), *, limit: int = 100) -> list[V2Job]:
+        """``GET /api/v2/jobs``: the newest jobs (only those in ``statuses`` when given)."""
+        params: dict[str, Any] = {"limit": limit}
+        if statuses:
+            params["status"] = ",".join(statuses)
+        body = await self._json("GET", "/api/v2/jobs", params=params)
+        items = body.get("jobs") if isinstance(body, dict) else None
+        if not isinstance(items, list):
+            raise ProtocolError(f"GET {self.url}/api/v2/jobs did not answer a job list")
+        return [parse_v2_job(item) for item in items]
+
+    async def asset(self, asset_id: str) -> V2Asset:
+        """``GET /api/v2/assets/{id}``: the asset with a fresh link to its bytes."""
+        return _asset(await self._request("GET", f"/api/v2/assets/{asset_id}"))
 
     async def get(self, job_id: str) -> V2Job:
         """One authoritative read of the job (``GET /api/v2/jobs/{id}``)."""
@@ -369,32 +381,39 @@ class V2Session:
         timeout: float | None = None,
         stream: bool | None = None,
         on_event: Callable[[V2Event], Any] | None = None,
+        on_job: Callable[[V2Job], Any] | None = None,
     ) -> V2Job:
-        """Wait for the job's believed terminal state. Polls as the truth; ``stream`` (default: when
-        ``on_event`` is given) follows the event stream too, for live progress and a prompt wake-up.
+        """Wait for the job's believed terminal state. Polls as the truth (at once, then after 0.05 s,
+        doubling up to ``poll_interval``); ``stream`` (default: when ``on_event`` is given) follows the
+        event stream of a job still under way too, for live progress and a prompt wake-up. ``on_job``
+        sees every polled state that is not terminal (a job that turned live again included).
 
         Raises ``ComfyTimeout`` when ``timeout`` passes first.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         wake = asyncio.Event()
         streamer: asyncio.Task[None] | None = None
-        if stream or (stream is None and on_event is not None):
-            streamer = asyncio.ensure_future(self._pump(job_id, wake, on_event))
+        polls = 0
         try:
             while True:
+                wake.clear()  # a wake-up that comes during the read below still cuts the wait after it
                 job = await self.get(job_id)
                 if job.terminal:
                     job = await self._settle(job, deadline)
                     if job.terminal:
                         self._seen.pop(job_id, None)  # believed: what was seen is no longer needed
                         return job
+                if on_job is not None:
+                    on_job(job)
+                if streamer is None and (stream or (stream is None and on_event is not None)):
+                    streamer = asyncio.ensure_future(self._pump(job_id, wake, on_event))  # only for a live job
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     raise ComfyTimeout(
                         f"job {job_id} at {self.url} did not finish within {timeout} s (last status {job.status})"
                     )
-                interval = self.poll_interval if streamer is None or streamer.done() else self.poll_interval * 4
-                wake.clear()
+                interval = min(self.poll_interval, 0.05 * 2**polls)  # quick re-reads first, then poll_interval
+                polls += 1
                 try:
                     await asyncio.wait_for(wake.wait(), min(interval, remaining) if remaining else interval)
                 except asyncio.TimeoutError:
