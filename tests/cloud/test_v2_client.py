@@ -4,7 +4,10 @@ the built-in mock: the same ``Job`` / ``JobStatus`` / ``Output`` as on ComfyUI, 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
+import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +19,7 @@ from _relay import Relay
 from PIL import Image
 
 from comfy_nb import AsyncComfyClient, ComfyClient, JobState, JobStatus
+from comfy_nb.config import ComfyConfig
 from comfy_nb.errors import (
     ClientClosed,
     ExecutionError,
@@ -23,8 +27,11 @@ from comfy_nb.errors import (
     JobLost,
     NotAvailable,
     PromptValidationError,
+    ServerError,
 )
 from comfy_nb.mock import MockServer
+from comfy_nb.widgets import JobView
+from comfy_nb.workflows import GenerationTask
 
 Proxied = tuple[MockServer, ProxyThread]
 
@@ -226,6 +233,32 @@ def test_the_blocking_client(proxied: Proxied) -> None:
         with pytest.raises(NotAvailable, match=r"^queue|^history"):
             client.history()
     assert Image.open(io.BytesIO(data)).convert("RGB").getpixel((0, 0)) == (0, 255, 0)
+
+
+def test_a_task_and_its_job_view_work_unchanged() -> None:
+    """``submit_task`` (the built-in templates, no node definitions on v2) and a ``JobView`` fed by a v2 job."""
+    with MockServer(step_delay=0.01, jobs_api=True) as mock, ProxyThread(mock.url, token=PROXY_TOKEN) as proxy, \
+            ComfyClient(proxy.url, api_key=PROXY_TOKEN, kind="v2", config=ComfyConfig(server_url=proxy.url)) as client:
+        job = client.submit_task(GenerationTask(prompt="a lighthouse", steps=12, width=64, height=64))
+        view = JobView(job)
+        job.wait(60)
+        deadline, tick = time.monotonic() + 30, threading.Event()
+        while not (view.outputs and view.outputs[0]["thumb"]) and time.monotonic() < deadline:
+            tick.wait(0.02)  # the thumbnail is fetched on the widgets' thread pool
+        assert view.state == "completed" and view.progress == 100.0
+        assert view.outputs[0]["thumb"].startswith("data:image/")
+        assert repr(view) == "JobView(prompt='a lighthouse', sampler='euler', steps=12)"
+
+
+async def test_an_expired_link_is_renewed_from_the_asset_and_the_key_stays_home(proxied: Proxied) -> None:
+    _, proxy = proxied
+    async with v2client(proxy.url) as client:
+        [out] = await client.run(tiny(0x0000FF), timeout=30)
+        stale = dataclasses.replace(out, url=f"{proxy.url}/api/v2/assets/not-an-asset/content")
+        assert await client.download(stale) == await client.download(out)
+    with pytest.raises(ServerError, match="check the API key") as refused:
+        await AsyncComfyClient(proxy.url, api_key="wrong-key-SECRET", kind="v2").connect()
+    assert "wrong-key-SECRET" not in str(refused.value) and PROXY_TOKEN not in str(refused.value)
 
 
 # ---------------------------------------------------------------------------- adversarial
