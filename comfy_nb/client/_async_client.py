@@ -158,7 +158,7 @@ class AsyncComfyClient(ClientSettings):
     # ------------------------------------------------------------------ lifecycle
 
     def __repr__(self) -> str:
-        auth = " auth=***" if "Authorization" in self._headers or (self._v2 and self._v2.keyed) else ""
+        auth = " auth=***" if self.auth else ""
         return f"AsyncComfyClient(url={self.url!r}{auth})"
 
     async def __aenter__(self) -> AsyncComfyClient:
@@ -175,7 +175,7 @@ class AsyncComfyClient(ClientSettings):
     @property
     def auth(self) -> str | None:
         """The kind of credentials this client sends (``"bearer"`` or ``"basic"``), never their value."""
-        value = self._headers.get("Authorization", "")
+        value = "Bearer" if self._v2 is not None and self._v2.keyed else self._headers.get("Authorization", "")
         return value.split(" ", 1)[0].lower() or None if value else None
 
     @property

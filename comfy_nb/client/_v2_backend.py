@@ -317,6 +317,10 @@ class V2Backend:
                 log.debug("comfy_nb: following %s at %s: %s", cid, self.url, reason)
                 await asyncio.sleep(retry_delay(attempt))
                 attempt += 1
+        except Exception as exc:  # a bug must not leave the job's waiters waiting forever
+            log.warning("comfy_nb: following %s at %s broke", cid, self.url, exc_info=True)
+            f.feed.fail(f"following job {cid} at {self.url} broke ({type(exc).__name__}: {exc}); "
+                        f"client.track({cid!r}) follows it again")
         finally:
             if self._followed.get(cid) is f and f.feed.done:
                 del self._followed[cid]

@@ -19,6 +19,7 @@ from _relay import Relay
 from PIL import Image
 
 from comfy_nb import AsyncComfyClient, ComfyClient, JobState, JobStatus
+from comfy_nb.client._v2 import V2Session
 from comfy_nb.config import ComfyConfig
 from comfy_nb.errors import (
     ClientClosed,
@@ -200,7 +201,7 @@ async def test_methods_without_a_v2_equivalent_say_so(proxied: Proxied) -> None:
         with pytest.raises(NotAvailable, match="partial_targets"):
             await client.submit(tiny(4), partial_targets=["2"])
         assert await client.queue() == (await client.queue())  # the jobs list stands in for the queue
-    assert PROXY_TOKEN not in repr(client) and "auth=***" in repr(client)
+    assert PROXY_TOKEN not in repr(client) and "auth=***" in repr(client) and client.auth == "bearer"
 
 
 async def test_closing_the_client_releases_every_waiter(proxied: Proxied) -> None:
@@ -304,3 +305,18 @@ async def test_a_stream_that_stops_does_not_stop_the_job(relayed: tuple[MockServ
         [out] = await job.result(timeout=60)  # polling is the truth
         assert relay.muted.is_set() and out.node_id == "2"
         assert (await client.download(out))[:4] == b"\x89PNG"
+
+
+async def test_a_bug_in_following_ends_the_job_instead_of_hanging(
+    proxied: Proxied, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, proxy = proxied
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    async with v2client(proxy.url) as client:
+        monkeypatch.setattr(V2Session, "wait", broken)
+        job = await client.submit(tiny(7))
+        with pytest.raises(JobLost, match=r"broke \(RuntimeError: a bug\)"):
+            await job.result(timeout=30)
