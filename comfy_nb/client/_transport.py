@@ -138,26 +138,12 @@ class Transport:
         try:
             streamed = await http.send(request, stream=True)
             try:
-                body = b"".join([chunk async for chunk in self._bounded(streamed, method, url)])
+                body = b"".join([chunk async for chunk in bounded(streamed, method, url, self.max_download_size)])
             finally:
                 await streamed.aclose()
         except httpx.TransportError as exc:
             raise transport_error(exc, method, url, self.timeout) from None
         return Reply(streamed.status_code, streamed.headers, body)
-
-    async def _bounded(self, response: httpx.Response, method: str, url: str) -> AsyncIterator[bytes]:
-        """The body's chunks, stopping with ``ServerError`` once it passes ``max_download_size``: a
-        response is never read whole into memory beyond that (a declared length is checked first)."""
-        limit = self.max_download_size
-        declared = response.headers.get("Content-Length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise _too_large(method, url, f"declares {int(declared)} bytes", limit)
-        total = 0
-        async for chunk in response.aiter_bytes():  # decoded: the limit holds for what is kept
-            total += len(chunk)
-            if total > limit:
-                raise _too_large(method, url, f"sent more than {limit} bytes", limit)
-            yield chunk
 
     async def request(
         self,
@@ -270,6 +256,20 @@ def status_error(response: Reply, method: str, url: str) -> ServerError:
     return ServerError(
         f"{method} {url} answered {response.status_code}{hint}", request=RequestInfo(method, url), response=info
     )
+
+
+async def bounded(response: httpx.Response, method: str, url: str, limit: int) -> AsyncIterator[bytes]:
+    """The body's chunks, stopping with ``ServerError`` once it passes ``limit`` (``max_download_size``): a
+    response is never read whole into memory beyond that (a declared length is checked first)."""
+    declared = response.headers.get("Content-Length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(method, url, f"declares {int(declared)} bytes", limit)
+    total = 0
+    async for chunk in response.aiter_bytes():  # decoded: the limit holds for what is kept
+        total += len(chunk)
+        if total > limit:
+            raise _too_large(method, url, f"sent more than {limit} bytes", limit)
+        yield chunk
 
 
 def _too_large(method: str, url: str, what: str, limit: int) -> ServerError:

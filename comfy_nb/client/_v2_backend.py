@@ -132,12 +132,13 @@ class V2Files(Files):
         session = self._session()
         if not output.url and not output.asset_id:
             raise ComfyError(f"{output.path!r} carries no link or asset id to download it from a {KIND} endpoint")
+        limit = self._transport.max_download_size
         try:
-            return await session.download(output.url or (await session.asset(output.asset_id)).url)
+            return await session.download(output.url or (await session.asset(output.asset_id)).url, max_bytes=limit)
         except ServerError as exc:
             if not output.asset_id or exc.status_code not in (403, 404, 410):
                 raise
-        return await session.download(await session.asset(output.asset_id))
+        return await session.download(await session.asset(output.asset_id), max_bytes=limit)
 
 
 class V2Backend:

@@ -92,14 +92,14 @@ async def test_live_status_from_the_stream(proxied: Proxied) -> None:
     _, proxy = proxied
     seen: list[JobStatus] = []
     async with v2client(proxy.url) as client:
-        job = await client.submit(slow(steps=8, seconds=0.12))
+        job = await client.submit(slow(steps=20, seconds=0.1))  # 2 s: the proxy throttles events to 2/s
         async for status in job.updates():
             seen.append(status)
     states = [s.state for s in seen]
     assert states[0] is JobState.QUEUED and states[-1] is JobState.COMPLETED and JobState.RUNNING in states
     running = [s for s in seen if s.state is JobState.RUNNING]
     assert any(s.current_node is not None and s.current_node.label == "Slow" for s in running)
-    assert any(s.steps == 8 and s.step is not None for s in running)
+    assert any(s.steps == 20 and s.step is not None for s in running)
     assert any(s.preview is not None and s.preview.node_id == "1" for s in running)
     progress = [s.progress for s in seen]
     assert progress == sorted(progress) and 0 < max(p for p in progress if p < 100) < 100 and progress[-1] == 100
@@ -257,6 +257,9 @@ async def test_an_expired_link_is_renewed_from_the_asset_and_the_key_stays_home(
         [out] = await client.run(tiny(0x0000FF), timeout=30)
         stale = dataclasses.replace(out, url=f"{proxy.url}/api/v2/assets/not-an-asset/content")
         assert await client.download(stale) == await client.download(out)
+    async with v2client(proxy.url, max_download_size=64) as small:
+        with pytest.raises(ServerError, match="over this client's limit of 64 bytes"):
+            await small.download(out)
     with pytest.raises(ServerError, match="check the API key") as refused:
         await AsyncComfyClient(proxy.url, api_key="wrong-key-SECRET", kind="v2").connect()
     assert "wrong-key-SECRET" not in str(refused.value) and PROXY_TOKEN not in str(refused.value)
