@@ -321,7 +321,7 @@ class V2Session:
 
     # ------------------------------------------------------------------ waiting
 
-    async def _settle(self, job: V2Job, deadline: float | None) -> V2Job:
+    async def settle(self, job: V2Job, deadline: float | None = None) -> V2Job:
         """Re-read a doubtful terminal state until it fits, turns live again, or ``settle_time`` passes;
         a state that needs only one agreeing re-read is believed after it."""
         started = time.monotonic()
@@ -368,7 +368,7 @@ class V2Session:
                 wake.clear()  # a wake-up that comes during the read below still cuts the wait after it
                 job = await self.get(job_id)
                 if job.terminal:
-                    job = await self._settle(job, deadline)
+                    job = await self.settle(job, deadline)
                     if job.terminal:
                         self._seen.pop(job_id, None)  # believed: what was seen is no longer needed
                         return job

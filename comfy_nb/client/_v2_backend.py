@@ -170,6 +170,8 @@ class V2Backend:
         self._followed: dict[str, _Followed] = {}
         self._server_ids: dict[str, str] = {}
         """Client-made id -> the endpoint's job id, for every job submitted here."""
+        self._labelled: dict[str, str] = {}
+        """Client-made ids of other comfy_nb clients' jobs (found by their label) -> the endpoint's job id."""
         self._queue_listeners: Observers[QueueState] = Observers("queue listener")
         self._queue_read: asyncio.Task[None] | None = None
         self._queue_dirty = False
@@ -236,9 +238,6 @@ class V2Backend:
     @property
     def jobs(self) -> dict[str, Job]:
         return {cid: f.job for cid, f in self._followed.items()}
-
-    def _server_id(self, prompt_id: str) -> str:
-        return self._server_ids.get(prompt_id, prompt_id)
 
     # ------------------------------------------------------------------ jobs
 
@@ -327,43 +326,60 @@ class V2Backend:
                 del self._followed[cid]
             self._queue_changed()
 
+    async def _read(self, prompt_id: str) -> V2Job:
+        """One read of a job by any id this client may be given: a client-made id of its own, the
+        endpoint's job id, or the id another comfy_nb client submitted it with (found by its label)."""
+        session = self._session()
+        known = self._server_ids.get(prompt_id) or self._labelled.get(prompt_id)
+        try:
+            return await session.get(known or prompt_id)
+        except ServerError as exc:
+            if known or exc.status_code != 404:
+                raise
+            found = await session.find(prompt_id)
+            if found is None:
+                raise
+        self._labelled[prompt_id] = found.id
+        return found
+
+    async def _snapshot(self, prompt_id: str, v2job: V2Job) -> V2Tracker:
+        """A tracker of ``v2job``; a terminal state is settled first, as for a followed job."""
+        tracker = V2Tracker(prompt_id)
+        if v2job.terminal:
+            v2job = await self._session().settle(v2job)
+        if v2job.terminal:
+            tracker.finish_v2(v2job, f"job {prompt_id} is expired at {self.url}: the endpoint no longer has it")
+        else:
+            tracker.apply_v2(v2job)
+        return tracker
+
     async def status(self, prompt_id: str) -> JobStatus:
         """A followed job's status, else one read (a terminal state settled as a followed one would be)."""
         followed = self._followed.get(prompt_id)
         if followed is not None:
             return followed.job.status
-        tracker = V2Tracker(prompt_id)
-        session = self._session()
-        v2job = await session.get(self._server_id(prompt_id))
-        if v2job.terminal:
-            v2job = await session.wait(v2job.id, stream=False)
-            tracker.finish_v2(v2job, f"job {prompt_id} is expired at {self.url} (its outputs are gone)")
-        else:
-            tracker.apply_v2(v2job)
-        return tracker.status
+        return (await self._snapshot(prompt_id, await self._read(prompt_id))).status
 
     async def track(self, prompt_id: str) -> Job:
+        """A ``Job`` for a job submitted elsewhere (or by a closed client: its client-made id works)."""
         followed = self._followed.get(prompt_id)
         if followed is not None:
             return followed.job
-        self._session()
-        status = await self.status(prompt_id)
-        tracker = V2Tracker(prompt_id)
-        tracker.status = status
-        feed = V2Feed(tracker)
+        v2job = await self._read(prompt_id)
+        feed = V2Feed(await self._snapshot(prompt_id, v2job))
         job = Job(self._owner, feed)
-        if not status.terminal:
-            self._follow(job, feed, await self._session().get(self._server_id(prompt_id)))
+        if not feed.done:
+            self._follow(job, feed, v2job)
         return job
 
     async def cancel(self, prompt_id: str) -> bool:
         """Cancel one job (``POST .../cancel``); True when this call cancelled it (False when it had
         ended already, was cancelled before, or is unknown)."""
-        session, sid = self._session(), self._server_id(prompt_id)
         try:
-            if (await session.get(sid)).terminal:
+            v2job = await self._read(prompt_id)
+            if v2job.terminal:
                 return False
-            answer = await session.cancel(sid)
+            answer = await self._session().cancel(v2job.id)
         except ServerError as exc:
             if exc.status_code == 404:
                 return False

@@ -220,8 +220,12 @@ async def test_closing_the_client_releases_every_waiter(proxied: Proxied) -> Non
         await updates.__anext__()
     with pytest.raises(ClientClosed):
         await client.submit(tiny(5))
-    async with v2client(proxy.url) as other:  # it still runs there: cancel it
-        assert await other.cancel((await other.queue()).running[0].prompt_id)
+    async with v2client(proxy.url) as other:  # it still runs there: a new client follows it by its id
+        again = await other.track(job.prompt_id)
+        assert again.prompt_id == job.prompt_id and again.status.state is JobState.RUNNING
+        assert await other.cancel(job.prompt_id) is True
+        with pytest.raises(JobCancelled):
+            await again.result(timeout=30)
 
 
 def test_the_blocking_client(proxied: Proxied) -> None:
