@@ -327,3 +327,24 @@ async def test_a_bug_in_following_ends_the_job_instead_of_hanging(
         job = await client.submit(tiny(7))
         with pytest.raises(JobLost, match=r"broke \(RuntimeError: a bug\)"):
             await job.result(timeout=30)
+
+
+async def test_queue_listeners_hear_of_submits_and_ends(proxied: Proxied) -> None:
+    _, proxy = proxied
+    states: list[tuple[int, int]] = []
+    changed = asyncio.Event()
+
+    def on_queue(state: Any) -> None:
+        states.append((len(state.running), len(state.pending)))
+        changed.set()
+
+    async with v2client(proxy.url) as client:
+        unsubscribe = client.on_queue_change(on_queue)
+        job = await client.submit(slow(steps=40, seconds=0.05, preview=False))  # 2 s: read while it is there
+        await asyncio.wait_for(changed.wait(), 30)
+        await job.result(timeout=30)
+        while states[-1] != (0, 0):  # the end of the job causes one more read
+            changed.clear()
+            await asyncio.wait_for(changed.wait(), 30)
+        unsubscribe()
+    assert states[0] in ((0, 1), (1, 0)) and states[-1] == (0, 0)
