@@ -473,6 +473,8 @@ class V2Backend:
 class _Routed(Protocol):
     _v2: V2Backend | None
 
+    async def _ensure_open(self) -> None: ...
+
 
 C = TypeVar("C", bound=_Routed)
 
@@ -481,7 +483,8 @@ def by_kind(
     method: Callable[Concatenate[C, P], Coroutine[Any, Any, T]],
 ) -> Callable[Concatenate[C, P], Coroutine[Any, Any, T]]:
     """The one branch on the server's kind, for a client method: on a Comfy API v2 endpoint the call goes
-    to ``V2Backend``'s method of the same name (checked here, when the client class is made)."""
+    (connecting on first use, as on ComfyUI) to ``V2Backend``'s method of the same name (checked here,
+    when the client class is made)."""
     name = method.__name__
     if not callable(getattr(V2Backend, name, None)):
         raise TypeError(f"V2Backend has no {name}()")
@@ -489,6 +492,7 @@ def by_kind(
     @functools.wraps(method)
     async def call(self: C, /, *args: P.args, **kwargs: P.kwargs) -> T:
         if self._v2 is not None:
+            await self._ensure_open()
             result: T = await getattr(self._v2, name)(*args, **kwargs)
             return result
         return await method(self, *args, **kwargs)

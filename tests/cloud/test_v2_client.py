@@ -228,6 +228,18 @@ async def test_closing_the_client_releases_every_waiter(proxied: Proxied) -> Non
             await again.result(timeout=30)
 
 
+async def test_first_use_connects_and_a_closed_client_stays_closed(proxied: Proxied) -> None:
+    _, proxy = proxied
+    client = v2client(proxy.url)
+    [out] = await (await client.submit(tiny(8))).result(timeout=30)  # no connect() first, as on ComfyUI
+    assert client.connected
+    await client.aclose()
+    assert not client.connected
+    for call in (client.download(out), client.status("x"), client.queue()):
+        with pytest.raises(ClientClosed):
+            await call
+
+
 def test_the_blocking_client(proxied: Proxied) -> None:
     _, proxy = proxied
     with ComfyClient(proxy.url, api_key=PROXY_TOKEN, kind="v2", poll_interval=0.05) as client:
