@@ -232,9 +232,10 @@ async def test_first_use_connects_and_a_closed_client_stays_closed(proxied: Prox
     _, proxy = proxied
     client = v2client(proxy.url)
     [out] = await (await client.submit(tiny(8))).result(timeout=30)  # no connect() first, as on ComfyUI
-    assert client.connected
+    connected = [client.connected]
     await client.aclose()
-    assert not client.connected
+    connected.append(client.connected)
+    assert connected == [True, False]
     for call in (client.download(out), client.status("x"), client.queue()):
         with pytest.raises(ClientClosed):
             await call
