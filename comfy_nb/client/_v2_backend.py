@@ -82,6 +82,8 @@ def _with_asset_refs(graph: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass(eq=False)
 class _Followed:
+    """One unfinished job and how its following goes (an outage's start, malformed polls in a row)."""
+
     job: Job
     feed: V2Feed
     server_id: str
@@ -89,10 +91,15 @@ class _Followed:
     malformed: int = 0
     task: asyncio.Task[None] | None = None
 
-    def heard(self, item: V2Event | V2Job) -> None:
+    def heard(self, event: V2Event) -> None:
+        self.unreachable_since = None
+        self.feed.apply_v2(event)
+
+    def polled(self, job: V2Job) -> None:
+        """A poll that fit the contract (only those reset the count of malformed ones: events do not)."""
         self.unreachable_since = None
         self.malformed = 0
-        self.feed.apply_v2(item)
+        self.feed.apply_v2(job)
 
 
 class V2Files(Files):
@@ -281,7 +288,7 @@ class V2Backend:
                 try:
                     session = self._session()
                     session.poll_interval = self.settings.poll_interval
-                    final = await session.wait(f.server_id, on_event=f.heard, on_job=f.heard)
+                    final = await session.wait(f.server_id, on_event=f.heard, on_job=f.polled)
                 except ProtocolError as exc:
                     f.malformed += 1
                     if f.malformed >= _MALFORMED_LIMIT:

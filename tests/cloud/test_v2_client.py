@@ -307,14 +307,18 @@ async def test_proxy_killed_mid_job_ends_it_failed_with_the_reason(proxied: Prox
 
 
 async def test_malformed_job_bodies_end_the_job_with_the_reason(relayed: tuple[MockServer, ProxyThread, Relay]) -> None:
+    """The polls go bad while the job runs with its event stream open: only polls that fit the contract
+    count as heard, so the job ends after three bad ones (the proxy's own job still runs)."""
     _, _, relay = relayed
-    relay.events = "end"
     async with v2client(relay.url) as client:
+        job = await client.submit(slow(steps=400, seconds=0.05))
+        async for status in job.updates():
+            if status.step:  # a progress event: the stream is open and speaking
+                break
         relay.corrupt_jobs = True
-        job = await client.submit(tiny(6))
         with pytest.raises(JobLost, match="does not fit the v2 contract"):
             await job.result(timeout=60)
-    assert relay.seen["job"] >= 3
+    assert relay.seen["job"] >= 3 and relay.seen["events"] == 1
 
 
 async def test_a_stream_that_stops_does_not_stop_the_job(relayed: tuple[MockServer, ProxyThread, Relay]) -> None:
