@@ -61,8 +61,9 @@ def rgb(i: int) -> tuple[int, int, int]:
 class Run:
     """One worker's session: the current block's per-job clock, results and lost jobs."""
 
-    def __init__(self, name: str, url: str) -> None:
+    def __init__(self, name: str, url: str, history_url: str | None = None) -> None:
         self.name, self.url = name, url
+        self.history_url = history_url or url  # where a lost prompt's history is read (the server behind a proxy)
         self.seqs: list[int] = []
         self.warmup = 0
         self.prefix = ""
@@ -112,7 +113,7 @@ class Run:
 
     def report(self, error: str | None = None) -> None:
         """The block's JSON line (pixel checks and the server's word on lost prompts, outside the clock)."""
-        server_says(self.url, self.lost)
+        server_says(self.history_url, self.lost)
         self._emit({"client": self.name, "ms": [round(x, 4) for x in self.ms], "lost": self.lost,
                     "not_run": self.not_run, "bad": check(self.results), "error": error})
 
@@ -277,6 +278,21 @@ async def comfy_nb_async(url: str, run: Run, variant: str) -> None:
         await http.aclose()
 
 
+async def comfy_nb_v2(url: str, run: Run) -> None:
+    """comfy_nb's client on a Comfy API v2 endpoint (``url`` is a comfy-api-proxy): the same Job API."""
+    from comfy_nb import AsyncComfyClient
+
+    async with AsyncComfyClient(url, kind="v2") as client:
+
+        async def one(i: int) -> bytes:
+            job = await client.submit(job_graph(i, run.prefix))
+            run.pid = job.prompt_id
+            outputs = await job.result(timeout=JOB_TIMEOUT)
+            return await client.download(outputs[0])
+
+        await serve_async(run, one)
+
+
 def comfy_nb_blocking(url: str, run: Run) -> None:
     from comfy_nb import ComfyClient
 
@@ -378,6 +394,8 @@ def work(name: str, url: str, run: Run) -> None:
         asyncio.run(comfy_nb_async(url, run, name))
     elif name == "comfy_nb_blocking":
         comfy_nb_blocking(url, run)
+    elif name == "comfy_nb_v2":
+        asyncio.run(comfy_nb_v2(url, run))
     elif name == "comfyscript_sync":
         comfyscript_sync(url, run)
     elif name == "comfyscript_async":
@@ -424,8 +442,9 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("name")
     p.add_argument("--url", required=True)
+    p.add_argument("--history-url", default=None)
     a = p.parse_args()
-    run = Run(a.name, a.url)
+    run = Run(a.name, a.url, a.history_url)
     try:
         work(a.name, a.url, run)
     except Exception:

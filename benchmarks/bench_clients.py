@@ -55,11 +55,12 @@ def p90(xs: list[float]) -> float:
 class Worker:
     """One client's process, kept for the whole run; ``block`` runs ``n`` jobs and returns its JSON."""
 
-    def __init__(self, name: str, url: str) -> None:
+    def __init__(self, name: str, url: str, history_url: str | None = None) -> None:
         python = str(_peers.python()) if name in PEERS else sys.executable
         self.name = name
+        history = ["--history-url", history_url] if history_url else []
         self.proc = subprocess.Popen(
-            [python, "-m", "benchmarks._client_workers", name, "--url", url], cwd=ROOT, text=True,
+            [python, "-m", "benchmarks._client_workers", name, "--url", url, *history], cwd=ROOT, text=True,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
         )

@@ -13,6 +13,7 @@
     ├── ExecutionError              the prompt ran and a node raised (``execution_error``)
     ├── JobCancelled                the prompt was interrupted or deleted from the queue
     ├── JobLost                     the prompt vanished from queue and history (server restarted)
+    ├── NotAvailable                the server's kind has no such operation (e.g. ``queue()`` on Comfy API v2)
     ├── ProtocolError               a WebSocket message or binary frame we cannot parse
     ├── WorkflowError               a graph cannot be converted, bound or validated client-side
     └── ConfigError                 a configuration value or file is invalid
@@ -37,6 +38,7 @@ __all__ = [
     "JobCancelled",
     "JobLost",
     "NodeInputError",
+    "NotAvailable",
     "PromptValidationError",
     "ProtocolError",
     "RequestInfo",
@@ -202,6 +204,18 @@ class JobLost(ComfyError):
             or f"prompt {prompt_id} vanished from the server's queue and history "
             "(the server was probably restarted); submit it again"
         )
+
+
+class NotAvailable(ComfyError):
+    """The kind of server the client talks to has no equivalent of the called method.
+
+    ``method`` and ``kind`` name them; the message says what to use instead.
+    """
+
+    def __init__(self, method: str, kind: str, hint: str) -> None:
+        self.method = method
+        self.kind = kind
+        super().__init__(f"{method}() is not available on a {kind} endpoint; {hint}")
 
 
 class ProtocolError(ComfyError, ValueError):

@@ -15,19 +15,17 @@ import logging
 import os
 import pathlib
 import ssl
-import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
 import httpx
 
 from ..config import KindSetting
-from ..errors import ClientClosed, ComfyError, ConfigError, WorkflowError
+from ..errors import ClientClosed, ComfyError
 from ..protocol import (
     HistoryEntry,
     NodeDef,
     api_graph,
-    node_errors_to_list,
     refuse_non_finite,
 )
 from ._cancel import Canceller
@@ -38,13 +36,15 @@ from ._job import Job, JobFeed
 from ._kinds import API_KEY_HEADER, ServerKind, connect_native, detect_kind, wiring
 from ._loop import register_client
 from ._models import JobStatus, Output, QueueState, ServerCapabilities
-from ._options import FollowSetting, resolve_options
+from ._options import resolve_options
 from ._queue_watch import QueueWatch
 from ._server_info import ServerInfo, read_history, read_history_entry, read_queue, read_status
+from ._settings import ClientSettings
 from ._socket import Socket
-from ._submit import post_prompt, prompt_body
+from ._submit import dropped_outputs, new_prompt_id, post_prompt, prompt_body
 from ._tracker import JobTracker
 from ._transport import Transport
+from ._v2_backend import V2Backend, by_kind
 
 __all__ = ["AsyncComfyClient", "PromptBuilder"]
 
@@ -53,7 +53,7 @@ log = logging.getLogger("comfy_nb")
 T = TypeVar("T")
 
 
-class AsyncComfyClient:
+class AsyncComfyClient(ClientSettings):
     """An async client for one ComfyUI server (native, Comfy Cloud or a Comfy API v2 endpoint).
 
     **Parameters**
@@ -62,7 +62,9 @@ class AsyncComfyClient:
     * ``token`` – sent as ``Authorization: Bearer``; or ``username``/``password`` for basic auth; or
       ``headers`` for anything else; ``api_key`` – a Comfy API key (Comfy Cloud, v2). Never shown in a
       repr, log line or exception, never sent to another host (a download's redirect gets none).
-    * ``kind`` – ``"comfyui"``, ``"cloud"``, ``"v2"`` or ``"auto"`` (detected at the first ``connect()``).
+    * ``kind`` – ``"comfyui"``, ``"cloud"``, ``"v2"`` (a Comfy API v2 endpoint, e.g. ``comfy-api-proxy``;
+      its key goes as ``Authorization: Bearer``, ``token`` works too) or ``"auto"`` (detected at the first
+      ``connect()``). Every kind gives the same ``Job`` / ``JobStatus`` / ``Output``.
     * ``config`` – a ``ComfyConfig``; explicit arguments win over it.
     * ``timeout`` – seconds for one HTTP exchange (connect is capped at 10 s); ``max_retries`` for
       reads on connection errors, 5xx and 429.
@@ -106,6 +108,7 @@ class AsyncComfyClient:
         self.url, self._ws_url, self.client_id = options.url, options.ws_url, options.client_id
         self._headers = options.headers
         self._api_key = options.api_key
+        self._v2_key = options.api_key or token
         self._kind: ServerKind | None = None
         timeout, max_retries = options.timeout, options.max_retries
         self._use_ws = websocket
@@ -138,6 +141,9 @@ class AsyncComfyClient:
         self._closed = False  # after aclose() until an explicit connect(): nothing reopens it implicitly
         self._connect_lock: asyncio.Lock | None = None
         self._background: set[asyncio.Task[Any]] = set()
+        self._verify, self._http_client = verify, http_client
+        self._v2: V2Backend | None = None
+        """The Comfy API v2 path (``kind="v2"``, given or detected): jobs, SSE and assets instead of native routes."""
         if options.kind is not None:
             self._use_kind(options.kind)
 
@@ -149,6 +155,11 @@ class AsyncComfyClient:
         self._socket.url = wired.socket_url
         self._files.flat = kind is ServerKind.CLOUD
         self._kind = kind
+        if kind is ServerKind.V2:
+            self._v2 = V2Backend(
+                self, self.url, self._follower.settings, self._transport, api_key=self._v2_key,
+                verify=self._verify, http_client=self._http_client,
+            )
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -164,25 +175,6 @@ class AsyncComfyClient:
         await self.aclose()
 
     @property
-    def timeout(self) -> float:
-        """Seconds for one HTTP exchange (connect is capped at 10 s)."""
-        return self._transport.timeout
-
-    @property
-    def max_retries(self) -> int:
-        """Retries of a read on connection errors, timeouts, 5xx and 429."""
-        return self._transport.max_retries
-
-    @property
-    def max_download_size(self) -> int:
-        """Bytes one response may carry (downloads included); a larger one raises ``ServerError``."""
-        return self._transport.max_download_size
-
-    poll_interval = FollowSetting("Seconds between checks of whether jobs need polling (no socket, a quiet one, foreign jobs).")
-    quiet_poll = FollowSetting("Seconds of socket silence after which unfinished jobs are reconciled by polling.")
-    outage_timeout = FollowSetting("Seconds the server may stay unreachable before unfinished jobs end ``failed``.")
-
-    @property
     def view_url(self) -> str:
         return f"{self._transport.base_url}/view"
 
@@ -195,7 +187,7 @@ class AsyncComfyClient:
     @property
     def auth(self) -> str | None:
         """The kind of credentials this client sends (``"bearer"``, ``"basic"``, ``"api_key"``), never their value."""
-        if API_KEY_HEADER in self._headers or (self._api_key and self._kind is ServerKind.V2):
+        if API_KEY_HEADER in self._headers or (self._v2 is not None and self._v2.keyed):
             return "api_key"
         value = self._headers.get("Authorization", "")
         return value.split(" ", 1)[0].lower() or None if value else None
@@ -206,8 +198,8 @@ class AsyncComfyClient:
 
     @property
     def connected(self) -> bool:
-        """True while the WebSocket is open."""
-        return self._socket.open
+        """True while the WebSocket is open (on a v2 endpoint: while the client is connected)."""
+        return self._v2.connected if self._v2 is not None else self._socket.open
 
     def _closed_error(self) -> ClientClosed:
         return self._transport.closed_error()
@@ -220,19 +212,20 @@ class AsyncComfyClient:
         assert self._connect_lock is not None
         self._closed = False  # an explicit connect() reopens a closed client
         async with self._connect_lock:
-            if self._socket.running or (not self._use_ws and self._supervisor is not None):
-                return
-            self._closing = self._follower.closing = self._transport.closed = False
-            register_client(self)
-            self._transport.open()
-            if self._kind is None:  # kind="auto": one probe, at the first connect only
-                self._use_kind(await detect_kind(self._transport, self._api_key))
-            if self._kind is ServerKind.V2:  # the one branch point: a v2 endpoint has no native routes
+            if self._v2 is None:
+                if self._socket.running or (not self._use_ws and self._supervisor is not None):
+                    return
+                self._closing = self._follower.closing = self._transport.closed = False
+                register_client(self)
+                self._transport.open()
+                if self._kind is None:  # kind="auto": one probe, at the first connect only
+                    self._use_kind(await detect_kind(self._transport, self._api_key))
+            if self._v2 is not None:  # the one branch point: a v2 endpoint has no socket and no native routes
                 await self._transport.release()
-                raise ConfigError(
-                    f"{self.url} is a Comfy API v2 endpoint, which this client cannot drive yet (issue 16): "
-                    "give the URL of the ComfyUI behind it"
-                )
+                self._closing = False
+                register_client(self)
+                await self._v2.connect()
+                return
             await connect_native(self._socket, self._transport, websocket=self._use_ws)
             self._supervisor = asyncio.create_task(self._follower.supervise(), name="comfy_nb-supervisor")
 
@@ -249,6 +242,8 @@ class AsyncComfyClient:
         """
         self._closing = True
         self._closed = True
+        if self._v2 is not None:
+            await self._v2.aclose()
         self._transport.closed = True  # a late background call must not open a new pool
         self._follower.close(self.url)
         await self._queue_watch.stop()
@@ -280,30 +275,37 @@ class AsyncComfyClient:
 
     # ------------------------------------------------------------------ server info
 
+    @by_kind
     async def system_stats(self) -> dict[str, Any]:
         return await self._server.system_stats()
 
+    @by_kind
     async def object_info(self, refresh: bool = False) -> dict[str, Any]:
         """Every node definition (cached per client; ``refresh=True`` re-reads it)."""
         return await self._server.object_info(refresh)
 
+    @by_kind
     async def node_defs(self, refresh: bool = False) -> dict[str, NodeDef]:
         return await self._server.node_defs(refresh)
 
+    @by_kind
     async def choices(self, class_type: str, input_name: str) -> list[Any]:
         """The allowed values of a combo input, e.g. ``choices("KSampler", "sampler_name")``."""
         return await self._server.choices(class_type, input_name)
 
+    @by_kind
     async def models(self, folder: str) -> list[str]:
         """File names in a model folder (``checkpoints``, ``loras``, ``vae``, ``upscale_models``...)."""
         return await self._server.models(folder)
 
+    @by_kind
     async def capabilities(self, refresh: bool = False) -> ServerCapabilities:
         """Version, devices and what the server supports (previews, jobs API, targeted interrupt)."""
         return await self._server.capabilities(refresh)
 
     # ------------------------------------------------------------------ submitting
 
+    @by_kind
     async def submit(
         self,
         prompt: Mapping[str, Any] | Any,
@@ -326,11 +328,7 @@ class AsyncComfyClient:
         graph = api_graph(prompt)
         refuse_non_finite(graph)
         await self._ensure_open()
-        if prompt_id is not None and (not isinstance(prompt_id, str) or not prompt_id.strip()):
-            raise WorkflowError(f"prompt_id must be a non-empty string, not {prompt_id!r}")
-        if prompt_id is not None and self._follower.get(prompt_id) is not None:
-            raise WorkflowError(f"prompt {prompt_id} is already queued by this client: give a new prompt_id")
-        pid = prompt_id or str(uuid.uuid4())
+        pid = new_prompt_id(prompt_id, taken=prompt_id is not None and self._follower.get(prompt_id) is not None)
         body = prompt_body(
             graph, self.client_id, pid, extra_data=extra_data, front=front, number=number,
             partial_targets=partial_targets, partner_nodes=partner_nodes, api_key=self._api_key,
@@ -352,12 +350,7 @@ class AsyncComfyClient:
             self._follower.submitted(pid, accepted=False)
             raise
         if accepted is not None and accepted.node_errors:
-            errors = tuple(node_errors_to_list(accepted.node_errors, graph))
-            feed.set_node_errors(errors)
-            log.warning(
-                "comfy_nb: prompt %s was queued without its invalid outputs:\n%s",
-                pid, "\n".join(f"  - {e.describe()}" for e in errors),
-            )
+            feed.set_node_errors(dropped_outputs(accepted.node_errors, graph, pid))
         feed.release()
         self._follower.submitted(pid, accepted=True)
         return job
@@ -377,7 +370,7 @@ class AsyncComfyClient:
             from ..config import ComfyConfig
 
             self.config = ComfyConfig(server_url=self.url)  # the built-in templates, no preferred models
-        defs = await self.node_defs()
+        defs = None if self._v2 is not None else await self.node_defs()  # v2: the endpoint validates
         prompt, meta = task.to_prompt(self.config, defs)
         return await self.submit(prompt, meta=meta, **kwargs)
 
@@ -391,20 +384,23 @@ class AsyncComfyClient:
     @property
     def jobs(self) -> dict[str, Job]:
         """The unfinished jobs this client is following."""
-        return self._follower.jobs
+        return self._v2.jobs if self._v2 is not None else self._follower.jobs
 
     async def _history(self, pid: str) -> HistoryEntry | None:
         """The prompt's history entry, None when it has none; ``ProtocolError`` for a body of the wrong shape."""
         return await read_history_entry(self._transport, pid)
 
+    @by_kind
     async def history(self, max_items: int | None = None, offset: int | None = None) -> dict[str, HistoryEntry]:
         """Finished prompts by id (entries of an unreadable shape are left out)."""
         return await read_history(self._transport, max_items, offset)
 
+    @by_kind
     async def queue(self) -> QueueState:
         """The server's queue, pending in run order (``ProtocolError`` for a body of the wrong shape)."""
         return await read_queue(self._transport, self.client_id)
 
+    @by_kind
     async def status(self, prompt_id: str) -> JobStatus:
         """The status of any prompt, including ones submitted by other clients."""
         job = self._follower.get(prompt_id)
@@ -412,6 +408,7 @@ class AsyncComfyClient:
             return job.status
         return await read_status(self._transport, prompt_id, self.client_id, self.view_url)
 
+    @by_kind
     async def track(self, prompt_id: str) -> Job:
         """A ``Job`` for a prompt submitted elsewhere, kept up to date by polling."""
         await self._ensure_open()
@@ -435,6 +432,7 @@ class AsyncComfyClient:
 
     # ------------------------------------------------------------------ cancelling and the queue
 
+    @by_kind
     async def cancel(self, prompt_id: str) -> bool:
         """Cancel one prompt: removed if pending, interrupted if running. Never touches another prompt.
 
@@ -442,16 +440,20 @@ class AsyncComfyClient:
         """
         return await self._canceller.cancel(prompt_id)
 
+    @by_kind
     async def clear_queue(self, *, mine_only: bool = False) -> int:
         """Remove pending prompts (all, or only this client's); returns how many were removed."""
         return await self._canceller.clear_queue(mine_only=mine_only)
 
+    @by_kind
     async def interrupt(self) -> None:
         """Global interrupt of whatever runs now (any client's prompt); prefer ``cancel(prompt_id)``."""
         await self._transport.request("POST", "/interrupt", json={})
 
     def on_queue_change(self, callback: Callable[[QueueState], Any]) -> Callable[[], None]:
         """Call ``callback(QueueState)`` whenever the server's queue changes (pushed by the socket)."""
+        if self._v2 is not None:
+            return self._v2.on_queue_change(callback)
         unsubscribe = self._queue_watch.add(callback)
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._queue_watch.schedule)
@@ -464,6 +466,7 @@ class AsyncComfyClient:
 
     # ------------------------------------------------------------------ files
 
+    @by_kind
     async def upload_image(
         self,
         image: Any,
@@ -483,14 +486,17 @@ class AsyncComfyClient:
             image, name=name, subfolder=subfolder, overwrite=overwrite, type=type, mask_for=mask_for
         )
 
+    @by_kind
     async def download(self, output: Output, *, preview: str | None = None) -> bytes:
         """The bytes of an output file (``preview="webp;60"`` asks the server for a small re-encode)."""
         return await self._files.download(output, preview=preview)
 
+    @by_kind
     async def load_image(self, output: Output) -> Any:
         """An output as a ``PIL.Image`` (fully loaded)."""
         return await self._files.load_image(output)
 
+    @by_kind
     async def save_output(self, output: Output, directory: str | os.PathLike[str]) -> pathlib.Path:
         """Save an output under ``directory`` (its subfolder kept); never writes outside it."""
         return await self._files.save_output(output, directory)

@@ -24,7 +24,9 @@ ErrorCallback = Callable[[BaseException], Any]
 class PromptBuilder(Protocol):
     """What ``submit_task`` needs from a task: an API graph plus the parameters to record."""
 
-    def to_prompt(self, config: Any, node_defs: dict[str, NodeDef]) -> tuple[dict[str, Any], dict[str, Any]]: ...
+    def to_prompt(
+        self, config: Any, node_defs: dict[str, NodeDef] | None
+    ) -> tuple[dict[str, Any], dict[str, Any]]: ...
 
 
 class ClientLike(Protocol):

@@ -97,6 +97,8 @@ class Output:
     node_id: str = ""
     url: str = ""
     text: str | None = None
+    asset_id: str = ""
+    """The asset's id on a Comfy API v2 endpoint (``url`` is then a short-lived link to it); empty on ComfyUI."""
 
     @property
     def is_file(self) -> bool:

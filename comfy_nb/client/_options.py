@@ -10,7 +10,7 @@ import ssl
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, overload
+from typing import Any
 
 from .._secrets import reveal as _secret
 from ..config import check_kind, check_max_retries, check_secret_header, check_timeout
@@ -18,7 +18,7 @@ from ..errors import ConfigError
 from ..protocol import parse_server_url
 from ._kinds import CLOUD_URL, ServerKind, kind_from_host
 
-__all__ = ["DEFAULT_URL", "ClientOptions", "FollowSetting", "resolve_options"]
+__all__ = ["DEFAULT_URL", "ClientOptions", "resolve_options"]
 
 DEFAULT_URL = "http://127.0.0.1:8188"
 
@@ -111,23 +111,3 @@ def resolve_options(
         server.http, server.ws, sent, timeout, max_retries, client_id or uuid.uuid4().hex, api_key, known
     )
 
-
-class FollowSetting:
-    """A client property over one of its follower's polling settings, checked when set."""
-
-    def __init__(self, doc: str) -> None:
-        self.__doc__ = doc
-        self._name = ""
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self._name = name
-
-    @overload
-    def __get__(self, obj: None, owner: type | None = None) -> FollowSetting: ...
-    @overload
-    def __get__(self, obj: object, owner: type | None = None) -> float: ...
-    def __get__(self, obj: object, owner: type | None = None) -> FollowSetting | float:
-        return self if obj is None else float(getattr(obj._follower.settings, self._name))  # type: ignore[attr-defined]
-
-    def __set__(self, obj: object, value: float) -> None:
-        setattr(obj._follower.settings, self._name, check_timeout(value, self._name))  # type: ignore[attr-defined]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -14,17 +15,28 @@ from ..errors import (
     ComfyError,
     ComfyTimeout,
     ConfigError,
+    NodeInputError,
     RequestInfo,
     ResponseInfo,
     ServerError,
+    WorkflowError,
 )
-from ..protocol import PromptResponse, prompt_validation_error
+from ..protocol import PromptResponse, node_errors_to_list, prompt_validation_error
 from ._retry import is_retryable_status, retry_delay
 from ._transport import Transport, json_body, safe_json, status_error
 
-__all__ = ["post_prompt", "prompt_body"]
+__all__ = ["dropped_outputs", "new_prompt_id", "post_prompt", "prompt_body"]
 
 log = logging.getLogger("comfy_nb")
+
+
+def new_prompt_id(prompt_id: str | None, *, taken: bool) -> str:
+    """The id of a new job: the caller's (checked; ``taken`` when this client already has it) or a UUID."""
+    if prompt_id is not None and (not isinstance(prompt_id, str) or not prompt_id.strip()):
+        raise WorkflowError(f"prompt_id must be a non-empty string, not {prompt_id!r}")
+    if taken:
+        raise WorkflowError(f"prompt {prompt_id} was already submitted by this client: give a new prompt_id")
+    return prompt_id or str(uuid.uuid4())
 
 
 def prompt_body(
@@ -57,6 +69,16 @@ def prompt_body(
     if partial_targets:
         body["partial_execution_targets"] = list(partial_targets)
     return body
+
+
+def dropped_outputs(node_errors: dict[str, Any], graph: dict[str, Any], pid: str) -> tuple[NodeInputError, ...]:
+    """The outputs a 200 dropped as invalid, logged as a warning (never silent)."""
+    errors = tuple(node_errors_to_list(node_errors, graph))
+    log.warning(
+        "comfy_nb: prompt %s was queued without its invalid outputs:\n%s",
+        pid, "\n".join(f"  - {e.describe()}" for e in errors),
+    )
+    return errors
 
 
 async def post_prompt(

@@ -177,7 +177,7 @@ class Transport:
             else:
                 streamed = await http.send(request, stream=True, follow_redirects=False)
             try:
-                body = b"".join([chunk async for chunk in self._bounded(streamed, method, shown)])
+                body = b"".join([chunk async for chunk in bounded(streamed, method, shown, self.max_download_size)])
             finally:
                 await streamed.aclose()
         except httpx.TransportError as exc:
@@ -228,20 +228,6 @@ class Transport:
                 )
             raise status_error(reply, "GET", reply.url, auth_hint=self.auth_hint)
         return reply
-
-    async def _bounded(self, response: httpx.Response, method: str, url: str) -> AsyncIterator[bytes]:
-        """The body's chunks, stopping with ``ServerError`` once it passes ``max_download_size``: a
-        response is never read whole into memory beyond that (a declared length is checked first)."""
-        limit = self.max_download_size
-        declared = response.headers.get("Content-Length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise _too_large(method, url, f"declares {int(declared)} bytes", limit)
-        total = 0
-        async for chunk in response.aiter_bytes():  # decoded: the limit holds for what is kept
-            total += len(chunk)
-            if total > limit:
-                raise _too_large(method, url, f"sent more than {limit} bytes", limit)
-            yield chunk
 
     async def request(
         self,
@@ -368,6 +354,20 @@ def status_error(response: Reply, method: str, url: str, *, auth_hint: str | Non
     return ServerError(
         f"{method} {url} answered {response.status_code}{hint}", request=RequestInfo(method, url), response=info
     )
+
+
+async def bounded(response: httpx.Response, method: str, url: str, limit: int) -> AsyncIterator[bytes]:
+    """The body's chunks, stopping with ``ServerError`` once it passes ``limit`` (``max_download_size``): a
+    response is never read whole into memory beyond that (a declared length is checked first)."""
+    declared = response.headers.get("Content-Length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(method, url, f"declares {int(declared)} bytes", limit)
+    total = 0
+    async for chunk in response.aiter_bytes():  # decoded: the limit holds for what is kept
+        total += len(chunk)
+        if total > limit:
+            raise _too_large(method, url, f"sent more than {limit} bytes", limit)
+        yield chunk
 
 
 def _too_large(method: str, url: str, what: str, limit: int) -> ServerError:

@@ -17,7 +17,6 @@ import mimetypes
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Literal, final
 from urllib.parse import urljoin, urlsplit
 
@@ -42,8 +41,6 @@ from ..protocol import (
     V2Event,
     V2Job,
     V2Output,
-    V2OutputEvent,
-    V2ProgressEvent,
     V2StatusEvent,
     node_errors_to_list,
     parse_v2_error,
@@ -51,7 +48,8 @@ from ..protocol import (
     parse_v2_job,
 )
 from ._retry import is_retryable_status, retry_delay
-from ._transport import transport_error
+from ._transport import bounded, transport_error
+from ._v2_belief import Seen
 
 __all__ = ["V2Session", "blake3_hash"]
 
@@ -71,22 +69,12 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     return parts.scheme, (parts.hostname or "").lower(), port
 
 
-@dataclass
-class _Seen:
-    """What the session has seen of one job: the facts a terminal state must fit."""
-
-    statuses: set[str] = field(default_factory=set)
-    outputs: dict[str, V2Output] = field(default_factory=dict)
-    last_progress: float | None = None  # monotonic time of the last progress snapshot
-    cancel_requested: bool = False
-
-
 @final
 class V2Session:
     """A Comfy API v2 endpoint, over httpx's public API.
 
     ``V2Session(url, *, api_key=None, key_header="authorization", timeout=30.0, max_retries=3,
-    poll_interval=0.5, settle_time=10.0, http_client=None)``
+    poll_interval=0.5, settle_time=10.0, http_client=None, verify=True)``
 
     * ``api_key`` goes as ``Authorization: Bearer`` (``key_header="authorization"``, the v2 and
       ``comfy-api-proxy --token`` form) or ``X-API-Key`` (``key_header="x-api-key"``), only to ``url``'s
@@ -107,6 +95,7 @@ class V2Session:
         poll_interval: float = 0.5,
         settle_time: float = 10.0,
         http_client: httpx.AsyncClient | None = None,
+        verify: Any = True,
     ) -> None:
         self.url = url.rstrip("/")
         self._origin = _origin(self.url)
@@ -122,9 +111,9 @@ class V2Session:
         self.settle_time = float(settle_time)
         self._own_http = http_client is None
         self._http = http_client or httpx.AsyncClient(
-            timeout=httpx.Timeout(self.timeout, connect=min(10.0, self.timeout)), follow_redirects=False
+            timeout=httpx.Timeout(self.timeout, connect=min(10.0, self.timeout)), follow_redirects=False, verify=verify
         )
-        self._seen: dict[str, _Seen] = {}
+        self._seen: dict[str, Seen] = {}
         self._labels = True  # label jobs with the client-made id (off once the endpoint refuses labels)
 
     def __repr__(self) -> str:
@@ -164,8 +153,10 @@ class V2Session:
         headers: Mapping[str, str] | None = None,
         ok: tuple[int, ...] = (200,),
         retries: int | None = None,
+        max_bytes: int | None = None,
     ) -> httpx.Response:
-        """One exchange, retried on connection errors, 5xx and 429; errors name the URL, never a header."""
+        """One exchange, retried on connection errors, 5xx and 429; errors name the URL, never a header.
+        With ``max_bytes``, a longer body raises ``ServerError`` before it is read whole."""
         url = self._abs(path_or_url)
         request = RequestInfo(method, url)
         attempts = (self.max_retries if retries is None else retries) + 1
@@ -173,8 +164,9 @@ class V2Session:
             last = attempt == attempts - 1
             answer: Mapping[str, str] | None = None  # its Retry-After paces the next attempt
             try:
-                response = await self._http.request(
-                    method, url, json=json, params=params, files=files, data=data, headers=self._headers(url, headers)
+                response = await self._send(
+                    method, url, max_bytes, json=json, params=params, files=files, data=data,
+                    headers=self._headers(url, headers),
                 )
             except httpx.TransportError as exc:
                 if last:  # the client's one mapping: a refused connection reported as a timeout is refused
@@ -187,6 +179,17 @@ class V2Session:
                 answer = response.headers
             await asyncio.sleep(retry_delay(attempt, answer))
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _send(self, method: str, url: str, max_bytes: int | None, **kwargs: Any) -> httpx.Response:
+        if max_bytes is None:
+            return await self._http.request(method, url, **kwargs)
+        streamed = await self._http.send(self._http.build_request(method, url, **kwargs), stream=True)
+        try:
+            body = b"".join([chunk async for chunk in bounded(streamed, method, url, max_bytes)])
+        finally:
+            await streamed.aclose()
+        kept = [(k, v) for k, v in streamed.headers.items() if k.lower() not in ("content-encoding", "content-length")]
+        return httpx.Response(streamed.status_code, headers=kept, content=body, request=streamed.request)
 
     def _status_error(self, response: httpx.Response, request: RequestInfo) -> ServerError:
         info = ResponseInfo.from_parts(response.status_code, response.content)
@@ -235,7 +238,7 @@ class V2Session:
         payload = _json_or_none(response)
         if response.status_code in (200, 201):
             job = parse_v2_job(payload)
-            self._seen.setdefault(job.id, _Seen()).statuses.add(job.status)
+            self._seen.setdefault(job.id, Seen()).statuses.add(job.status)
             return job
         err = parse_v2_error(payload)
         info = ResponseInfo.from_parts(response.status_code, response.content)
@@ -267,25 +270,32 @@ class V2Session:
 
     async def find(self, client_id: str) -> V2Job | None:
         """The job submitted with ``client_id`` (matched on its ``metadata``), from the newest 100."""
-        body = await self._json("GET", "/api/v2/jobs", params={"limit": 100})
-        for item in body.get("jobs") or [] if isinstance(body, dict) else []:
-            if isinstance(item, dict) and item.get("metadata") == _METADATA_PREFIX + client_id:
-                return parse_v2_job(item)
-        return None
+        return next((job for job in await self.jobs() if job.metadata == _METADATA_PREFIX + client_id), None)
+
+    async def jobs(self, statuses: tuple[str, ...] = (), *, limit: int = 100) -> list[V2Job]:
+        """``GET /api/v2/jobs``: the newest jobs (only those in ``statuses`` when given)."""
+        params: dict[str, Any] = {"limit": limit}
+        if statuses:
+            params["status"] = ",".join(statuses)
+        body = await self._json("GET", "/api/v2/jobs", params=params)
+        items = body.get("jobs") if isinstance(body, dict) else None
+        if not isinstance(items, list):
+            raise ProtocolError(f"GET {self.url}/api/v2/jobs did not answer a job list")
+        return [parse_v2_job(item) for item in items]
+
+    async def asset(self, asset_id: str) -> V2Asset:
+        """``GET /api/v2/assets/{id}``: the asset with a fresh link to its bytes."""
+        return _asset(await self._request("GET", f"/api/v2/assets/{asset_id}"))
 
     async def get(self, job_id: str) -> V2Job:
         """One authoritative read of the job (``GET /api/v2/jobs/{id}``)."""
         job = parse_v2_job(await self._json("GET", f"/api/v2/jobs/{job_id}"))
-        seen = self._seen.setdefault(job_id, _Seen())
-        if not job.terminal:
-            seen.statuses.add(job.status)
-        for out in job.outputs:
-            seen.outputs.setdefault(out.id, out)
+        self._seen.setdefault(job_id, Seen()).note_job(job)
         return job
 
     async def cancel(self, job_id: str) -> V2Job:
         """``POST /api/v2/jobs/{id}/cancel``: a running job answers ``canceling`` until the interrupt lands."""
-        self._seen.setdefault(job_id, _Seen()).cancel_requested = True
+        self._seen.setdefault(job_id, Seen()).cancel_requested = True
         return parse_v2_job(await self._json("POST", f"/api/v2/jobs/{job_id}/cancel"))
 
     async def events(self, job_id: str) -> AsyncIterator[V2Event]:
@@ -304,49 +314,20 @@ class V2Session:
                     for message in parser.feed(chunk):
                         event = parse_v2_event(message)
                         if event is not None:
-                            self._note(job_id, event)
+                            self._seen.setdefault(job_id, Seen()).note_event(event)
                             yield event
         except httpx.TransportError as exc:
             raise ComfyConnectionError(f"the event stream {url} broke ({type(exc).__name__})", request=request) from None
 
-    def _note(self, job_id: str, event: V2Event) -> None:
-        seen = self._seen.setdefault(job_id, _Seen())
-        if isinstance(event, V2ProgressEvent):
-            seen.last_progress = time.monotonic()
-            seen.statuses.add("running")
-        elif isinstance(event, V2OutputEvent):
-            seen.outputs.setdefault(event.output.id, event.output)
-        elif isinstance(event, V2StatusEvent) and not event.terminal:
-            seen.statuses.add(event.status)
-
     # ------------------------------------------------------------------ waiting
 
-    def _doubt(self, job: V2Job) -> tuple[str, bool] | None:
-        """Why a terminal ``job`` cannot be believed yet (and whether one agreeing re-read settles it),
-        or ``None`` when it fits what was seen."""
-        seen = self._seen.get(job.id) or _Seen()
-        if job.status == "expired":
-            # A job this session cancelled while queued is dequeued and reads expired: one re-read.
-            # Otherwise it is the proxy's history/queue gap until it has stayed so for settle_time.
-            return ("expired after a cancel", True) if seen.cancel_requested else ("expired", False)
-        recent = seen.last_progress is not None and time.monotonic() - seen.last_progress < self.settle_time
-        if recent and job.status != "succeeded":  # a success is never the proxy's false report
-            return ("right after the last progress", True)
-        if job.status == "succeeded" and not set(seen.outputs) <= {o.id for o in job.outputs}:
-            return ("succeeded without outputs the stream reported", False)
-        if job.status == "failed" and job.error is None:
-            return ("failed without an error", False)
-        if job.status == "canceled" and not seen.cancel_requested and "canceling" not in seen.statuses:
-            return ("canceled though nobody asked", False)
-        return None
-
-    async def _settle(self, job: V2Job, deadline: float | None) -> V2Job:
+    async def settle(self, job: V2Job, deadline: float | None = None) -> V2Job:
         """Re-read a doubtful terminal state until it fits, turns live again, or ``settle_time`` passes;
         a state that needs only one agreeing re-read is believed after it."""
         started = time.monotonic()
         reads = 0
         while True:
-            doubt = self._doubt(job)
+            doubt = (self._seen.get(job.id) or Seen()).doubt(job, self.settle_time)
             if doubt is None or (doubt[1] and reads > 0):
                 break
             now = time.monotonic()
@@ -358,7 +339,7 @@ class V2Session:
             job = await self.get(job.id)
             if not job.terminal:
                 return job
-        if job.status == "expired" and self._seen.get(job.id, _Seen()).cancel_requested:
+        if job.status == "expired" and self._seen.get(job.id, Seen()).cancel_requested:
             return job.model_copy(update={"status": "canceled"})
         return job
 
@@ -369,32 +350,39 @@ class V2Session:
         timeout: float | None = None,
         stream: bool | None = None,
         on_event: Callable[[V2Event], Any] | None = None,
+        on_job: Callable[[V2Job], Any] | None = None,
     ) -> V2Job:
-        """Wait for the job's believed terminal state. Polls as the truth; ``stream`` (default: when
-        ``on_event`` is given) follows the event stream too, for live progress and a prompt wake-up.
+        """Wait for the job's believed terminal state. Polls as the truth (at once, then after 0.05 s,
+        doubling up to ``poll_interval``); ``stream`` (default: when ``on_event`` is given) follows the
+        event stream of a job still under way too, for live progress and a prompt wake-up. ``on_job``
+        sees every polled state that is not terminal (a job that turned live again included).
 
         Raises ``ComfyTimeout`` when ``timeout`` passes first.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         wake = asyncio.Event()
         streamer: asyncio.Task[None] | None = None
-        if stream or (stream is None and on_event is not None):
-            streamer = asyncio.ensure_future(self._pump(job_id, wake, on_event))
+        polls = 0
         try:
             while True:
+                wake.clear()  # a wake-up that comes during the read below still cuts the wait after it
                 job = await self.get(job_id)
                 if job.terminal:
-                    job = await self._settle(job, deadline)
+                    job = await self.settle(job, deadline)
                     if job.terminal:
                         self._seen.pop(job_id, None)  # believed: what was seen is no longer needed
                         return job
+                if on_job is not None:
+                    on_job(job)
+                if streamer is None and (stream or (stream is None and on_event is not None)):
+                    streamer = asyncio.ensure_future(self._pump(job_id, wake, on_event))  # only for a live job
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     raise ComfyTimeout(
                         f"job {job_id} at {self.url} did not finish within {timeout} s (last status {job.status})"
                     )
-                interval = self.poll_interval if streamer is None or streamer.done() else self.poll_interval * 4
-                wake.clear()
+                interval = min(self.poll_interval, 0.05 * 2**polls)  # quick re-reads first, then poll_interval
+                polls += 1
                 try:
                     await asyncio.wait_for(wake.wait(), min(interval, remaining) if remaining else interval)
                 except asyncio.TimeoutError:
@@ -461,11 +449,12 @@ class V2Session:
         response = await self._request("HEAD", f"/api/v2/assets/by-hash/{digest}", ok=(200, 404))
         return response.status_code == 200
 
-    async def download(self, output: V2Output | V2Asset | str) -> bytes:
-        """An output's bytes. Follows the link it carries, and redirects without the key off-origin."""
+    async def download(self, output: V2Output | V2Asset | str, *, max_bytes: int | None = None) -> bytes:
+        """An output's bytes. Follows the link it carries, and redirects without the key off-origin;
+        a body over ``max_bytes`` raises ``ServerError``."""
         url = self._abs(output if isinstance(output, str) else output.url)
         for _ in range(_MAX_REDIRECTS + 1):
-            response = await self._request("GET", url, ok=(200, 206, 301, 302, 303, 307, 308))
+            response = await self._request("GET", url, ok=(200, 206, 301, 302, 303, 307, 308), max_bytes=max_bytes)
             if response.status_code in (200, 206):
                 return response.content
             location = response.headers.get("location")

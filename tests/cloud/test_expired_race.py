@@ -18,6 +18,7 @@ import pytest
 from _proxy import PROXY_TOKEN, ProxyThread
 from aiohttp import web
 
+from comfy_nb import AsyncComfyClient, JobState
 from comfy_nb.client._v2 import V2Session
 from comfy_nb.errors import JobLost
 from comfy_nb.mock import MockServer
@@ -145,3 +146,14 @@ async def test_the_gate_reproduces_expired_on_a_plain_read(gated: tuple[MockServ
         job = await session.submit(slow())
         assert (await session.get(job.id)).status == "expired"
         assert (await session.get(job.id)).status == "succeeded"
+
+
+async def test_the_job_api_loses_no_job_to_the_race(gated: tuple[MockServer, Gate, ProxyThread]) -> None:
+    """The same race through ``AsyncComfyClient(kind="v2")``: the Job ends completed with its output."""
+    mock, gate, proxy = gated
+    async with AsyncComfyClient(proxy.url, api_key=PROXY_TOKEN, kind="v2", poll_interval=0.02) as client:
+        job = await client.submit(slow())
+        [out] = await job.result(timeout=30)
+        assert (await client.download(out))[:4] == b"\x89PNG"
+    assert gate.held == 1 and gate.empty_after_hold == 1  # one of the proxy's reads landed in the gap
+    assert job.status.state is JobState.COMPLETED and mock.stats.prompts_completed == 1

@@ -57,12 +57,19 @@ async def test_submit_wait_and_download_pixels(proxied: Proxied) -> None:
 
 
 async def test_events_stream_progress_previews_outputs_and_final_status(proxied: Proxied) -> None:
+    """The stream read to its end (the proxy closes it after the terminal status and the outputs); then
+    ``wait(on_event=...)`` of a second job: the poller, not the stream, decides when it returns."""
     _, proxy = proxied
     events: list[V2Event] = []
+    live: list[V2Event] = []
     async with session(proxy) as s:
         job = await s.submit(slow(steps=8, seconds=0.15))
-        done = await s.wait(job.id, timeout=60, on_event=events.append)
-    assert done.status == "succeeded"
+        async for event in s.events(job.id):
+            events.append(event)
+        done = await s.wait(job.id, timeout=60)
+        second = await s.submit(slow(steps=40, seconds=0.05))
+        assert (await s.wait(second.id, timeout=60, on_event=live.append)).status == "succeeded"
+    assert done.status == "succeeded" and any(isinstance(e, V2StatusEvent) for e in live)
     kinds = Counter(type(e).__name__ for e in events)
     assert kinds[V2StatusEvent.__name__] >= 2 and kinds[V2ProgressEvent.__name__] >= 1
     assert kinds[V2PreviewEvent.__name__] >= 1 and kinds[V2OutputEvent.__name__] == 1
