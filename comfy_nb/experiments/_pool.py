@@ -25,8 +25,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..client import AsyncComfyClient, Job, JobState, Output
-from ..errors import ClientClosed, ComfyConnectionError, ComfyError, PromptValidationError, WorkflowError
+from ..client import AsyncComfyClient, ComfyClient, Job, JobState, Output
+from ..errors import (
+    ClientClosed,
+    ComfyConnectionError,
+    ComfyError,
+    NotAvailable,
+    PromptValidationError,
+    WorkflowError,
+)
 from ..protocol import NodeDef, api_graph
 from ._overflow import OverflowPolicy
 from ._pool_job import PoolJob, _Server, missing_on
@@ -226,8 +233,9 @@ class ServerPool:
 
         return await run_sweep(self, sweep, **kwargs)
 
-    async def build_context(self) -> tuple[Any, dict[str, NodeDef]]:
-        """The config and node definitions graphs are built with (the first up server's)."""
+    async def build_context(self) -> tuple[Any, dict[str, NodeDef] | None]:
+        """The config and node definitions graphs are built with (the first up server's; None from a
+        server that cannot list them, such as a Comfy API v2 endpoint)."""
         up = [s for s in self._servers if s.up]
         if not up:
             raise ComfyConnectionError("no server of the pool is up")
@@ -246,7 +254,7 @@ class ServerPool:
         """
         policy = self._overflow_policy
         usable = [s for s in self._servers if not s.overflow or policy.when_no_local]
-        able = {s.url: missing_on(job.prompt, s.defs) for s in usable if s.up or s.defs}
+        able = {s.url: missing_on(job.prompt, s.defs) for s in usable if s.up or s.defs or s.defs is None}
         if able and all(able.values()):
             reasons = "; ".join(f"{url} lacks {', '.join(m[:5])}" for url, m in able.items())
             raise WorkflowError(f"no server of the pool can run this prompt: {reasons}")
@@ -329,7 +337,10 @@ class ServerPool:
 
     async def _bring_up(self, server: _Server) -> None:
         await server.client.connect()
-        server.defs = await server.client.node_defs(refresh=True)
+        try:
+            server.defs = await server.client.node_defs(refresh=True)
+        except NotAvailable:  # a Comfy API v2 endpoint: it validates graphs at submit
+            server.defs = None
         server.up = True
         server.failures = 0
         abandoned, server.abandoned = server.abandoned, []
@@ -356,8 +367,9 @@ class ServerPool:
 
     async def _probe(self, server: _Server) -> None:
         try:
-            if server.up:
-                await asyncio.wait_for(server.client.system_stats(), self.probe_timeout)
+            if server.up:  # the cheapest read every kind of server answers
+                check = server.client.queue() if server.defs is None else server.client.system_stats()
+                await asyncio.wait_for(check, self.probe_timeout)
             else:
                 await asyncio.wait_for(self._bring_up(server), self.probe_timeout)
         except (ComfyError, asyncio.TimeoutError, OSError) as exc:
@@ -377,15 +389,30 @@ class ServerPool:
 
 
 class BlockingServerPool:
-    """``ServerPool`` for code without ``await``: it lives on the library's loop thread, like ``ComfyClient``."""
+    """``ServerPool`` for code without ``await``: it lives on the library's loop thread, like ``ComfyClient``.
 
-    def __init__(self, servers: Sequence[str | AsyncComfyClient], **kwargs: Any) -> None:
+    Servers are URLs, or clients: a ``ComfyClient`` (whose async client lives on that same thread) or an
+    ``AsyncComfyClient`` made there.
+    """
+
+    def __init__(
+        self,
+        servers: Sequence[str | AsyncComfyClient | ComfyClient],
+        *,
+        overflow: Sequence[str | AsyncComfyClient | ComfyClient] = (),
+        **kwargs: Any,
+    ) -> None:
         from ..client._loop import run_sync
 
         self._run_sync = run_sync
 
+        def unwrap(given: Sequence[str | AsyncComfyClient | ComfyClient]) -> Sequence[str | AsyncComfyClient]:
+            if isinstance(given, str):
+                return given  # ServerPool refuses a lone string, saying why
+            return [s.aclient if isinstance(s, ComfyClient) else s for s in given]
+
         async def start() -> ServerPool:
-            pool = ServerPool(servers, **kwargs)
+            pool = ServerPool(unwrap(servers), overflow=unwrap(overflow), **kwargs)
             await pool.connect()
             return pool
 

@@ -45,7 +45,9 @@ class _Server:
         self.generation = 0
         """Bumped each time the server goes down: jobs placed in an older generation must move."""
         self.failures = 0
-        self.defs: dict[str, NodeDef] = {}
+        self.defs: dict[str, NodeDef] | None = {}
+        """Its node definitions; ``None`` when the server cannot list them (a Comfy API v2 endpoint: it
+        validates a graph when it is submitted)."""
         self.jobs: set[PoolJob] = set()
         self.assigned = 0
         self.submitting = 0
@@ -65,9 +67,12 @@ class _Server:
         return max(self.in_flight(), self.client.queue_remaining or 0)
 
 
-def missing_on(graph: Mapping[str, Any], defs: Mapping[str, NodeDef]) -> list[str]:
-    """What a server lacks to run ``graph``: node classes, and combo values (model files, images)."""
+def missing_on(graph: Mapping[str, Any], defs: Mapping[str, NodeDef] | None) -> list[str]:
+    """What a server lacks to run ``graph``: node classes, and combo values (model files, images).
+    Nothing is known missing on a server that cannot list its nodes (``defs`` None)."""
     missing: list[str] = []
+    if defs is None:
+        return missing
     for node in graph.values():
         class_type = node.get("class_type")
         node_def = defs.get(class_type)

@@ -197,7 +197,7 @@ class SweepRun:
 
     # ------------------------------------------------------------------ running
 
-    def _start(self, pool: ServerPool, owned: bool, config: Any, defs: dict[str, NodeDef], concurrency: int,
+    def _start(self, pool: ServerPool, owned: bool, config: Any, defs: dict[str, NodeDef] | None, concurrency: int,
                rerun_failed: bool) -> None:
         if self.sweep is None:
             raise ComfyError("this run's sweep could not be rebuilt, so it cannot be resumed")
@@ -242,7 +242,7 @@ class SweepRun:
         self._cancelling = True
         await asyncio.gather(*(job.cancel() for job in tuple(self._inflight.values())), return_exceptions=True)
 
-    async def _drive(self, pool: ServerPool, owned: bool, config: Any, defs: dict[str, NodeDef],
+    async def _drive(self, pool: ServerPool, owned: bool, config: Any, defs: dict[str, NodeDef] | None,
                      concurrency: int, todo: list[Cell]) -> None:
         slots = asyncio.Semaphore(max(1, concurrency))
         saves = asyncio.Semaphore(max(2, min(concurrency, 8)))
@@ -271,7 +271,7 @@ class SweepRun:
             assert self._finished is not None
             self._finished.set()
 
-    async def _one(self, pool: ServerPool, cell: Cell, config: Any, defs: dict[str, NodeDef],
+    async def _one(self, pool: ServerPool, cell: Cell, config: Any, defs: dict[str, NodeDef] | None,
                    slots: asyncio.Semaphore, saves: asyncio.Semaphore) -> None:
         """Build, submit and follow one cell; the slot is freed as soon as the job ends on the server."""
         held = True

@@ -381,3 +381,20 @@ async def test_an_auto_client_finds_the_v2_endpoint_on_its_first_call(proxied: P
     finally:
         await client.aclose()
     assert PROXY_TOKEN not in repr(client)
+
+
+async def test_a_pool_runs_a_sweep_on_a_v2_endpoint_beside_a_comfyui(proxied: Proxied, tmp_path: Path) -> None:
+    """A v2 endpoint cannot list its nodes: the pool places on it without that check (the endpoint
+    validates at submit); cells run on both kinds of server."""
+    from comfy_nb.experiments import ServerPool, Sweep, run_sweep
+
+    _, proxy = proxied
+    task = GenerationTask(prompt="a lighthouse", steps=2, width=64, height=64)
+    with MockServer(step_delay=0.01) as local:
+        async with v2client(proxy.url) as fleet, ServerPool([local.url, fleet]) as pool:
+            assert (await pool.build_context())[1] is not None  # the ComfyUI's node definitions, listed first
+            run = await run_sweep(pool, Sweep(task, seed=[1, 2, 3, 4]), concurrency=4, output_dir=tmp_path)
+            await run.wait(60)
+            assert [(s.url, s.up, s.completed) for s in pool.stats()] == [(local.url, True, 2), (proxy.url, True, 2)]
+    assert run.counts() == {"completed": 4}
+    assert {row["server"] for row in run.table()} == {local.url, proxy.url}
