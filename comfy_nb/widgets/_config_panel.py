@@ -12,6 +12,7 @@ import ipywidgets as W
 import traitlets as t
 
 from .._secrets import reveal
+from ..errors import NotAvailable
 from ..protocol import server_url_problem
 from . import _bg
 from ._forms import LoraStack, field_layout, lora_triples, section, set_options, status_html
@@ -301,7 +302,10 @@ class ConfigPanel(W.VBox):  # type: ignore[misc]
         def _probe() -> tuple[Any, str, list[str], list[str], list[str]]:
             client = in_use if in_use is not None else self._make_client()
             try:
-                caps = _blocking(client, "capabilities", refresh=True)
+                try:
+                    caps = _blocking(client, "capabilities", refresh=True)
+                except NotAvailable:  # a Comfy API v2 endpoint: it answered the connect, and has no stats
+                    caps = None
                 kind = kind_text(getattr(client, "kind", None), detected=self.kind.value == "auto")
                 lists = []
                 for folder in ("checkpoints", "vae", "loras"):

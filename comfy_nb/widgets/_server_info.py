@@ -115,21 +115,25 @@ def in_use_html(url: str, auth: str | None, caps: Any = None, kind: Any = None) 
 
 
 def caps_html(caps: Any, kind: str | None = None) -> str:
-    """The Test connection result: server, API kind (``kind_text``), device, previews and supported features."""
+    """The Test connection result: server, API kind (``kind_text``), device, previews and supported features
+    (``caps`` None: a server that does not report them, such as a Comfy API v2 endpoint)."""
 
     def yes(b: Any) -> str:
         return "✓" if b else "✗"
 
     devices = list(getattr(caps, "devices", ()) or ())
     rows = [
-        ("Server", server_kind(caps)),
+        ("Server", server_kind(caps) if caps is not None else "does not report its version, devices or features"),
         *([("API", kind)] if kind else []),
-        ("Device", device_text(devices[0] if devices else None)),
-        ("Previews", previews_text(caps)),
-        ("Supports", (f"preview metadata {yes(getattr(caps, 'supports_preview_metadata', False))} · "
-                      f"jobs API {yes(getattr(caps, 'jobs_api', False))} · "
-                      f"targeted interrupt {yes(getattr(caps, 'targeted_interrupt', False))}")),
     ]
+    if caps is not None:
+        rows += [
+            ("Device", device_text(devices[0] if devices else None)),
+            ("Previews", previews_text(caps)),
+            ("Supports", (f"preview metadata {yes(getattr(caps, 'supports_preview_metadata', False))} · "
+                          f"jobs API {yes(getattr(caps, 'jobs_api', False))} · "
+                          f"targeted interrupt {yes(getattr(caps, 'targeted_interrupt', False))}")),
+        ]
     body = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
     return (f'<div class="cnb-caps"><span class="cnb-status cnb-status-ok" '
             f'style="color:var(--jp-success-color1,#388e3c)">Connected</span>'

@@ -398,3 +398,18 @@ async def test_a_pool_runs_a_sweep_on_a_v2_endpoint_beside_a_comfyui(proxied: Pr
             assert [(s.url, s.up, s.completed) for s in pool.stats()] == [(local.url, True, 2), (proxy.url, True, 2)]
     assert run.counts() == {"completed": 4}
     assert {row["server"] for row in run.table()} == {local.url, proxy.url}
+
+
+def test_the_config_panel_tests_a_v2_endpoint(proxied: Proxied) -> None:
+    """"Test connection" on a v2 endpoint: connected, the kind detected, no server stats asked of an API
+    that has none (not a failure), and the key nowhere in what the panel shows."""
+    from comfy_nb.widgets import ConfigPanel
+    from comfy_nb.widgets._server_info import caps_html
+
+    _, proxy = proxied
+    panel = ConfigPanel(ComfyConfig(server_url=proxy.url, api_key=PROXY_TOKEN))
+    caps, kind, checkpoints, _vaes, _loras = panel.test_connection().result(60)
+    assert caps is None and kind == "Comfy API v2 (detected)" and checkpoints == []
+    shown = caps_html(caps, kind)
+    assert "Connected" in shown and "Comfy API v2 (detected)" in shown and "does not report" in shown
+    assert PROXY_TOKEN not in shown + repr(panel)
