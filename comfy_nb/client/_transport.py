@@ -12,7 +12,7 @@ import functools
 import json
 import os
 import ssl
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -133,31 +133,33 @@ class Transport:
                 ) from None
             headers = {"Content-Type": "application/json"}
         request = http.build_request(
-            method, url, content=content, headers=headers, params=params, files=files, data=data
+            method, _parsed_url(url), content=content, headers=headers, params=params, files=files, data=data
         )
         try:
             streamed = await http.send(request, stream=True)
             try:
-                body = b"".join([chunk async for chunk in self._bounded(streamed, method, url)])
+                body = await self._read_bounded(streamed, method, url)
             finally:
                 await streamed.aclose()
         except httpx.TransportError as exc:
             raise transport_error(exc, method, url, self.timeout) from None
         return Reply(streamed.status_code, streamed.headers, body)
 
-    async def _bounded(self, response: httpx.Response, method: str, url: str) -> AsyncIterator[bytes]:
-        """The body's chunks, stopping with ``ServerError`` once it passes ``max_download_size``: a
+    async def _read_bounded(self, response: httpx.Response, method: str, url: str) -> bytes:
+        """The (decoded) body, stopping with ``ServerError`` once it passes ``max_download_size``: a
         response is never read whole into memory beyond that (a declared length is checked first)."""
         limit = self.max_download_size
         declared = response.headers.get("Content-Length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise _too_large(method, url, f"declares {int(declared)} bytes", limit)
+        chunks: list[bytes] = []
         total = 0
         async for chunk in response.aiter_bytes():  # decoded: the limit holds for what is kept
             total += len(chunk)
             if total > limit:
                 raise _too_large(method, url, f"sent more than {limit} bytes", limit)
-            yield chunk
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     async def request(
         self,
@@ -230,6 +232,13 @@ def transport_error(exc: httpx.TransportError, method: str, url: str, timeout: f
         "no proxy or firewall is in the way",
         request=request,
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_url(url: str) -> httpx.URL:
+    """``httpx.URL(url)``, parsed once per URL: parsing costs ~10 µs, and the same few URLs (``/prompt``,
+    ``/view``) are requested for every job. Bounded, since some paths carry a prompt id."""
+    return httpx.URL(url)
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:
