@@ -243,6 +243,33 @@ async def bare_httpx(url: str, run: Run) -> None:
         await serve_async(run, one)
 
 
+async def bare_httpx_aiohttp(url: str, run: Run) -> None:
+    """The bare aiohttp loop with its HTTP through httpx's public API over the httpx-aiohttp transport,
+    the one HTTP path comfy_nb may take (issue 14); its socket stays aiohttp's. Against ``bare_aiohttp``
+    it is what that path costs any client; comfy_nb against it is what comfy_nb adds on top."""
+    import aiohttp
+    import httpx
+    from httpx_aiohttp import AiohttpTransport
+
+    cid = uuid.uuid4().hex
+    async with httpx.AsyncClient(base_url=url, transport=AiohttpTransport()) as http, \
+            aiohttp.ClientSession(url) as session, session.ws_connect(f"/ws?clientId={cid}", max_msg_size=0) as ws:
+
+        async def one(i: int) -> bytes:
+            pid = run.pid = str(uuid.uuid4())
+            r = await http.post("/prompt", json={"prompt": job_graph(i, run.prefix), "client_id": cid, "prompt_id": pid})
+            r.raise_for_status()
+            outputs: list[dict[str, Any]] = []
+            async for frame in ws:
+                if frame.type == aiohttp.WSMsgType.TEXT and _end_or_outputs(frame.data, pid, outputs):
+                    break
+            v = await http.get("/view", params=outputs[0])
+            v.raise_for_status()
+            return v.content
+
+        await serve_async(run, one)
+
+
 # ---------------------------------------------------------------------------- comfy_nb
 
 
@@ -390,6 +417,8 @@ def work(name: str, url: str, run: Run) -> None:
         asyncio.run(bare_aiohttp(url, run))
     elif name == "bare_httpx":
         asyncio.run(bare_httpx(url, run))
+    elif name == "bare_httpx_aiohttp":
+        asyncio.run(bare_httpx_aiohttp(url, run))
     elif name.startswith("comfy_nb_async"):
         asyncio.run(comfy_nb_async(url, run, name))
     elif name == "comfy_nb_blocking":

@@ -6,12 +6,16 @@ kept; the run is many short blocks (10 jobs) whose order rotates, so drift and n
 all alike. ``block_ratio_median`` is the median over blocks of a client's block median divided by
 ``bare_aiohttp``'s in the same block. Ratios are against ``bare_aiohttp``, a
 bare loop doing the same protocol work as comfy_nb (outputs from ``executed``, no history read, one
-connection kept); ``bare_httpx`` is the same loop on httpx + websockets.
+connection kept); ``bare_httpx`` is the same loop on httpx + websockets; ``bare_httpx_aiohttp`` the
+same loop with its HTTP through httpx over the httpx-aiohttp transport (comfy_nb's one HTTP path).
 
 Lines:
 - ``per_job_async_median`` / ``_p90``, ``per_job_blocking_median`` / ``_p90``: the targets
   (median <= 1.05x, p90 <= 1.10x the bare aiohttp loop);
-- ``http_path_*``: comfy_nb async handed a public ``httpx.AsyncClient`` (with the httpx-aiohttp
+- ``http_path_floor_median`` (``bare_httpx_aiohttp`` / ``bare_aiohttp``): what comfy_nb's one HTTP path
+  costs a bare loop; ``per_job_async_over_floor_median`` (comfy_nb async / ``bare_httpx_aiohttp``): what
+  comfy_nb adds on top of it;
+- ``http_path_*_public``, ``http_path_plain_httpx``: comfy_nb async handed a public ``httpx.AsyncClient`` (with the httpx-aiohttp
   transport, and plain httpx) against comfy_nb's own client (since issue 14 that is httpx over the
   httpx-aiohttp transport too, so the first pair should be level);
 - ``clients_<name>``: every client, peers included when ``python -m benchmarks --setup-peers`` made
@@ -39,7 +43,7 @@ from typing import Any
 from . import _peers
 from ._common import api_proxy, mock_server_process
 
-OURS = ["bare_aiohttp", "bare_httpx", "comfy_nb_async", "comfy_nb_blocking",
+OURS = ["bare_aiohttp", "bare_httpx", "bare_httpx_aiohttp", "comfy_nb_async", "comfy_nb_blocking",
         "comfy_nb_async_httpx_aiohttp", "comfy_nb_async_httpx"]
 PEERS = ["comfyscript_sync", "comfyscript_async", "comfy_api_simplified", "comfy_sdk_proxy"]
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -156,6 +160,11 @@ def summarize(got: dict[str, list[dict[str, Any]]], n: int, blocks: int, url: st
         line("per_job_async_p90", "comfy_nb_async", "p90", "bare_aiohttp", "<= 1.10"),
         line("per_job_blocking_median", "comfy_nb_blocking", "median", "bare_aiohttp", "<= 1.05"),
         line("per_job_blocking_p90", "comfy_nb_blocking", "p90", "bare_aiohttp", "<= 1.10"),
+        line("http_path_floor_median", "bare_httpx_aiohttp", "median", "bare_aiohttp",
+             note="the bare loop with its HTTP through httpx over httpx-aiohttp (comfy_nb's one HTTP path): "
+                  "what that path costs any client"),
+        line("per_job_async_over_floor_median", "comfy_nb_async", "median", "bare_httpx_aiohttp",
+             note="comfy_nb async against the bare loop on the same HTTP path: what comfy_nb itself adds"),
         line("http_path_httpx_aiohttp_public_median", "comfy_nb_async_httpx_aiohttp", "median", "comfy_nb_async",
              note="comfy_nb given httpx.AsyncClient(transport=httpx_aiohttp.AiohttpTransport()) vs its own path today"),
         line("http_path_plain_httpx_median", "comfy_nb_async_httpx", "median", "comfy_nb_async",

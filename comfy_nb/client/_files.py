@@ -95,13 +95,16 @@ class Files:
 
     async def save_output(self, output: Output, directory: str | os.PathLike[str]) -> pathlib.Path:
         """Save an output under ``directory`` (its subfolder kept); never writes outside it."""
-        root = await asyncio.to_thread(pathlib.Path(directory).resolve)  # resolve reads the disk
-        target = safe_target(root, output)
+        _relative_parts(pathlib.Path(directory), output)  # a name that would leave it is refused before the download
         data = await self.download(output)
 
-        # off the event loop (a large file must not stall every job's events), and atomically: a failed
-        # or interrupted save leaves the old file or none, never a torn one
-        return await asyncio.to_thread(write_atomic, target, data, private=False)
+        def write() -> pathlib.Path:
+            # One trip off the event loop for all the disk work (resolving reads the disk; a large file
+            # must not stall every job's events), the final check on the resolved path, and atomically:
+            # a failed or interrupted save leaves the old file or none, never a torn one.
+            return write_atomic(safe_target(pathlib.Path(directory).resolve(), output), data, private=False)
+
+        return await asyncio.to_thread(write)
 
 
 def _ref_from_name(name: str) -> dict[str, str]:
@@ -109,12 +112,19 @@ def _ref_from_name(name: str) -> dict[str, str]:
     return {"filename": base, "subfolder": sub, "type": "input"}
 
 
-def safe_target(root: pathlib.Path, output: Output) -> pathlib.Path:
+def _relative_parts(root: pathlib.Path, output: Output) -> list[str]:
+    """The output's path under ``root`` as parts; ``ComfyError`` when its name would leave ``root``
+    (read from the name alone, no disk access)."""
     parts = [p for p in output.subfolder.replace("\\", "/").split("/") if p not in ("", ".")]
     name = os.path.basename(output.filename.replace("\\", "/"))
     if not name or name in (".", "..") or ".." in parts:
         raise ComfyError(f"refusing to save {output.path!r}: its name would leave {root}")
-    target = root.joinpath(*parts, name).resolve()
+    return [*parts, name]
+
+
+def safe_target(root: pathlib.Path, output: Output) -> pathlib.Path:
+    """Where ``output`` goes under the resolved ``root``, checked again after resolving (reads the disk)."""
+    target = root.joinpath(*_relative_parts(root, output)).resolve()
     if root != target and root not in target.parents:
         raise ComfyError(f"refusing to save {output.path!r}: its name would leave {root}")
     return target

@@ -6,8 +6,9 @@ and must be cheap; they are safe to hand to any thread.
 
 from __future__ import annotations
 
+import operator
 import posixpath
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import Any
 from urllib.parse import urlencode
@@ -38,10 +39,13 @@ class JobState(str, Enum):
 
     @property
     def terminal(self) -> bool:
-        return self in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
+        return self._value_ in _TERMINAL_VALUES  # read several times per socket event: a set lookup
 
     def __str__(self) -> str:
         return self.value
+
+
+_TERMINAL_VALUES = frozenset({"completed", "failed", "cancelled"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +222,19 @@ class JobStatus:
         if self.error is not None:
             parts.append(f"error={self.error.message!r}")
         return f"JobStatus({', '.join(parts)})"
+
+
+_STATUS_FIELDS = {f.name: i for i, f in enumerate(fields(JobStatus))}
+_status_values = operator.attrgetter(*_STATUS_FIELDS)
+
+
+def evolve_status(status: JobStatus, **changes: Any) -> JobStatus:
+    """``dataclasses.replace`` for the snapshot made on every socket event, at about half its cost
+    (positional arguments, no per-field checks: every field of ``JobStatus`` is an init field)."""
+    values = list(_status_values(status))
+    for name, value in changes.items():
+        values[_STATUS_FIELDS[name]] = value
+    return JobStatus(*values)
 
 
 @dataclass(frozen=True, slots=True)

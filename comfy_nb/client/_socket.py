@@ -134,6 +134,11 @@ class Socket:
                     open_timeout=self._open_timeout,
                     close_timeout=_CLOSE_TIMEOUT,
                     compression=None,
+                    # Frames buffered before reading pauses. Our reader drains them every loop turn, but at
+                    # websockets' default (16) a burst from a busy server paused and resumed reading ~300
+                    # times per 1,000 jobs: two epoll_ctl calls each, each a GIL hand-off that a worker
+                    # thread (sidecars, thumbnails) could hold for a switch interval.
+                    max_queue=256,
                     ping_interval=20,
                     ping_timeout=20,
                     ssl=tls_context(self._verify) if self.url.startswith("wss://") else None,

@@ -9,7 +9,6 @@ counted (cached nodes send none); progress never goes backwards and is 100 only 
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from typing import Any
 
 from pydantic import ValidationError
@@ -32,7 +31,7 @@ from ..protocol import (
     epoch_ms,
     linked_nodes,
 )
-from ._models import ErrorInfo, JobState, JobStatus, NodeRef, Output, Preview, outputs_from_ui
+from ._models import ErrorInfo, JobState, JobStatus, NodeRef, Output, Preview, evolve_status, outputs_from_ui
 from ._progress import ProgressModel, node_timings
 
 __all__ = ["JobTracker", "nodes_to_run"]
@@ -168,7 +167,7 @@ class JobTracker:
         status = self.status
         if all(getattr(status, key) == value for key, value in changes.items()):
             return False
-        self.status = replace(status, **changes)
+        self.status = evolve_status(status, **changes)
         return True
 
     def _node_sets(self) -> dict[str, Any]:
@@ -189,7 +188,7 @@ class JobTracker:
         if completed:
             self._done |= self._to_run
             self._count_done()
-        self.status = replace(
+        self.status = evolve_status(
             self.status,
             state=state,
             queue_position=None,
@@ -299,19 +298,19 @@ class JobTracker:
     def apply_preview(self, preview: PreviewImage) -> bool:
         if self.status.terminal:
             return False
-        self.status = replace(self.status, preview=Preview(preview.image, preview.mime, preview.node_id))
+        self.status = evolve_status(self.status, preview=Preview(preview.image, preview.mime, preview.node_id))
         return True
 
     def apply_text(self, text: ProgressText) -> bool:
         if self.status.terminal or text.text == self.status.text:
             return False
-        self.status = replace(self.status, text=text.text)
+        self.status = evolve_status(self.status, text=text.text)
         return True
 
     def set_queue_position(self, position: int | None) -> bool:
         if self.status.state is not JobState.QUEUED or position == self.status.queue_position:
             return False
-        self.status = replace(self.status, queue_position=position)
+        self.status = evolve_status(self.status, queue_position=position)
         return True
 
     def apply_history(self, entry: HistoryEntry) -> bool:
@@ -333,7 +332,7 @@ class JobTracker:
         start = entry.status.message("execution_start")
         started = epoch_ms(start.get("timestamp")) if start else None
         if started and self.status.started_at is None:
-            self.status = replace(self.status, started_at=started / 1000.0)
+            self.status = evolve_status(self.status, started_at=started / 1000.0)
         err = entry.status.message("execution_error")
         if err is not None:
             try:
@@ -355,7 +354,7 @@ class JobTracker:
         if self.status.terminal:  # ended before the POST answer was read: the record still needs them
             if errors == self.status.node_errors:
                 return False
-            self.status = replace(self.status, node_errors=errors)
+            self.status = evolve_status(self.status, node_errors=errors)
             return True
         dropped = {o for e in errors for o in e.dependent_outputs}
         if self._prompt:

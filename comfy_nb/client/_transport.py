@@ -15,7 +15,7 @@ import functools
 import json
 import os
 import ssl
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -163,7 +163,7 @@ class Transport:
                 ) from None
             headers["Content-Type"] = "application/json"
         request = http.build_request(
-            method, url, content=content, headers=headers, params=params, files=files, data=data
+            method, _parsed_url(url), content=content, headers=headers, params=params, files=files, data=data
         )
         return await self._send(http, request, url)
 
@@ -177,7 +177,7 @@ class Transport:
             else:
                 streamed = await http.send(request, stream=True, follow_redirects=False)
             try:
-                body = b"".join([chunk async for chunk in bounded(streamed, method, shown, self.max_download_size)])
+                body = await read_bounded(streamed, method, shown, self.max_download_size)
             finally:
                 await streamed.aclose()
         except httpx.TransportError as exc:
@@ -302,6 +302,13 @@ def transport_error(exc: httpx.TransportError, method: str, url: str, timeout: f
     )
 
 
+@functools.lru_cache(maxsize=256)
+def _parsed_url(url: str) -> httpx.URL:
+    """``httpx.URL(url)``, parsed once per URL: parsing costs ~10 µs, and the same few URLs (``/prompt``,
+    ``/view``) are requested for every job. Bounded, since some paths carry a prompt id."""
+    return httpx.URL(url)
+
+
 def _causes(exc: BaseException) -> Iterator[BaseException]:
     cause = exc.__cause__ or exc.__context__
     while cause is not None:
@@ -356,18 +363,20 @@ def status_error(response: Reply, method: str, url: str, *, auth_hint: str | Non
     )
 
 
-async def bounded(response: httpx.Response, method: str, url: str, limit: int) -> AsyncIterator[bytes]:
-    """The body's chunks, stopping with ``ServerError`` once it passes ``limit`` (``max_download_size``): a
-    response is never read whole into memory beyond that (a declared length is checked first)."""
+async def read_bounded(response: httpx.Response, method: str, url: str, limit: int) -> bytes:
+    """The (decoded) body, stopping with ``ServerError`` once it passes ``limit`` (``max_download_size``):
+    a response is never read whole into memory beyond that (a declared length is checked first)."""
     declared = response.headers.get("Content-Length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(method, url, f"declares {int(declared)} bytes", limit)
+    chunks: list[bytes] = []
     total = 0
     async for chunk in response.aiter_bytes():  # decoded: the limit holds for what is kept
         total += len(chunk)
         if total > limit:
             raise _too_large(method, url, f"sent more than {limit} bytes", limit)
-        yield chunk
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _too_large(method: str, url: str, what: str, limit: int) -> ServerError:

@@ -48,7 +48,7 @@ from ..protocol import (
     parse_v2_job,
 )
 from ._retry import is_retryable_status, retry_delay
-from ._transport import bounded, transport_error
+from ._transport import read_bounded, transport_error
 from ._v2_belief import Seen
 
 __all__ = ["V2Session", "blake3_hash"]
@@ -185,7 +185,7 @@ class V2Session:
             return await self._http.request(method, url, **kwargs)
         streamed = await self._http.send(self._http.build_request(method, url, **kwargs), stream=True)
         try:
-            body = b"".join([chunk async for chunk in bounded(streamed, method, url, max_bytes)])
+            body = await read_bounded(streamed, method, url, max_bytes)
         finally:
             await streamed.aclose()
         kept = [(k, v) for k, v in streamed.headers.items() if k.lower() not in ("content-encoding", "content-length")]

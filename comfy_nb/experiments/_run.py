@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import dataclasses
 import functools
@@ -56,6 +57,9 @@ class SweepRun:
         self.manifest = manifest
         self.store = store
         self._results: dict[str, CellResult] = {c.key: CellResult(c.index, c.key, c.params) for c in cells}
+        self._cells_per_key = collections.Counter(c.key for c in cells)  # equal parameters share a key
+        self._counts: dict[str, int] = {"pending": len(cells)} if cells else {}
+        """Cells per state, kept as results change: a live grid reads it on every refresh."""
         self._listeners: Observers[CellResult] = Observers("sweep listener")
         self._inflight: dict[str, PoolJob] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -105,7 +109,7 @@ class SweepRun:
     def _adopt(self, found: dict[str, CellResult]) -> None:
         for key, result in found.items():
             if key in self._results and result.state in TERMINAL:
-                self._results[key] = result
+                self._replace(key, result)
 
     # ------------------------------------------------------------------ reading
 
@@ -136,10 +140,7 @@ class SweepRun:
 
     def counts(self) -> dict[str, int]:
         """How many cells are in each state (``pending``, ``queued``, ``running``, ``completed``...)."""
-        out: dict[str, int] = {}
-        for result in self:
-            out[result.state] = out.get(result.state, 0) + 1
-        return out
+        return {state: n for state, n in self._counts.items() if n}
 
     def output_paths(self, index: int) -> list[pathlib.Path]:
         return [self.directory / p for p in self[index].outputs]
@@ -186,7 +187,7 @@ class SweepRun:
 
     def _set(self, cell: Cell, **changes: Any) -> CellResult:
         result = dataclasses.replace(self._results[cell.key], **changes)
-        self._results[cell.key] = result
+        self._replace(cell.key, result)
         if result.state in ("completed", "failed"):
             if self._writer is None:
                 self.store.write_result(result)
@@ -194,6 +195,14 @@ class SweepRun:
                 self._writer.submit(self.store.write_result, result).add_done_callback(_log_write_error)
         self._listeners.notify(result)
         return result
+
+    def _replace(self, key: str, result: CellResult) -> None:
+        old = self._results[key].state
+        self._results[key] = result
+        if old != result.state:
+            n = self._cells_per_key[key]
+            self._counts[old] -= n
+            self._counts[result.state] = self._counts.get(result.state, 0) + n
 
     # ------------------------------------------------------------------ running
 

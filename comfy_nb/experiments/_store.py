@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .._files import write_atomic
@@ -63,7 +63,9 @@ class CellResult:
         return self.state in TERMINAL
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        """The sidecar's JSON object. Its nested values are this result's own (read them, do not change
+        them): ``asdict`` would deep-copy every cell's graph only for it to be serialised."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["format"] = "comfy_nb.cell/1"
         return data
 
