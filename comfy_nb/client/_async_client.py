@@ -179,6 +179,11 @@ class AsyncComfyClient(ClientSettings):
         return f"{self._transport.base_url}/view"
 
     @property
+    def ws_url(self) -> str:
+        """The WebSocket this client listens on, as shown (a token in it reads ``token=***``)."""
+        return self._socket.url
+
+    @property
     def kind(self) -> ServerKind | None:
         """The server's kind (``"comfyui"``, ``"cloud"``, ``"v2"``): given, or detected at the first
         ``connect()`` (``None`` until then when ``kind="auto"``)."""

@@ -53,6 +53,8 @@ class FollowSettings:
     quiet_poll: float
     outage_timeout: float
     max_retries: int
+    settle_time: float = 10.0
+    """Seconds a Comfy API v2 job's doubtful end (a lone ``expired``) is read again before it is believed."""
 
 
 @dataclass(eq=False)

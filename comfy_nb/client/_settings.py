@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..config import check_timeout
 from ._follower import Follower
 from ._transport import Transport
+from ._v2_backend import V2Backend
 
 __all__ = ["ClientSettings"]
 
@@ -14,6 +15,7 @@ class ClientSettings:
 
     _transport: Transport
     _follower: Follower
+    _v2: V2Backend | None
 
     @property
     def timeout(self) -> float:
@@ -56,3 +58,15 @@ class ClientSettings:
     @outage_timeout.setter
     def outage_timeout(self, value: float) -> None:
         self._follower.settings.outage_timeout = check_timeout(value, "outage_timeout")
+
+    @property
+    def settle_time(self) -> float:
+        """Seconds a Comfy API v2 job's doubtful end (a lone ``expired``, which comfy-api-proxy 0.1.6 can
+        report for a job that just succeeded) is read again before it is believed."""
+        return self._follower.settings.settle_time
+
+    @settle_time.setter
+    def settle_time(self, value: float) -> None:
+        self._follower.settings.settle_time = check_timeout(value, "settle_time")
+        if self._v2 is not None:  # a session already open follows too
+            self._v2.settle_time = self._follower.settings.settle_time

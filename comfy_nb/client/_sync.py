@@ -144,6 +144,14 @@ class ComfyClient:
         return self.aclient.outage_timeout
 
     @property
+    def settle_time(self) -> float:
+        return self.aclient.settle_time
+
+    @property
+    def ws_url(self) -> str:
+        return self.aclient.ws_url
+
+    @property
     def view_url(self) -> str:
         return self.aclient.view_url
 

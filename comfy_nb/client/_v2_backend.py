@@ -88,7 +88,6 @@ class V2Backend:
         api_key: str | None,
         verify: Any,
         http_client: httpx.AsyncClient | None,
-        settle_time: float = 10.0,
     ) -> None:
         self._owner = owner
         self.url = url
@@ -97,7 +96,6 @@ class V2Backend:
         self._api_key = api_key
         self._verify = verify
         self._http_client = http_client
-        self.settle_time = settle_time
         self._v2session: V2Session | None = None
         self._own_http: httpx.AsyncClient | None = None
         self._closed = False
@@ -110,6 +108,16 @@ class V2Backend:
         self._queue_read: asyncio.Task[None] | None = None
         self._queue_dirty = False
         self.files = V2Files(transport, self._session)
+
+    @property
+    def settle_time(self) -> float:
+        return self.settings.settle_time
+
+    @settle_time.setter
+    def settle_time(self, value: float) -> None:
+        self.settings.settle_time = value
+        if self._v2session is not None:
+            self._v2session.settle_time = value
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -135,7 +135,6 @@ def out(name: str) -> Output:
 async def test_credentials_go_to_the_origin_only(servers: Servers, auth: dict[str, object]) -> None:
     kind = auth.pop("kind", "comfyui")
     async with AsyncComfyClient(servers.origin, kind=kind, websocket=False, **auth) as client:  # type: ignore[arg-type]
-        await client._transport.request("GET", "/prompt")  # sets the cookie
         assert await client.download(out("ok.png")) == PNG
         assert await client.download(out("relative.png")) == PNG
     assert servers.storage_seen == [{}]  # no credential, no cookie at the storage host

@@ -68,7 +68,7 @@ async def test_connects_with_the_key_and_follows_live_progress_over_the_token_so
     cloud: MockServer, client: AsyncComfyClient
 ) -> None:
     assert client.kind == "cloud" and client.connected and client.auth == "api_key"
-    assert "token=***" in client._socket.url and KEY not in client._socket.url
+    assert "token=***" in client.ws_url and KEY not in client.ws_url
     job = await client.submit(slow(40, 0.05))  # 2 s: the updates start long before it ends
     statuses: list[JobStatus] = [s async for s in job.updates()]
     assert statuses[-1].state is JobState.COMPLETED
@@ -196,7 +196,7 @@ async def test_the_key_never_shows_in_reprs_logs_errors_or_saved_files(
                 await client.submit(bad)
             except ComfyError as exc:
                 errors.append(f"{exc!r} {exc}")
-        shown = [repr(client), repr(job), repr(job.status), repr(out), client._socket.url]
+        shown = [repr(client), repr(job), repr(job.status), repr(out), client.ws_url]
     try:
         await AsyncComfyClient(cloud.url, api_key=KEY + "x", kind="cloud").connect()
     except ComfyError as exc:

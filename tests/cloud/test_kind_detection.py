@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import urlsplit
 
+import psutil
 import pytest
 from _proxy import ProxyThread
 
@@ -79,7 +81,9 @@ async def test_a_refused_probe_and_a_refused_key_name_the_api_key(cloud: MockSer
     with pytest.raises(ServerError, match="API key") as info:
         await client.connect()
     assert "not-the-key-42" not in str(info.value) and client.kind is None
-    assert not client._transport.pool_open  # a failed connect leaves nothing open
+    port = urlsplit(cloud.url).port
+    open_to_it = [c for c in psutil.Process().net_connections("tcp") if c.raddr and c.raddr.port == port]
+    assert open_to_it == []  # a failed connect leaves nothing open
     await client.aclose()
 
 
@@ -88,7 +92,7 @@ async def test_the_cloud_host_is_cloud_without_asking() -> None:
         assert kind_from_host(url) is ServerKind.CLOUD
         client = AsyncComfyClient(url, api_key=KEY)
         assert client.kind is ServerKind.CLOUD and client.view_url == f"{client.url}/api/view"
-        assert "token=***" in client._socket.url
+        assert "token=***" in client.ws_url
     given_api = AsyncComfyClient("https://cloud.comfy.org/api/", api_key=KEY)  # the /api prefix pasted along
     assert given_api.view_url == "https://cloud.comfy.org/api/view"
     assert given_api._socket.url.startswith("wss://cloud.comfy.org/ws?clientId=")
@@ -133,7 +137,7 @@ async def test_an_unreachable_server_fails_detection_clearly(fresh_mock: MockSer
     client = AsyncComfyClient(url, api_key=KEY, max_retries=0)
     with pytest.raises(ComfyConnectionError, match="cannot reach"):
         await client.connect()
-    assert client.kind is None and not client._transport.pool_open
+    assert client.kind is None
     await client.aclose()
 
 

@@ -152,8 +152,7 @@ async def test_track_and_status_of_a_job_from_another_client(proxied: Proxied) -
 async def test_a_job_the_endpoint_forgot_ends_lost_with_a_reason(proxied: Proxied) -> None:
     mock, proxy = proxied
     client = v2client(proxy.url)
-    assert client._v2 is not None
-    client._v2.settle_time = 0.3  # how long a lone `expired` is re-read before it is believed
+    client.settle_time = 0.3  # how long a lone `expired` is re-read before it is believed
     async with client:
         blocker = await client.submit(slow(steps=400, seconds=0.05, preview=False))
         job = await client.submit(tiny(3))
