@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 from collections import Counter
 from typing import Any
@@ -83,9 +84,10 @@ async def test_cancel_a_running_job(proxied: Proxied) -> None:
     _, proxy = proxied
     async with session(proxy) as s:
         job = await s.submit(slow(steps=200, seconds=0.05))
-        async for event in s.events(job.id):
-            if isinstance(event, V2ProgressEvent):
-                break  # it is running
+        async with contextlib.aclosing(s.events(job.id)) as stream:  # closed here, not whenever GC finds it
+            async for event in stream:
+                if isinstance(event, V2ProgressEvent):
+                    break  # it is running
         answer = await s.cancel(job.id)
         # the proxy re-reads after cancelling: the interrupt may land between its two reads (expired)
         assert answer.status in ("canceling", "canceled", "expired")
@@ -158,9 +160,10 @@ async def test_the_mock_answers_every_route_the_proxy_calls(proxied: Proxied) ->
         await s.download(out)
         await s.download(asset)
         running = await s.submit(slow(steps=200, seconds=0.05))
-        async for event in s.events(running.id):
-            if isinstance(event, V2ProgressEvent):
-                break
+        async with contextlib.aclosing(s.events(running.id)) as stream:
+            async for event in stream:
+                if isinstance(event, V2ProgressEvent):
+                    break
         await s.cancel(running.id)
         await s.wait(running.id, timeout=30)
         await s.find("nobody")
