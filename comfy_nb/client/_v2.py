@@ -16,7 +16,7 @@ import asyncio
 import mimetypes
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any, Literal, final
 from urllib.parse import urljoin, urlsplit
 
@@ -298,7 +298,7 @@ class V2Session:
         self._seen.setdefault(job_id, Seen()).cancel_requested = True
         return parse_v2_job(await self._json("POST", f"/api/v2/jobs/{job_id}/cancel"))
 
-    async def events(self, job_id: str) -> AsyncIterator[V2Event]:
+    async def events(self, job_id: str) -> AsyncGenerator[V2Event, None]:
         """The job's live event stream, typed; ends when the server closes it (live only, no resume)."""
         url = f"{self.url}/api/v2/jobs/{job_id}/events"
         request = RequestInfo("GET", url)
