@@ -362,11 +362,11 @@ class SweepRun:
                         check_output_name(folder, output)  # refused before its download
                         files.append((output, await job.client.download(output)))
                 texts = tuple(output.text or "" for output in status.outputs if not output.is_file)
-                # One trip off the loop for the outputs and the sidecar (in that order: a cell counts as
-                # finished once its sidecar exists), not one for each. On the default pool, as the
-                # outputs were before, not the one sidecar writer: cells finishing together are not
-                # queued behind one thread that waits for the GIL at each of its syscalls.
-                result = await asyncio.to_thread(self._save_completed, cell, folder, files, dict(texts=texts, **common))
+                # One trip to the writer thread for the outputs and the sidecar (in that order: a cell
+                # counts as finished once its sidecar exists), not one for each.
+                assert self._writer is not None  # set while the sweep runs
+                result = await asyncio.wrap_future(self._writer.submit(
+                    self._save_completed, cell, folder, files, dict(texts=texts, **common)))
         except ComfyError as exc:
             if isinstance(exc, ComfyConnectionError) and not last:
                 return f"outputs unreachable on {job.server}: {exc}"
@@ -378,7 +378,7 @@ class SweepRun:
 
     def _save_completed(self, cell: Cell, folder: pathlib.Path, files: list[tuple[Output, bytes]],
                         changes: dict[str, Any]) -> CellResult:
-        """Off the loop: write the outputs, then the sidecar of the completed cell."""
+        """On the writer thread: write the outputs, then the sidecar of the completed cell."""
         paths = tuple(write_output(folder, output, data).relative_to(self.directory).as_posix()
                       for output, data in files)
         result = dataclasses.replace(self._results[cell.key], state="completed", outputs=paths, **changes)
@@ -386,7 +386,7 @@ class SweepRun:
         return result
 
     def _write_sidecar(self, result: CellResult) -> None:
-        """Off the loop; a failure is logged (the cell keeps its state in this run)."""
+        """On the writer thread; a failure is logged (the cell keeps its state in this run)."""
         try:
             self.store.write_result(result)
         except Exception as exc:
