@@ -16,7 +16,7 @@ from ..errors import ComfyError, ServerError
 from ._models import Output, ServerCapabilities
 from ._transport import Transport, json_body
 
-__all__ = ["Files", "safe_target"]
+__all__ = ["Files", "check_output_name", "safe_target", "write_output"]
 
 
 class Files:
@@ -95,16 +95,25 @@ class Files:
 
     async def save_output(self, output: Output, directory: str | os.PathLike[str]) -> pathlib.Path:
         """Save an output under ``directory`` (its subfolder kept); never writes outside it."""
-        _relative_parts(pathlib.Path(directory), output)  # a name that would leave it is refused before the download
+        check_output_name(directory, output)  # a name that would leave it is refused before the download
         data = await self.download(output)
+        # One trip off the event loop for all the disk work (resolving reads the disk; a large file
+        # must not stall every job's events).
+        return await asyncio.to_thread(write_output, directory, output, data)
 
-        def write() -> pathlib.Path:
-            # One trip off the event loop for all the disk work (resolving reads the disk; a large file
-            # must not stall every job's events), the final check on the resolved path, and atomically:
-            # a failed or interrupted save leaves the old file or none, never a torn one.
-            return write_atomic(safe_target(pathlib.Path(directory).resolve(), output), data, private=False)
 
-        return await asyncio.to_thread(write)
+def check_output_name(directory: str | os.PathLike[str], output: Output) -> None:
+    """``ComfyError`` when the output's name would leave ``directory`` (from the name alone, no disk access)."""
+    _relative_parts(pathlib.Path(directory), output)
+
+
+def write_output(directory: str | os.PathLike[str], output: Output, data: bytes) -> pathlib.Path:
+    """Write an output's bytes under ``directory`` (blocking: call it off the event loop).
+
+    The final check is on the resolved path, and the write is atomic: a failed or interrupted save
+    leaves the old file or none, never a torn one.
+    """
+    return write_atomic(safe_target(pathlib.Path(directory).resolve(), output), data, private=False)
 
 
 def _ref_from_name(name: str) -> dict[str, str]:

@@ -253,8 +253,17 @@ class ServerPool:
         delays the job until one of its jobs ends.
         """
         policy = self._overflow_policy
+        known: dict[str, tuple[Any, list[str]]] = {}
+
+        def lacks(s: _Server) -> list[str]:
+            """``missing_on`` once per server and node list (a graph is walked once, not on every try)."""
+            hit = known.get(s.url)
+            if hit is None or hit[0] is not s.defs:
+                hit = known[s.url] = (s.defs, missing_on(job.prompt, s.defs))
+            return hit[1]
+
         usable = [s for s in self._servers if not s.overflow or policy.when_no_local]
-        able = {s.url: missing_on(job.prompt, s.defs) for s in usable if s.up or s.defs or s.defs is None}
+        able = {s.url: lacks(s) for s in usable if s.up or s.defs or s.defs is None}
         if able and all(able.values()):
             reasons = "; ".join(f"{url} lacks {', '.join(m[:5])}" for url, m in able.items())
             raise WorkflowError(f"no server of the pool can run this prompt: {reasons}")
@@ -264,7 +273,7 @@ class ServerPool:
                 raise ComfyError("cancelled before it could be submitted")
             if job._closed is not None:
                 raise ClientClosed(job._closed.message)
-            candidates = [s for s in self._servers if s.up and not missing_on(job.prompt, s.defs)]
+            candidates = [s for s in self._servers if s.up and not lacks(s)]
             # ties go to the server given the fewest jobs so far
             local = sorted((s for s in candidates if not s.overflow), key=lambda s: s.assigned)
             overflow = [s for s in candidates if s.overflow]

@@ -18,6 +18,7 @@ from .._display import mimebundle
 from .._observers import Observers
 from ..client import JobState, JobStatus, Output
 from ..client._console import follow_sweep
+from ..client._files import check_output_name, write_output
 from ..errors import ComfyConnectionError, ComfyError, ComfyTimeout
 from ..protocol import NodeDef
 from ._store import TERMINAL, CellResult, RunStore
@@ -36,11 +37,6 @@ Listener = Callable[[CellResult], Any]
 _TABLE_TIMES = ("submitted_at", "queued_at", "started_at", "finished_at")
 _OUTPUT_ROUNDS = 3
 """Runs of a cell whose outputs could not be downloaded (its server died right after finishing it)."""
-
-
-def _log_write_error(future: concurrent.futures.Future[None]) -> None:
-    if (exc := future.exception()) is not None:
-        log.error("comfy_nb: a sweep sidecar could not be written: %s", exc)
 
 
 class SweepRun:
@@ -187,14 +183,17 @@ class SweepRun:
 
     def _set(self, cell: Cell, **changes: Any) -> CellResult:
         result = dataclasses.replace(self._results[cell.key], **changes)
-        self._replace(cell.key, result)
         if result.state in ("completed", "failed"):
             if self._writer is None:
                 self.store.write_result(result)
             else:
-                self._writer.submit(self.store.write_result, result).add_done_callback(_log_write_error)
-        self._listeners.notify(result)
+                self._writer.submit(self._write_sidecar, result)
+        self._publish(result)
         return result
+
+    def _publish(self, result: CellResult) -> None:
+        self._replace(result.key, result)
+        self._listeners.notify(result)
 
     def _replace(self, key: str, result: CellResult) -> None:
         old = self._results[key].state
@@ -354,26 +353,41 @@ class SweepRun:
             self._set(cell, state="failed", error=error.message if error else "failed",
                       error_type=(error.exception_type or "JobLost") if error else None, **common)
             return None
+        folder = self.store.output_dir(cell.key)
         try:
             async with saves:
-                paths, texts = await self._save_outputs(job, cell, status.outputs)
+                files: list[tuple[Output, bytes]] = []
+                for output in status.outputs:
+                    if output.is_file:
+                        check_output_name(folder, output)  # refused before its download
+                        files.append((output, await job.client.download(output)))
+                texts = tuple(output.text or "" for output in status.outputs if not output.is_file)
+                # One trip to the writer thread for the outputs and the sidecar (in that order: a cell
+                # counts as finished once its sidecar exists), not one for each.
+                assert self._writer is not None  # set while the sweep runs
+                result = await asyncio.wrap_future(self._writer.submit(
+                    self._save_completed, cell, folder, files, dict(texts=texts, **common)))
         except ComfyError as exc:
             if isinstance(exc, ComfyConnectionError) and not last:
                 return f"outputs unreachable on {job.server}: {exc}"
             self._set(cell, state="failed", error=f"outputs could not be downloaded: {exc}",
                       error_type=type(exc).__name__, **common)
             return None
-        self._set(cell, state="completed", outputs=paths, texts=texts, **common)
+        self._publish(result)
         return None
 
-    async def _save_outputs(self, job: PoolJob, cell: Cell, outputs: tuple[Output, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        folder = self.store.output_dir(cell.key)
-        paths: list[str] = []
-        texts: list[str] = []
-        for output in outputs:
-            if not output.is_file:
-                texts.append(output.text or "")
-                continue
-            saved = await job.client.save_output(output, folder)
-            paths.append(saved.relative_to(self.directory).as_posix())
-        return tuple(paths), tuple(texts)
+    def _save_completed(self, cell: Cell, folder: pathlib.Path, files: list[tuple[Output, bytes]],
+                        changes: dict[str, Any]) -> CellResult:
+        """On the writer thread: write the outputs, then the sidecar of the completed cell."""
+        paths = tuple(write_output(folder, output, data).relative_to(self.directory).as_posix()
+                      for output, data in files)
+        result = dataclasses.replace(self._results[cell.key], state="completed", outputs=paths, **changes)
+        self._write_sidecar(result)
+        return result
+
+    def _write_sidecar(self, result: CellResult) -> None:
+        """On the writer thread; a failure is logged (the cell keeps its state in this run)."""
+        try:
+            self.store.write_result(result)
+        except Exception as exc:
+            log.error("comfy_nb: a sweep sidecar could not be written: %s", exc)

@@ -3,7 +3,7 @@
 Only the cells that changed travel, as custom messages at most ~20 times a second (a thousand-cell
 list rebuilt, validated and serialised at that rate held the kernel's event loop for tens of ms each
 time); a view that (re)renders asks for the whole state once. Thumbnails are made from the downloaded
-files on the widgets' thread pool and sent once each, so the grid never resends its pictures.
+files on the widgets' thread pool, in batches, and sent once each, so the grid never resends its pictures.
 """
 
 from __future__ import annotations
@@ -81,6 +81,9 @@ class SweepGrid(anywidget.AnyWidget):
         self._new_thumbs: dict[str, str] = {}
         self._cells: dict[int, dict[str, Any]] = {}
         self._changed: dict[int, CellResult] = {}
+        self._thumb_todo: list[CellResult] = []
+        self._thumbing = False
+        """A batch of thumbnails is being made on the widgets' pool (one at a time)."""
         self._lock = threading.Lock()
         self._throttle: Throttle[None] = Throttle(self._flush)
         self._unsubscribe = run.on_update(self._on_cell)
@@ -110,18 +113,33 @@ class SweepGrid(anywidget.AnyWidget):
         self._throttle.push(None)
 
     def _make_thumbnail(self, result: CellResult) -> None:
-        if not result.outputs:
+        if result.outputs:
+            with self._lock:  # made in the next batch (see _flush)
+                self._thumb_todo.append(result)
+
+    def _start_thumbnails(self) -> None:
+        """Hand the cells finished since the last batch to the widgets' pool (caller holds the lock).
+
+        Batches start from ``_flush``, so at most ~20 a second: a thousand finishing cells cost a few
+        hundred thread hand-offs, not a thousand (each one a GIL switch the kernel's loop waits for).
+        """
+        if self._thumbing or not self._thumb_todo:
             return
-        future = _bg.run_in_pool(_thumbnail, self.run.directory / result.outputs[0], self.size)
-        index = str(result.index)
+        todo, self._thumb_todo = self._thumb_todo, []
+        self._thumbing = True
+        _bg.on_done(_bg.run_in_pool(self._make_thumbnails, todo), lambda _: None)  # a failure is logged
 
-        def done(url: str) -> None:
-            if url:
-                with self._lock:
-                    self._new_thumbs[index] = url
-                self._throttle.push(None)
-
-        _bg.on_done(future, done)
+    def _make_thumbnails(self, todo: list[CellResult]) -> None:
+        made: dict[str, str] = {}
+        try:
+            for r in todo:
+                if url := _thumbnail(self.run.directory / r.outputs[0], self.size):
+                    made[str(r.index)] = url
+        finally:
+            with self._lock:
+                self._new_thumbs.update(made)
+                self._thumbing = False
+            self._throttle.push(None)  # delivers them and starts the next batch
 
     def _flush(self, _: None) -> None:
         counts = self.run.counts()
@@ -132,6 +150,7 @@ class SweepGrid(anywidget.AnyWidget):
             self._cells.update((item["index"], item) for item in items)
             fresh, self._new_thumbs = self._new_thumbs, {}
             self._thumbs.update(fresh)
+            self._start_thumbnails()
         if items:
             self.send({"type": "cells", "items": items})
         if fresh:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 from comfy_nb import ComfyClient
 from comfy_nb.experiments import CellResult, Sweep
 from comfy_nb.mock import MockServer
-from comfy_nb.widgets import SweepGrid
+from comfy_nb.widgets import SweepGrid, _bg
 from comfy_nb.workflows import Workflow
 
 from .conftest import front_msg
@@ -61,4 +62,39 @@ def test_grid_sends_changed_cells_only(
     front_msg(grid, {"type": "ready"})
     snapshot = _cell_messages(grid)[-1]
     assert sorted(c["index"] for c in snapshot) == list(range(6)) and snapshot[2]["state"] == "failed"
+    grid.close()
+
+
+def test_grid_sends_each_thumbnail_once_in_batches(
+    tmp_path: pathlib.Path, mock_server: MockServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with ComfyClient(mock_server.url) as client:
+        axes: dict[str, Any] = {"1.color": [1, 2, 3, 4, 5, 6]}
+        run = Sweep(Workflow(GRAPH), **axes).run(client, output_dir=tmp_path)
+    sent: list[dict[str, str]] = []
+    all_sent = threading.Event()
+    send = SweepGrid.send
+
+    def spy(widget: SweepGrid, content: Any, buffers: Any = None) -> None:
+        if content.get("type") == "thumbs" and content["items"]:
+            sent.append(content["items"])
+            if sum(map(len, sent)) >= 6:
+                all_sent.set()
+        send(widget, content, buffers)
+
+    handoffs: list[object] = []
+    run_in_pool = _bg.run_in_pool
+
+    def counted(fn: Callable[..., Any], *args: Any) -> Any:
+        handoffs.append(fn)
+        return run_in_pool(fn, *args)
+
+    monkeypatch.setattr(SweepGrid, "send", spy)
+    monkeypatch.setattr(_bg, "run_in_pool", counted)
+    grid = SweepGrid(run, size=32)
+    assert all_sent.wait(30), f"thumbnails sent: {sent}"
+    indices = [index for items in sent for index in items]
+    assert sorted(indices) == [str(i) for i in range(6)], "each completed cell's thumbnail, once"
+    assert all(url.startswith("data:image/") for items in sent for url in items.values())
+    assert len(handoffs) == 1, "the six finished cells' thumbnails are one batch, not one hand-off each"
     grid.close()
