@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from _graphs import slow, tiny
 from PIL import Image
 
 from comfy_nb.client import AsyncComfyClient, ComfyClient, JobState, JobStatus
@@ -24,24 +25,6 @@ from comfy_nb.mock import MockServer
 
 KEY = "cloud-key-SECRET-7f3a"
 """The mock's API key: a sentinel every test checks never shows."""
-
-
-def tiny(color: int, prefix: str = "cloud/img") -> dict[str, Any]:
-    return {
-        "1": {"class_type": "EmptyImage", "inputs": {"width": 16, "height": 16, "batch_size": 1, "color": color}},
-        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": prefix}},
-    }
-
-
-def slow(steps: int, seconds: float) -> dict[str, Any]:
-    return {
-        "1": {
-            "class_type": "SlowProgressImage",
-            "inputs": {"steps": steps, "seconds_per_step": seconds, "width": 32, "height": 32,
-                       "send_preview": True, "send_text": False, "seed": 1},
-        },
-        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "cloud/slow"}},
-    }
 
 
 @pytest.fixture

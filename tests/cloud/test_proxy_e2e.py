@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from _graphs import slow, tiny
 from _proxy import PROXY_TOKEN, ProxyThread
 from PIL import Image
 
@@ -18,24 +19,6 @@ from comfy_nb.mock import MockServer
 from comfy_nb.protocol import V2Event, V2OutputEvent, V2PreviewEvent, V2ProgressEvent, V2StatusEvent
 
 Proxied = tuple[MockServer, ProxyThread]
-
-
-def tiny(color: int, prefix: str = "v2/img") -> dict[str, Any]:
-    return {
-        "1": {"class_type": "EmptyImage", "inputs": {"width": 16, "height": 16, "batch_size": 1, "color": color}},
-        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": prefix}},
-    }
-
-
-def slow(steps: int, seconds: float) -> dict[str, Any]:
-    return {
-        "1": {
-            "class_type": "SlowProgressImage",
-            "inputs": {"steps": steps, "seconds_per_step": seconds, "width": 32, "height": 32,
-                       "send_preview": True, "send_text": False, "seed": 1},
-        },
-        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "v2/slow"}},
-    }
 
 
 def session(proxy: ProxyThread, **kw: Any) -> V2Session:

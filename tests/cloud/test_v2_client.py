@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from _graphs import slow, tiny
 from _proxy import PROXY_TOKEN, ProxyThread
 from _relay import Relay
 from PIL import Image
@@ -35,25 +36,6 @@ from comfy_nb.widgets import JobView
 from comfy_nb.workflows import GenerationTask
 
 Proxied = tuple[MockServer, ProxyThread]
-
-
-def tiny(color: int, prefix: str = "v2c/img") -> dict[str, Any]:
-    return {
-        "1": {"class_type": "EmptyImage", "inputs": {"width": 16, "height": 16, "batch_size": 1, "color": color}},
-        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": prefix}},
-    }
-
-
-def slow(steps: int, seconds: float, preview: bool = True) -> dict[str, Any]:
-    return {
-        "1": {
-            "class_type": "SlowProgressImage",
-            "inputs": {"steps": steps, "seconds_per_step": seconds, "width": 32, "height": 32,
-                       "send_preview": preview, "send_text": False, "seed": 1},
-            "_meta": {"title": "Slow"},
-        },
-        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "v2c/slow"}},
-    }
 
 
 def v2client(url: str, **kw: Any) -> AsyncComfyClient:
