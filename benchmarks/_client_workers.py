@@ -37,7 +37,10 @@ import time
 import traceback
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the peers venv runs this file without comfy_nb
+    from comfy_nb import AsyncComfyClient
 
 JOB_TIMEOUT = 5.0  # a job of a few ms that has not ended in 5 s is lost
 MAX_LOST = 10  # a worker stops after this many lost jobs; the jobs it did not submit are counted as not run
@@ -293,16 +296,21 @@ async def comfy_nb_async(url: str, run: Run, variant: str) -> None:
 
     http = _comfy_nb_http(variant, url)
     async with AsyncComfyClient(url, http_client=http) as client:
-
-        async def one(i: int) -> bytes:
-            job = await client.submit(job_graph(i, run.prefix))
-            run.pid = job.prompt_id
-            outputs = await job.result(timeout=JOB_TIMEOUT)
-            return await client.download(outputs[0])
-
-        await serve_async(run, one)
+        await _serve_comfy_nb(client, run)
     if http is not None:
         await http.aclose()
+
+
+async def _serve_comfy_nb(client: AsyncComfyClient, run: Run) -> None:
+    """The job comfy_nb's async client runs, on any kind of server: submit, wait, download the image."""
+
+    async def one(i: int) -> bytes:
+        job = await client.submit(job_graph(i, run.prefix))
+        run.pid = job.prompt_id
+        outputs = await job.result(timeout=JOB_TIMEOUT)
+        return await client.download(outputs[0])
+
+    await serve_async(run, one)
 
 
 async def comfy_nb_v2(url: str, run: Run) -> None:
@@ -310,14 +318,7 @@ async def comfy_nb_v2(url: str, run: Run) -> None:
     from comfy_nb import AsyncComfyClient
 
     async with AsyncComfyClient(url, kind="v2") as client:
-
-        async def one(i: int) -> bytes:
-            job = await client.submit(job_graph(i, run.prefix))
-            run.pid = job.prompt_id
-            outputs = await job.result(timeout=JOB_TIMEOUT)
-            return await client.download(outputs[0])
-
-        await serve_async(run, one)
+        await _serve_comfy_nb(client, run)
 
 
 def comfy_nb_blocking(url: str, run: Run) -> None:
