@@ -38,6 +38,7 @@ __all__ = [
     "MAX_REDIRECTS",
     "Reply",
     "Transport",
+    "http_stack",
     "json_body",
     "origin",
     "safe_json",
@@ -107,17 +108,7 @@ class Transport:
         if self.closed:
             raise self.closed_error()
         if self._http is None:
-            from httpx_aiohttp import AiohttpTransport
-
-            limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
-            # One shared TLS context per setting: loading the CA bundle costs ~0.1 s of event-loop time,
-            # which every client paid at connect (even for http://), stalling every other job's events.
-            self._http = httpx.AsyncClient(
-                base_url=self.base_url,
-                headers={**self.headers, "User-Agent": "comfy_nb"},
-                timeout=httpx.Timeout(self.timeout, connect=min(10.0, self.timeout)),
-                transport=AiohttpTransport(verify=tls_context(self._verify), limits=limits),
-            )
+            self._http = http_stack(self.timeout, self._verify, headers=self.headers, base_url=self.base_url)
         return self._http
 
     def add_headers(self, headers: Mapping[str, str]) -> None:
@@ -403,6 +394,26 @@ def safe_json(response: Reply) -> Any:
         return response.json()
     except ValueError:
         return {}
+
+
+def http_stack(
+    timeout: float, verify: bool | str | ssl.SSLContext, *, headers: Mapping[str, str] | None = None,
+    base_url: str = "",
+) -> httpx.AsyncClient:
+    """The one HTTP stack every comfy_nb request goes through: ``httpx.AsyncClient`` over the
+    httpx-aiohttp transport (its public constructor), connect capped at 10 s, no redirect following."""
+    from httpx_aiohttp import AiohttpTransport
+
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
+    # One shared TLS context per setting: loading the CA bundle costs ~0.1 s of event-loop time,
+    # which every client paid at connect (even for http://), stalling every other job's events.
+    return httpx.AsyncClient(
+        base_url=base_url,
+        headers={**(headers or {}), "User-Agent": "comfy_nb"},
+        timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
+        follow_redirects=False,
+        transport=AiohttpTransport(verify=tls_context(verify), limits=limits),
+    )
 
 
 def tls_context(verify: bool | str | ssl.SSLContext) -> ssl.SSLContext:

@@ -48,7 +48,7 @@ from ..protocol import (
     parse_v2_job,
 )
 from ._retry import is_retryable_status, retry_delay
-from ._transport import read_bounded, transport_error
+from ._transport import http_stack, read_bounded, transport_error
 from ._v2_belief import Seen
 
 __all__ = ["V2Session", "blake3_hash"]
@@ -110,9 +110,7 @@ class V2Session:
         self.poll_interval = float(poll_interval)
         self.settle_time = float(settle_time)
         self._own_http = http_client is None
-        self._http = http_client or httpx.AsyncClient(
-            timeout=httpx.Timeout(self.timeout, connect=min(10.0, self.timeout)), follow_redirects=False, verify=verify
-        )
+        self._http = http_client or http_stack(self.timeout, verify)
         self._seen: dict[str, Seen] = {}
         self._labels = True  # label jobs with the client-made id (off once the endpoint refuses labels)
 

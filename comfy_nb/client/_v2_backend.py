@@ -39,7 +39,7 @@ from ._kinds import ServerKind
 from ._models import JobStatus, Output, QueueEntry, QueueState
 from ._retry import retry_delay
 from ._submit import new_prompt_id
-from ._transport import Transport, tls_context
+from ._transport import Transport
 from ._v2 import V2Session
 from ._v2_files import KIND, V2Files, with_asset_refs
 from ._v2_tracker import V2Feed, V2Tracker
@@ -97,7 +97,6 @@ class V2Backend:
         self._verify = verify
         self._http_client = http_client
         self._v2session: V2Session | None = None
-        self._own_http: httpx.AsyncClient | None = None
         self._closed = False
         self._followed: dict[str, _Followed] = {}
         self._server_ids: dict[str, str] = {}
@@ -130,25 +129,18 @@ class V2Backend:
         """Check the endpoint answers (and takes the key) with one jobs-list read."""
         if self._v2session is not None and not self._closed:
             return
-        s, timeout = self.settings, self._transport.timeout
-        own = None
-        if self._http_client is None:  # the native path's HTTP stack (httpx over aiohttp), without its headers
-            from httpx_aiohttp import AiohttpTransport
-
-            own = httpx.AsyncClient(
-                headers={"User-Agent": "comfy_nb"}, timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
-                transport=AiohttpTransport(verify=tls_context(self._verify)),
-            )
-        session = V2Session(self.url, api_key=self._api_key, timeout=timeout, max_retries=s.max_retries,
-                            poll_interval=s.poll_interval, settle_time=self.settle_time,
-                            http_client=own or self._http_client)
+        s = self.settings
+        # without an injected client the session makes (and closes) its own on the one HTTP stack,
+        # without the native path's headers: it sends the key itself, to the endpoint's origin only
+        session = V2Session(self.url, api_key=self._api_key, timeout=self._transport.timeout,
+                            max_retries=s.max_retries, poll_interval=s.poll_interval, settle_time=self.settle_time,
+                            http_client=self._http_client, verify=self._verify)
         try:
             await session.jobs(limit=1)
         except BaseException:
-            if own is not None:
-                await own.aclose()
+            await session.aclose()
             raise
-        self._v2session, self._own_http, self._closed = session, own, False
+        self._v2session, self._closed = session, False
 
     async def aclose(self) -> None:
         self._closed = True
@@ -163,10 +155,9 @@ class V2Backend:
             self._queue_read.cancel()
             tasks.append(self._queue_read)
         await asyncio.gather(*tasks, return_exceptions=True)
-        self._v2session = None
-        own, self._own_http = self._own_http, None
-        if own is not None:
-            await own.aclose()
+        session, self._v2session = self._v2session, None
+        if session is not None:
+            await session.aclose()
 
     @property
     def connected(self) -> bool:
